@@ -1,0 +1,37 @@
+# Everything a fresh clone needs: `make test` builds its own environment and runs the suite.
+UV_VERSION := 0.13.9
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: test lint typecheck pytest bench-engine clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml server/pyproject.toml sdk/python/pyproject.toml
+	$(UV) sync --locked --all-packages --group dev
+	touch $@
+
+test: lint typecheck pytest
+
+lint: $(VENV)/.synced
+	$(VENV)/bin/ruff check server sdk tests bench
+	$(VENV)/bin/ruff format --check server sdk tests bench
+
+typecheck: $(VENV)/.synced
+	$(VENV)/bin/mypy --strict server/src/ballast_exchange/domain
+
+pytest: $(VENV)/.synced
+	$(VENV)/bin/pytest
+
+# The engine benchmark also replays the stream through third-party engines (the `bench` group).
+bench-engine: $(UV)
+	$(UV) sync --locked --all-packages --group dev --group bench
+	$(VENV)/bin/python bench/engine.py
+
+clean:
+	rm -rf $(VENV) $(TOOLS)

@@ -1,0 +1,3 @@
+"""Ballast exchange server."""
+
+__version__ = "0.1.0"
