@@ -1,10 +1,12 @@
 """An account's stake in one market: its signed position and the open orders that may change it.
 
 The reservation rule of DESIGN §3 lives here. An open order reserves what its whole remaining
-size could lock, plus its fee; an opposite position covers contracts that would close it
-instead of opening. Coverage goes to the orders in book priority (best price first, then
-oldest), which is the order they fill in, so one position never covers two orders twice and a
-fill never raises what the remaining orders need.
+size could lock, plus its fee. An opposite position covers that many contracts, which would
+close it instead of opening: if it covers every open contract on the side, only fees are
+reserved; otherwise the covered contracts are credited at the side's smallest per-contract lock
+(the edge price: lowest buy, highest sell). Crediting the cheapest lock keeps the reservation
+sufficient whichever orders fill first, never counts one position for two orders, and costs
+O(1) per change (docs/adr/0002-reservation-coverage.md).
 """
 
 from __future__ import annotations
@@ -12,17 +14,10 @@ from __future__ import annotations
 from .order import Order
 
 
-def _buy_priority(order: Order) -> tuple[int, int]:
-    return (-order.price, order.order_id)
-
-
-def _sell_priority(order: Order) -> tuple[int, int]:
-    return (order.price, order.order_id)
-
-
 class Position:
     __slots__ = (
         "account_id",
+        "buy_levels",
         "buys",
         "collateral",
         "collateral_key",
@@ -36,6 +31,7 @@ class Position:
         "realized_pnl",
         "rem_buy",
         "rem_sell",
+        "sell_levels",
         "sells",
         "size",
     )
@@ -59,9 +55,18 @@ class Position:
         self.fee_sell = 0
         self.full_buy = 0
         self.full_sell = 0
+        # price -> [open orders at that price, their per-contract lock], to find the edge.
+        self.buy_levels: dict[int, list[int]] = {}
+        self.sell_levels: dict[int, list[int]] = {}
 
     def add_order(self, order: Order) -> None:
         r = order.remaining
+        levels = self.buy_levels if order.is_buy else self.sell_levels
+        level = levels.get(order.price)
+        if level is None:
+            levels[order.price] = [1, order.unit_lock]
+        else:
+            level[0] += 1
         if order.is_buy:
             self.buys[order.order_id] = order
             self.rem_buy += r
@@ -76,8 +81,14 @@ class Position:
     def remove_order(self, order: Order) -> None:
         if order.is_buy:
             del self.buys[order.order_id]
+            levels = self.buy_levels
         else:
             del self.sells[order.order_id]
+            levels = self.sell_levels
+        level = levels[order.price]
+        level[0] -= 1
+        if not level[0]:
+            del levels[order.price]
         self.shrink_order(order, order.remaining)
 
     def shrink_order(self, order: Order, quantity: int) -> None:
@@ -100,24 +111,16 @@ class Position:
                 return self.full_buy
             if cover >= self.rem_buy:
                 return self.fee_buy
-            need = self.fee_buy
-            ranked = sorted(self.buys.values(), key=_buy_priority)
-        else:
-            cover = size if size > 0 else 0
-            if cover == 0:
-                return self.full_sell
-            if cover >= self.rem_sell:
-                return self.fee_sell
-            need = self.fee_sell
-            ranked = sorted(self.sells.values(), key=_sell_priority)
-        for order in ranked:
-            remaining = order.remaining
-            if cover >= remaining:
-                cover -= remaining
-            else:
-                need += (remaining - cover) * order.unit_lock
-                cover = 0
-        return need
+            # All buys share the floor, so the lowest price has the smallest lock.
+            edge_lock = self.buy_levels[min(self.buy_levels)][1]
+            return self.full_buy - cover * edge_lock
+        cover = size if size > 0 else 0
+        if cover == 0:
+            return self.full_sell
+        if cover >= self.rem_sell:
+            return self.fee_sell
+        edge_lock = self.sell_levels[max(self.sell_levels)][1]
+        return self.full_sell - cover * edge_lock
 
     def open_size(self, is_buy: bool) -> int:
         return self.rem_buy if is_buy else self.rem_sell

@@ -11,11 +11,12 @@ import heapq
 import json
 from typing import Any
 
-from .engine import Account, Engine
+from .engine import Engine
 from .ledger import collateral_key
 from .market import Market, Settlement
 from .order import Order
 from .position import Position
+from .state import Account
 from .types import (
     MarketKind,
     MarketStatus,
@@ -27,16 +28,39 @@ from .types import (
 )
 
 _ORDER_FIELDS = (
-    "order_id", "account_id", "side", "order_type", "price", "size", "remaining", "filled",
-    "time_in_force", "expire_at", "post_only", "reduce_only", "client_order_id", "stp",
+    "order_id",
+    "account_id",
+    "side",
+    "order_type",
+    "price",
+    "size",
+    "remaining",
+    "filled",
+    "time_in_force",
+    "expire_at",
+    "post_only",
+    "reduce_only",
+    "client_order_id",
+    "stp",
     "created_at",
-)  # fmt: skip
+)
 
 _MARKET_FIELDS = (
-    "market_id", "kind", "tick_value", "floor", "cap", "close_time", "min_size",
-    "max_order_size", "max_position", "maker_fee_bps", "taker_fee_bps", "status",
-    "open_interest", "last_price",
-)  # fmt: skip
+    "market_id",
+    "kind",
+    "tick_value",
+    "floor",
+    "cap",
+    "close_time",
+    "min_size",
+    "max_order_size",
+    "max_position",
+    "maker_fee_bps",
+    "taker_fee_bps",
+    "status",
+    "open_interest",
+    "last_price",
+)
 
 
 def snapshot(engine: Engine) -> dict[str, Any]:
@@ -47,8 +71,12 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         data["settlement"] = (
             None
             if s is None
-            else {"value": s.value, "evidence_hash": s.evidence_hash, "proposer": s.proposer,
-                  "proposed_at": s.proposed_at}  # fmt: skip
+            else {
+                "value": s.value,
+                "evidence_hash": s.evidence_hash,
+                "proposer": s.proposer,
+                "proposed_at": s.proposed_at,
+            }
         )
         data["orders"] = [
             {f: _plain(getattr(o, f)) for f in _ORDER_FIELDS} for o in market.book.orders()
@@ -85,10 +113,18 @@ def restore(data: dict[str, Any]) -> Engine:
     engine.ledger.balances.update(data["ledger"])
     for m in data["markets"]:
         market = Market(
-            m["market_id"], MarketKind(m["kind"]), m["tick_value"], m["floor"], m["cap"],
-            m["close_time"], m["min_size"], m["max_order_size"], m["max_position"],
-            m["maker_fee_bps"], m["taker_fee_bps"],
-        )  # fmt: skip
+            m["market_id"],
+            MarketKind(m["kind"]),
+            m["tick_value"],
+            m["floor"],
+            m["cap"],
+            m["close_time"],
+            m["min_size"],
+            m["max_order_size"],
+            m["max_position"],
+            m["maker_fee_bps"],
+            m["taker_fee_bps"],
+        )
         market.status = MarketStatus(m["status"])
         market.open_interest = m["open_interest"]
         market.last_price = m["last_price"]
@@ -101,9 +137,10 @@ def restore(data: dict[str, Any]) -> Engine:
         for p in m["positions"]:
             account = engine.accounts[p["account_id"]]
             position = Position(
-                account.account_id, market.market_id,
+                account.account_id,
+                market.market_id,
                 collateral_key(account.account_id, market.market_id),
-            )  # fmt: skip
+            )
             position.size = p["size"]
             position.collateral = p["collateral"]
             position.realized_pnl = p["realized_pnl"]
@@ -113,11 +150,21 @@ def restore(data: dict[str, Any]) -> Engine:
             market.positions[account.account_id] = position
         for o in m["orders"]:
             order = Order(
-                o["order_id"], o["account_id"], market.market_id, Side(o["side"]),
-                OrderType(o["order_type"]), o["price"], o["size"], TimeInForce(o["time_in_force"]),
-                o["expire_at"], o["post_only"], o["reduce_only"], o["client_order_id"],
-                SelfTradePrevention(o["stp"]), o["created_at"],
-            )  # fmt: skip
+                o["order_id"],
+                o["account_id"],
+                market.market_id,
+                Side(o["side"]),
+                OrderType(o["order_type"]),
+                o["price"],
+                o["size"],
+                TimeInForce(o["time_in_force"]),
+                o["expire_at"],
+                o["post_only"],
+                o["reduce_only"],
+                o["client_order_id"],
+                SelfTradePrevention(o["stp"]),
+                o["created_at"],
+            )
             order.remaining = o["remaining"]
             order.filled = o["filled"]
             order.status = OrderStatus.OPEN
