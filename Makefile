@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: test lint typecheck pytest bench-engine clean
+.PHONY: test run lint typecheck pytest bench-engine clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -17,6 +17,10 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml server/pyproject.toml sdk/python/p
 	touch $@
 
 test: lint typecheck pytest
+
+# The sandbox exchange on SQLite under ./var, with demo markets and a funded demo key.
+run: $(VENV)/.synced
+	$(VENV)/bin/ballast serve
 
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check server sdk tests bench

@@ -7,6 +7,7 @@ book-level events. The command handlers build on it (matching, order entry, sett
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
 from .errors import DomainError, ErrorCode, invalid
@@ -102,6 +103,17 @@ class EngineState:
                 {"market_id": market_id},
             )
         return market
+
+    def next_expiry(self) -> int | None:
+        """When the next GTD order falls due, if any (drops stale heap entries on the way)."""
+        gtd = self._gtd
+        while gtd:
+            expire_at, order_id = gtd[0]
+            order = self.orders.get(order_id)
+            if order is not None and order.expire_at == expire_at:
+                return expire_at
+            heapq.heappop(gtd)
+        return None
 
     def available(self, account_id: str) -> int:
         return self.ledger.balance(self.account(account_id).cash_key)

@@ -1,0 +1,1 @@
+"""HTTP API layer: request signing, API keys and rate limiting."""

@@ -1,0 +1,70 @@
+"""The HTTP application: the v1 REST API, its documentation, health endpoints and middleware."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ..bootstrap import Runtime
+from . import errors
+from .middleware import BodyLimitMiddleware, RateLimitMiddleware
+from .routes import account, admin, orders, public
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+The Ballast exchange API: binary and index markets on trade flows.
+
+Private endpoints take `Authorization: Bearer <API_KEY>`, `X-BM-Timestamp` (Unix milliseconds)
+and `X-BM-Signature`: the hex HMAC-SHA256, keyed with the API secret, of
+`timestamp + METHOD + path + body`, where `path` includes `/v1` and the query string.
+Errors always come as `{"error": {"code", "message", "details"}}`.
+"""
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        app.state.ballast = runtime.state
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Ballast exchange API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        openapi_url="/v1/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for router in (public.router, orders.router, account.router, admin.router):
+        app.include_router(router, prefix="/v1")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> dict[str, str]:
+        if not runtime.state.exchange.healthy:
+            raise errors.ApiError("SERVICE_UNAVAILABLE", "the exchange is not taking commands")
+        return {"status": "ready"}
+
+    settings = runtime.settings
+    app.add_middleware(
+        RateLimitMiddleware,
+        limiter=runtime.limiter,
+        keys=runtime.keys,
+        public_limit=settings.public_rate_limit,
+        private_limit=settings.private_rate_limit,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app

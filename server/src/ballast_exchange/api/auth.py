@@ -1,0 +1,108 @@
+"""Who is calling: API keys with HMAC-signed requests (spec "Authentication", DESIGN §7).
+
+Keys and their decrypted secrets are held in memory in a ``KeyRing`` (loaded from the store at
+start, updated by the admin API in the same process), so checking a signature needs no I/O and a
+revocation takes effect on the very next request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from .errors import ApiError
+from .signing import verify
+
+TIERS: dict[str, int] = {"standard": 300, "market_maker": 3_000}
+
+
+@dataclass(slots=True)
+class KeyRecord:
+    api_key: str
+    account_id: str
+    secret: str
+    scopes: frozenset[str]
+    tier: str | None = None
+    revoked: bool = False
+
+    def limit(self, default: int) -> int:
+        if self.tier is None:
+            return default
+        if self.tier.isdigit():
+            return int(self.tier)
+        return TIERS.get(self.tier, default)
+
+
+class KeyRing:
+    def __init__(self) -> None:
+        self._keys: dict[str, KeyRecord] = {}
+
+    def put(self, record: KeyRecord) -> None:
+        self._keys[record.api_key] = record
+
+    def get(self, api_key: str) -> KeyRecord | None:
+        return self._keys.get(api_key)
+
+    def revoke(self, api_key: str) -> None:
+        record = self._keys.get(api_key)
+        if record is not None:
+            record.revoked = True
+
+    def set_tier(self, api_key: str, tier: str | None) -> None:
+        record = self._keys.get(api_key)
+        if record is not None:
+            record.tier = tier
+
+
+@dataclass(slots=True, frozen=True)
+class Principal:
+    account_id: str
+    api_key: str
+    scopes: frozenset[str]
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else ""
+
+
+def request_path(request: Request) -> str:
+    """The path as the client sent it, with the query string, as the signature covers it."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else request.url.path
+    query = request.scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+async def authenticate(request: Request, keys: KeyRing, now_ms: int, scope: str) -> Principal:
+    token = bearer(request)
+    if not token:
+        raise ApiError(
+            "UNAUTHORIZED",
+            "missing API key: send 'Authorization: Bearer <API_KEY>'",
+            {"header": "Authorization"},
+        )
+    record = keys.get(token)
+    if record is None or record.revoked:
+        raise ApiError("UNAUTHORIZED", "unknown or revoked API key", {"header": "Authorization"})
+    body = await request.body()
+    verify(
+        secret=record.secret,
+        timestamp=request.headers.get("x-bm-timestamp"),
+        signature=request.headers.get("x-bm-signature"),
+        method=request.method,
+        path=request_path(request),
+        body=body,
+        now_ms=now_ms,
+    )
+    if scope not in record.scopes:
+        raise ApiError(
+            "FORBIDDEN",
+            f"this API key lacks the '{scope}' scope",
+            {"required_scope": scope, "key_scopes": sorted(record.scopes)},
+        )
+    return Principal(record.account_id, record.api_key, record.scopes)

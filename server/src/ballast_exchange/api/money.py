@@ -1,0 +1,64 @@
+"""Decimal JSON on the outside, integers inside (DESIGN §2).
+
+Prices become ticks of the market's grid and money becomes micro-USDC. A value off the grid is
+refused, never rounded.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+MICRO = Decimal(1_000_000)
+
+
+def parse_decimal(value: Any, field: str) -> Decimal:
+    """A JSON number or a decimal string; booleans, NaN and infinities are not numbers here."""
+    from .errors import invalid_request
+
+    if isinstance(value, bool) or value is None:
+        raise invalid_request(field, f"{field} must be a number or a decimal string")
+    try:
+        number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        raise invalid_request(field, f"{field} must be a number or a decimal string") from None
+    if not number.is_finite():
+        raise invalid_request(field, f"{field} must be finite")
+    return number
+
+
+def price_to_ticks(value: Any, tick_size: Decimal, field: str = "price") -> int:
+    from .errors import ApiError
+
+    number = parse_decimal(value, field)
+    ticks = number / tick_size
+    if ticks != ticks.to_integral_value():
+        raise ApiError(
+            "INVALID_PRICE",
+            f"{field} {number} is not on the market's tick grid of {tick_size}",
+            {"field": field, "price": str(number), "tick_size": str(tick_size)},
+        )
+    return int(ticks)
+
+
+def ticks_to_price(ticks: int | None, tick_size: Decimal) -> float | None:
+    return None if ticks is None else float(ticks * tick_size)
+
+
+def usdc_to_micro(value: Any, field: str = "amount") -> int:
+    from .errors import invalid_request
+
+    number = parse_decimal(value, field)
+    micro = number * MICRO
+    if micro != micro.to_integral_value():
+        raise invalid_request(field, f"{field} has more than 6 decimal places")
+    return int(micro)
+
+
+def to_usdc(micro: int) -> float:
+    return float(Decimal(micro) / MICRO)
+
+
+def micro_price(micro: int | None) -> float | None:
+    """A price or index value held in micro price units (settlement values)."""
+    return None if micro is None else float(Decimal(micro) / MICRO)

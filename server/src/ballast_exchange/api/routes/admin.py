@@ -1,0 +1,255 @@
+"""The operator's API under /v1/admin, reached with the admin credential from the data dir."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+
+from ...domain import MarketKind, MarketStatus
+from ...domain import commands as c
+from ...service.exchange import at_time
+from ...store import queries
+from ...store import records as store_writes
+from ...store.records import upsert_market_details
+from ..auth import KeyRecord, bearer
+from ..errors import ApiError, invalid_request
+from ..keys import new_api_key, parse_scopes
+from ..models import (
+    AmountRequest,
+    CreateAccountRequest,
+    CreateKeyRequest,
+    CreateMarketRequest,
+    TierRequest,
+)
+from ..money import parse_decimal, to_usdc, usdc_to_micro
+from ..state import AppState, app_state
+from ..timeutil import to_ms
+from ..views import iso, market_view
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+State = Annotated[AppState, Depends(app_state)]
+
+
+async def admin(request: Request, state: State) -> None:
+    token = bearer(request)
+    if not token or not hmac.compare_digest(token.encode(), state.admin_token.encode()):
+        raise ApiError(
+            "UNAUTHORIZED",
+            "admin endpoints need 'Authorization: Bearer <admin token>' from the data dir",
+            {"header": "Authorization"},
+        )
+
+
+Admin = Annotated[None, Depends(admin)]
+
+
+async def create_key(
+    state: AppState, account_id: str, scopes: list[str], label: str | None, tier: str | None
+) -> dict[str, Any]:
+    state.exchange.engine.account(account_id)
+    try:
+        scope_set = parse_scopes(scopes)
+    except ValueError as error:
+        raise invalid_request("scopes", str(error)) from None
+    api_key, secret = new_api_key(state.settings.env)
+    now = state.exchange.clock()
+    await state.write(
+        store_writes.insert_api_key,
+        api_key=api_key,
+        account_id=account_id,
+        secret_encrypted=state.secrets.encrypt(secret),
+        scopes=",".join(sorted(scope_set)),
+        tier=tier,
+        label=label,
+        created_at=now,
+    )
+    state.keys.put(KeyRecord(api_key, account_id, secret, scope_set, tier))
+    return {
+        "api_key": api_key,
+        "api_secret": secret,
+        "account_id": account_id,
+        "scopes": sorted(scope_set),
+        "label": label,
+        "tier": tier,
+        "created_at": iso(now),
+    }
+
+
+def balance_view(state: AppState, account_id: str) -> dict[str, Any]:
+    engine = state.exchange.engine
+    available = engine.available(account_id)
+    reserved = engine.reserved(account_id)
+    return {
+        "account_id": account_id,
+        "total_balance": to_usdc(available + reserved),
+        "available": to_usdc(available),
+        "reserved": to_usdc(reserved),
+        "currency": "USDC",
+    }
+
+
+@router.post("/accounts", status_code=201, summary="Create an account with a key")
+async def create_account(body: CreateAccountRequest, _: Admin, state: State) -> Any:
+    account_id = f"acc_{secrets.token_hex(8)}"
+    deposit = usdc_to_micro(body.deposit, "deposit") if body.deposit is not None else 0
+    if deposit < 0:
+        raise invalid_request("deposit", "deposit must not be negative")
+    await state.exchange.submit(lambda now: c.CreateAccount(now, account_id))
+    await state.write(store_writes.set_account_name, account_id, body.name)
+    if deposit:
+        await state.exchange.submit(lambda now: c.Deposit(now, account_id, deposit, "admin"))
+    key = await create_key(state, account_id, ["read", "trade"], "default", None)
+    return {**balance_view(state, account_id), "name": body.name, **key}
+
+
+@router.post("/accounts/{account_id}/{action}", summary="Deposit to or withdraw from an account")
+async def move_money(
+    account_id: str,
+    action: Literal["deposit", "withdraw"],
+    body: AmountRequest,
+    _: Admin,
+    state: State,
+) -> Any:
+    amount = usdc_to_micro(body.amount)
+    command = c.Deposit if action == "deposit" else c.Withdraw
+    await state.exchange.submit(lambda now: command(now, account_id, amount, "admin"))
+    return balance_view(state, account_id)
+
+
+@router.get("/accounts/{account_id}", summary="An account's balance")
+async def get_account(account_id: str, _: Admin, state: State) -> Any:
+    await state.exchange.barrier()
+    state.exchange.engine.account(account_id)
+    return balance_view(state, account_id)
+
+
+@router.post("/keys", status_code=201, summary="Create an API key; the secret is shown once")
+async def keys_create(body: CreateKeyRequest, _: Admin, state: State) -> Any:
+    return await create_key(state, body.account_id, list(body.scopes), body.label, body.tier)
+
+
+@router.get("/keys", summary="List API keys (never their secrets)")
+async def keys_list(_: Admin, state: State, account_id: str | None = None) -> Any:
+    rows = await state.read(queries.list_api_keys, account_id)
+    return {
+        "keys": [
+            {
+                "api_key": row["api_key"],
+                "account_id": row["account_id"],
+                "scopes": row["scopes"].split(","),
+                "label": row["label"],
+                "tier": row["tier"],
+                "created_at": iso(row["created_at"]),
+                "revoked_at": iso(row["revoked_at"]),
+                "last_used_at": iso(row["last_used_at"]),
+            }
+            for row in rows
+        ]
+    }
+
+
+@router.post("/keys/{api_key}/revoke", summary="Revoke a key, at once")
+async def keys_revoke(api_key: str, _: Admin, state: State) -> Any:
+    found = await state.write(store_writes.revoke_api_key, api_key, state.exchange.clock())
+    if not found:
+        raise ApiError("KEY_NOT_FOUND", f"no API key {api_key!r}", {"api_key": api_key})
+    state.keys.revoke(api_key)
+    return {"api_key": api_key, "revoked": True}
+
+
+@router.post("/keys/{api_key}/tier", summary="Set a key's rate-limit tier")
+async def keys_tier(api_key: str, body: TierRequest, _: Admin, state: State) -> Any:
+    tier = body.tier
+    if tier is not None and not tier.isdigit() and tier not in ("standard", "market_maker"):
+        raise invalid_request("tier", "a tier is 'standard', 'market_maker' or requests a minute")
+    found = await state.write(store_writes.set_api_key_tier, api_key, tier)
+    if not found:
+        raise ApiError("KEY_NOT_FOUND", f"no API key {api_key!r}", {"api_key": api_key})
+    state.keys.set_tier(api_key, tier)
+    return {"api_key": api_key, "tier": tier}
+
+
+DEFAULTS = {
+    "binary": {"tick_size": "0.001", "floor": "0", "cap": "1"},
+    "index": {"tick_size": "0.1", "floor": "0", "cap": "100"},
+}
+
+
+@router.post("/markets", status_code=201, summary="List a market (it starts pending)")
+async def markets_create(body: CreateMarketRequest, _: Admin, state: State) -> Any:
+    defaults = DEFAULTS[body.type]
+    step = parse_decimal(
+        body.tick_size if body.tick_size is not None else defaults["tick_size"], "tick_size"
+    )
+    if step <= 0:
+        raise invalid_request("tick_size", "tick_size must be positive")
+    tick_value = step * 1_000_000
+    if tick_value != tick_value.to_integral_value():
+        raise invalid_request("tick_size", "tick_size has more than 6 decimal places")
+    bounds = {}
+    for name in ("floor", "cap"):
+        raw = getattr(body, name)
+        value = parse_decimal(raw if raw is not None else defaults[name], name)
+        ticks = value / step
+        if ticks != ticks.to_integral_value():
+            raise invalid_request(name, f"{name} must sit on the tick grid")
+        bounds[name] = int(ticks)
+    close_time = to_ms(body.close_time, "close_time")
+    assert close_time is not None
+    command = c.CreateMarket(
+        0,
+        body.id,
+        MarketKind(body.type),
+        int(tick_value),
+        bounds["floor"],
+        bounds["cap"],
+        close_time,
+        body.min_size,
+        body.max_order_size,
+        body.max_position,
+        body.maker_fee_bps,
+        body.taker_fee_bps,
+    )
+    await state.exchange.submit(at_time(command))
+    details = {
+        "name": body.name,
+        "question": body.question,
+        "description": body.description,
+        "resolution_source": body.resolution_source,
+        "settlement_date": to_ms(body.settlement_date, "settlement_date"),
+    }
+    await state.write(upsert_market_details, body.id, **details)
+    return market_view(state.market(body.id), details, 0)
+
+
+ACTIONS = {
+    "open": MarketStatus.OPEN,
+    "halt": MarketStatus.HALTED,
+    "resume": MarketStatus.OPEN,
+    "close": MarketStatus.CLOSED,
+}
+
+
+@router.post("/markets/{market_id}/{action}", summary="Open, halt, resume or close a market")
+async def markets_status(
+    market_id: str,
+    action: Literal["open", "halt", "resume", "close"],
+    _: Admin,
+    state: State,
+) -> Any:
+    market = state.market(market_id)
+    if action == "resume" and market.status is not MarketStatus.HALTED:
+        raise ApiError(
+            "INVALID_TRANSITION", "only a halted market resumes", {"status": market.status.value}
+        )
+    if action == "open" and market.status is not MarketStatus.PENDING:
+        raise ApiError(
+            "INVALID_TRANSITION", "only a pending market opens", {"status": market.status.value}
+        )
+    status = ACTIONS[action]
+    await state.exchange.submit(lambda now: c.ChangeMarketStatus(now, market_id, status))
+    details = await state.read(queries.get_market, market_id)
+    return market_view(market, details, 0)

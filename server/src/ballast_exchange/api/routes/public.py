@@ -1,0 +1,135 @@
+"""Market data (spec "Market data (public)"): no key needed; limited per IP."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from ...store import queries
+from ..auth import authenticate, bearer
+from ..errors import invalid_request
+from ..keys import READ
+from ..state import AppState, app_state
+from ..timeutil import parse_time_param
+from ..views import iso, market_view, tick_size, trade_view
+
+router = APIRouter(tags=["market data"])
+State = Annotated[AppState, Depends(app_state)]
+DAY_MS = 86_400_000
+INTERVALS = {"1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": DAY_MS}
+
+
+async def optional_auth(request: Request, state: State) -> None:
+    """Market data needs no key, but auth headers that are sent must be valid."""
+    if bearer(request) is not None or "x-bm-signature" in request.headers:
+        await authenticate(request, state.keys, state.exchange.clock(), READ)
+
+
+Public = Annotated[None, Depends(optional_auth)]
+
+
+@router.get("/time", summary="Server time, to sync signing clocks")
+async def server_time(state: State) -> Any:
+    now = state.exchange.clock()
+    return {"server_time": now, "iso": iso(now)}
+
+
+@router.get("/markets", summary="All markets, optionally by status and type")
+async def list_markets(
+    _: Public,
+    state: State,
+    status: Literal["pending", "open", "halted", "closed", "resolving", "settled"] | None = None,
+    type: Literal["binary", "index"] | None = None,
+) -> Any:
+    await state.exchange.barrier()
+    engine = state.exchange.engine
+    details = {row["market_id"]: row for row in await state.read(queries.list_markets, None, None)}
+    volumes = await state.read(queries.volumes_since, state.exchange.clock() - DAY_MS)
+    markets = [
+        market_view(m, details.get(m.market_id), volumes.get(m.market_id, 0))
+        for m in engine.markets.values()
+        if (status is None or m.status.value == status) and (type is None or m.kind.value == type)
+    ]
+    return {"markets": markets}
+
+
+@router.get("/markets/{market_id}", summary="One market: rules, status and settlement")
+async def get_market(market_id: str, _: Public, state: State) -> Any:
+    market = state.market(market_id)
+    details = await state.read(queries.get_market, market_id)
+    volumes = await state.read(queries.volumes_since, state.exchange.clock() - DAY_MS)
+    return market_view(market, details, volumes.get(market_id, 0))
+
+
+@router.get("/markets/{market_id}/orderbook", summary="Aggregated order book")
+async def orderbook(
+    market_id: str,
+    _: Public,
+    state: State,
+    depth: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Any:
+    market = state.market(market_id)
+    await state.exchange.barrier()
+    step = tick_size(market)
+    book = market.book
+    return {
+        "market_id": market_id,
+        "timestamp": iso(state.exchange.clock()),
+        "seq": state.exchange.engine.seq,
+        "bids": [{"price": float(p * step), "size": s} for p, s in book.depth(True, depth)],
+        "asks": [{"price": float(p * step), "size": s} for p, s in book.depth(False, depth)],
+    }
+
+
+@router.get("/markets/{market_id}/trades", summary="Recent trades, newest first")
+async def trades(
+    market_id: str,
+    _: Public,
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> Any:
+    market = state.market(market_id)
+    try:
+        page = await state.read(queries.list_trades, market_id, limit=limit, cursor=cursor)
+    except ValueError:
+        raise invalid_request("cursor", "the cursor is not one this server gave out") from None
+    return {
+        "market_id": market_id,
+        "trades": [trade_view(row, market) for row in page.items],
+        "next_cursor": page.next_cursor,
+    }
+
+
+@router.get("/markets/{market_id}/candles", summary="OHLCV candles from trades")
+async def candles(
+    market_id: str,
+    _: Public,
+    state: State,
+    interval: Literal["1m", "5m", "1h", "1d"] = "1h",
+    start: str | None = None,
+    end: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> Any:
+    market = state.market(market_id)
+    step = tick_size(market)
+    interval_ms = INTERVALS[interval]
+    end_ms = parse_time_param(end, "end", end=True) or state.exchange.clock()
+    start_ms = parse_time_param(start, "start") or end_ms - interval_ms * limit
+    rows = await state.read(queries.candles, market_id, interval_ms, start_ms, end_ms, limit)
+    return {
+        "market_id": market_id,
+        "interval": interval,
+        "candles": [
+            {
+                "start": iso(row["time"]),
+                "open": float(row["open"] * step),
+                "high": float(row["high"] * step),
+                "low": float(row["low"] * step),
+                "close": float(row["close"] * step),
+                "volume": row["volume"],
+            }
+            for row in rows
+        ],
+    }

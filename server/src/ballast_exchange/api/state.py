@@ -1,0 +1,68 @@
+"""What the request handlers share: settings, the exchange, the store and the key ring."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from fastapi import Request
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
+
+from ..config import Settings
+from ..domain.market import Market
+from ..service.exchange import Exchange
+from ..store.database import Database
+from .auth import KeyRing
+from .errors import ApiError
+from .keys import SecretBox
+from .ratelimit import RateLimiter
+
+T = TypeVar("T")
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    database: Database
+    exchange: Exchange
+    keys: KeyRing
+    secrets: SecretBox
+    limiter: RateLimiter
+    admin_token: str
+
+    def market(self, market_id: str) -> Market:
+        market = self.exchange.engine.markets.get(market_id)
+        if market is None:
+            raise ApiError(
+                "MARKET_NOT_FOUND", f"market {market_id!r} does not exist", {"market_id": market_id}
+            )
+        return market
+
+    async def read(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a store query in the thread pool, after everything executed so far is stored."""
+        await self.exchange.barrier()
+
+        def run() -> Any:
+            with self.database.engine.connect() as conn:
+                return query(conn, *args, **kwargs)
+
+        return await run_in_threadpool(run)
+
+    async def write(self, action: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a store write of the API's own (keys, market details) in one transaction."""
+
+        def run() -> Any:
+            with self.database.engine.begin() as conn:
+                return action(conn, *args, **kwargs)
+
+        return await run_in_threadpool(run)
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.ballast
+    return state
+
+
+def connection_query(conn: Connection, sql: Any) -> list[dict[str, Any]]:
+    return [dict(row._mapping) for row in conn.execute(sql)]

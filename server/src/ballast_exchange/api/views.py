@@ -1,0 +1,138 @@
+"""How domain and store records look on the wire: the spec's field names, decimal numbers,
+ISO-8601 times and prefixed ids."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from ..domain.market import Market
+from .money import micro_price, ticks_to_price, to_usdc
+
+ORDER_PREFIX = "ord_"
+TRADE_PREFIX = "trd_"
+
+
+def iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def order_ref(order_id: int) -> str:
+    return f"{ORDER_PREFIX}{order_id}"
+
+
+def trade_ref(trade_id: int) -> str:
+    return f"{TRADE_PREFIX}{trade_id}"
+
+
+def parse_order_ref(value: str) -> int | None:
+    digits = value[len(ORDER_PREFIX) :] if value.startswith(ORDER_PREFIX) else ""
+    return int(digits) if digits.isdigit() and len(digits) < 19 else None
+
+
+def tick_size(market: Market) -> Decimal:
+    return Decimal(market.tick_value) / Decimal(1_000_000)
+
+
+def order_view(row: dict[str, Any], market: Market) -> dict[str, Any]:
+    """An order from the store's ``orders`` row."""
+    step = tick_size(market)
+    return {
+        "order_id": order_ref(row["order_id"]),
+        "client_order_id": row["client_order_id"],
+        "market_id": row["market_id"],
+        "side": row["side"],
+        "type": row["order_type"],
+        "price": ticks_to_price(row["price"], step),
+        "size": row["size"],
+        "filled_size": row["filled"],
+        "remaining_size": row["remaining"] if row["status"] == "open" else 0,
+        "status": row["status"],
+        "cancel_reason": row["reason"],
+        "time_in_force": row["time_in_force"],
+        "expire_at": iso(row["expire_at"]),
+        "post_only": bool(row["post_only"]),
+        "reduce_only": bool(row["reduce_only"]),
+        "stp": row["stp"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+    }
+
+
+def fill_view(row: dict[str, Any], market: Market, account_id: str) -> dict[str, Any]:
+    maker = row["maker_account_id"] == account_id
+    taker_side = row["taker_side"]
+    side = taker_side if not maker else ("sell" if taker_side == "buy" else "buy")
+    return {
+        "trade_id": trade_ref(row["trade_id"]),
+        "order_id": order_ref(row["maker_order_id"] if maker else row["taker_order_id"]),
+        "market_id": row["market_id"],
+        "side": side,
+        "price": ticks_to_price(row["price"], tick_size(market)),
+        "size": row["size"],
+        "liquidity": "maker" if maker else "taker",
+        "fee": to_usdc(row["maker_fee"] if maker else row["taker_fee"]),
+        "created_at": iso(row["created_at"]),
+    }
+
+
+def trade_view(row: dict[str, Any], market: Market) -> dict[str, Any]:
+    return {
+        "trade_id": trade_ref(row["trade_id"]),
+        "market_id": row["market_id"],
+        "price": ticks_to_price(row["price"], tick_size(market)),
+        "size": row["size"],
+        "taker_side": row["taker_side"],
+        "created_at": iso(row["created_at"]),
+    }
+
+
+def market_view(market: Market, details: dict[str, Any] | None, volume_24h: int) -> dict[str, Any]:
+    step = tick_size(market)
+    book = market.book
+    details = details or {}
+    settlement = market.settlement
+    return {
+        "id": market.market_id,
+        "name": details.get("name") or market.market_id,
+        "type": market.kind.value,
+        "status": market.status.value,
+        "question": details.get("question"),
+        "description": details.get("description"),
+        "resolution_source": details.get("resolution_source"),
+        "settlement_date": iso(details.get("settlement_date") or market.close_time),
+        "close_time": iso(market.close_time),
+        "last_price": ticks_to_price(market.last_price, step),
+        "bid": ticks_to_price(book.best_bid(), step),
+        "ask": ticks_to_price(book.best_ask(), step),
+        "volume_24h": volume_24h,
+        "open_interest": market.open_interest,
+        "rules": {
+            "tick_size": float(step),
+            "floor": float(market.floor * step),
+            "cap": float(market.cap * step),
+            "min_size": market.min_size,
+            "max_order_size": market.max_order_size,
+            "max_position": market.max_position,
+            "maker_fee_bps": market.maker_fee_bps,
+            "taker_fee_bps": market.taker_fee_bps,
+        },
+        "settlement": None
+        if settlement is None and details.get("settlement_value") is None
+        else {
+            "value": micro_price(
+                settlement.value if settlement is not None else details.get("settlement_value")
+            ),
+            "evidence_hash": settlement.evidence_hash
+            if settlement is not None
+            else details.get("evidence_hash"),
+            "proposed_at": iso(
+                settlement.proposed_at if settlement is not None else details.get("proposed_at")
+            ),
+            "final": market.status.value == "settled",
+        },
+    }

@@ -1,0 +1,274 @@
+"""The ``ballast`` command: ``ballast serve`` runs the exchange; ``ballast admin …`` operates a
+running one through its admin API, with the credential ``serve`` left in the data dir."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SERVER_FILE = "server.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ballast", description="The Ballast exchange")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the exchange (sandbox on SQLite by default)")
+    serve.add_argument("--env", choices=["sandbox", "production"])
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--data-dir", type=Path)
+    serve.add_argument("--database-url")
+    serve.add_argument("--redis-url")
+    serve.add_argument("--no-demo", action="store_true", help="sandbox without demo data")
+    serve.add_argument("--log-json", action="store_true", help="structured JSON logs")
+    serve.set_defaults(run=run_serve)
+    add_admin(commands)
+    args = parser.parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+# ---------------------------------------------------------------- serve
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .api.app import create_app
+    from .bootstrap import Runtime
+    from .config import Settings
+    from .logs import configure_logging
+
+    settings = Settings.load(
+        env=args.env,
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        database_url=args.database_url,
+        redis_url=args.redis_url,
+        demo=False if args.no_demo else None,
+        log_json=True if args.log_json else None,
+    )
+    configure_logging(settings.log_json)
+    runtime = Runtime(settings)
+    runtime.on_started = lambda: announce(runtime)
+    app = create_app(runtime)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+    return 0
+
+
+def announce(runtime: Any) -> None:
+    settings = runtime.settings
+    base = settings.base_url
+    (settings.data_dir / SERVER_FILE).write_text(json.dumps({"url": base}) + "\n")
+    lines = [
+        "",
+        f"Ballast exchange ({settings.env}) on {base}",
+        f"  API          {base}/v1",
+        f"  OpenAPI      {base}/v1/openapi.json",
+        f"  Docs         {base}/docs",
+        f"  Database     {settings.sqlalchemy_url.split('@')[-1]}",
+        f"  Admin token  {(settings.data_dir / 'admin.token').resolve()} (mode 0600)"
+        + (" - created now" if runtime.admin_token_created else ""),
+    ]
+    demo = runtime.demo
+    if demo:
+        lines += [
+            "",
+            "Demo account (sandbox, funded with 100,000 USDC):",
+            f"  API key     {demo['api_key']}",
+            f"  API secret  {demo['api_secret']}",
+            "",
+            "  from ballast import BallastClient",
+            f'  client = BallastClient(api_key="{demo["api_key"]}",',
+            f'                         api_secret="{demo["api_secret"]}",',
+            f'                         base_url="{base}/v1")',
+            "  print(client.get_markets())",
+            "",
+            f"  curl {base}/v1/markets",
+        ]
+    print("\n".join(lines), flush=True)
+
+
+# ---------------------------------------------------------------- admin
+
+
+class AdminError(Exception):
+    pass
+
+
+def add_admin(commands: Any) -> None:
+    admin = commands.add_parser("admin", help="operate a running exchange")
+    admin.add_argument("--data-dir", type=Path, default=Path("var"))
+    admin.add_argument("--url", help="server URL (default: the one serve recorded)")
+    admin.add_argument("--json", action="store_true", help="print raw JSON")
+    area = admin.add_subparsers(dest="area", required=True)
+
+    accounts = area.add_parser("accounts").add_subparsers(dest="action", required=True)
+    create = accounts.add_parser("create")
+    create.add_argument("--name", required=True)
+    create.add_argument("--deposit")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(
+        run=lambda a: call(a, "POST", "/accounts", {"name": a.name, "deposit": a.deposit})
+    )
+    show = accounts.add_parser("show")
+    show.add_argument("account_id")
+    show.set_defaults(run=lambda a: call(a, "GET", f"/accounts/{a.account_id}"))
+
+    for action in ("deposit", "withdraw"):
+        move = area.add_parser(action)
+        move.add_argument("account_id")
+        move.add_argument("amount")
+        move.set_defaults(
+            run=lambda a, act=action: call(
+                a, "POST", f"/accounts/{a.account_id}/{act}", {"amount": a.amount}
+            )
+        )
+
+    keys = area.add_parser("keys").add_subparsers(dest="action", required=True)
+    key_create = keys.add_parser("create")
+    key_create.add_argument("account_id")
+    key_create.add_argument("--scopes", default="read,trade")
+    key_create.add_argument("--label")
+    key_create.add_argument("--tier")
+    key_create.set_defaults(
+        run=lambda a: call(
+            a,
+            "POST",
+            "/keys",
+            {
+                "account_id": a.account_id,
+                "scopes": a.scopes.split(","),
+                "label": a.label,
+                "tier": a.tier,
+            },
+        )
+    )
+    key_list = keys.add_parser("list")
+    key_list.add_argument("--account")
+    key_list.set_defaults(
+        run=lambda a: call(a, "GET", "/keys" + (f"?account_id={a.account}" if a.account else ""))
+    )
+    revoke = keys.add_parser("revoke")
+    revoke.add_argument("api_key")
+    revoke.set_defaults(run=lambda a: call(a, "POST", f"/keys/{a.api_key}/revoke"))
+    tier = keys.add_parser("tier")
+    tier.add_argument("api_key")
+    tier.add_argument("tier", help="standard, market_maker, or requests a minute")
+    tier.set_defaults(run=lambda a: call(a, "POST", f"/keys/{a.api_key}/tier", {"tier": a.tier}))
+
+    markets = area.add_parser("markets").add_subparsers(dest="action", required=True)
+    m_create = markets.add_parser("create")
+    m_create.add_argument("--id", required=True)
+    m_create.add_argument("--name", required=True)
+    m_create.add_argument("--type", required=True, choices=["binary", "index"])
+    m_create.add_argument("--close-time", required=True, help="ISO-8601")
+    m_create.add_argument("--tick")
+    m_create.add_argument("--floor")
+    m_create.add_argument("--cap")
+    m_create.add_argument("--min-size", type=int)
+    m_create.add_argument("--max-position", type=int)
+    m_create.add_argument("--maker-fee-bps", type=int)
+    m_create.add_argument("--taker-fee-bps", type=int)
+    m_create.add_argument("--question")
+    m_create.add_argument("--resolution-source")
+    m_create.add_argument("--json", action="store_true")
+    m_create.set_defaults(run=create_market)
+    for action in ("open", "halt", "resume", "close"):
+        step = markets.add_parser(action)
+        step.add_argument("market_id")
+        step.set_defaults(
+            run=lambda a, act=action: call(a, "POST", f"/markets/{a.market_id}/{act}")
+        )
+
+
+def create_market(args: argparse.Namespace) -> int:
+    body = {
+        "id": args.id,
+        "name": args.name,
+        "type": args.type,
+        "close_time": args.close_time,
+        "tick_size": args.tick,
+        "floor": args.floor,
+        "cap": args.cap,
+        "min_size": args.min_size,
+        "max_position": args.max_position,
+        "maker_fee_bps": args.maker_fee_bps,
+        "taker_fee_bps": args.taker_fee_bps,
+        "question": args.question,
+        "resolution_source": args.resolution_source,
+    }
+    return call(args, "POST", "/markets", body)
+
+
+def server_url(args: argparse.Namespace) -> str:
+    if args.url:
+        return str(args.url).rstrip("/")
+    recorded = args.data_dir / SERVER_FILE
+    if recorded.exists():
+        return str(json.loads(recorded.read_text())["url"])
+    return "http://127.0.0.1:8000"
+
+
+def call(
+    args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None
+) -> int:
+    token_file = args.data_dir / "admin.token"
+    if not token_file.exists():
+        print(
+            f"error: no admin credential at {token_file} "
+            "(start the server with `ballast serve`, or pass --data-dir)",
+            file=sys.stderr,
+        )
+        return 2
+    url = server_url(args)
+    payload = None if body is None else {k: v for k, v in body.items() if v is not None}
+    try:
+        response = httpx.request(
+            method,
+            f"{url}/v1/admin{path}",
+            json=payload,
+            headers={"Authorization": f"Bearer {token_file.read_text().strip()}"},
+            timeout=10,
+        )
+    except httpx.TransportError:
+        print(
+            f"error: no Ballast server answers at {url} (is `ballast serve` running?)",
+            file=sys.stderr,
+        )
+        return 2
+    data = response.json() if response.content else {}
+    if response.status_code == 401:
+        print(
+            f"error: the server at {url} refused the admin credential in {token_file}",
+            file=sys.stderr,
+        )
+        return 2
+    if response.status_code >= 400:
+        error = data.get("error", {})
+        print(f"error: {error.get('code')}: {error.get('message')}", file=sys.stderr)
+        if error.get("details"):
+            print(json.dumps(error["details"], indent=2), file=sys.stderr)
+        return 1
+    if getattr(args, "json", False):
+        print(json.dumps(data))
+    else:
+        print(json.dumps(data, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

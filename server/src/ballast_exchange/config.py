@@ -1,0 +1,65 @@
+"""Server settings: flags first, then ``BALLAST_*`` environment variables, then defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENVIRONMENTS = ("sandbox", "production")
+
+
+@dataclass(slots=True)
+class Settings:
+    env: str = "sandbox"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = field(default_factory=lambda: Path("var"))
+    database_url: str | None = None  # default: SQLite in the data dir
+    redis_url: str | None = None  # shared rate limits across processes when set
+    secret_key: str | None = None  # Fernet key(s) for API secrets; default: data_dir/secret.key
+    public_rate_limit: int = 100  # requests a minute per IP (spec)
+    private_rate_limit: int = 300  # requests a minute per API key (spec)
+    max_body_bytes: int = 64 * 1024
+    demo: bool = True  # sandbox only: demo market and funded demo account on first start
+    log_json: bool = False
+
+    def __post_init__(self) -> None:
+        if self.env not in ENVIRONMENTS:
+            raise ValueError(f"env must be one of {ENVIRONMENTS}, not {self.env!r}")
+        self.data_dir = Path(self.data_dir)
+        if self.env == "production":
+            self.demo = False
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ballast.db').resolve()}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Flags (``overrides`` that are not None) win over ``BALLAST_<NAME>`` variables."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"BALLAST_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _parse(raw, f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _parse(raw: str, annotation: Any) -> Any:
+    kind = str(annotation)
+    if kind.startswith("int"):
+        return int(raw)
+    if kind.startswith("bool"):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if "Path" in kind:
+        return Path(raw)
+    return raw

@@ -1,0 +1,1 @@
+"""The service layer: sequences commands through the engine and stores them before answering."""

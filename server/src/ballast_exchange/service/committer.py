@@ -1,0 +1,119 @@
+"""Group commit: one writer thread stores the journal items of many commands per transaction.
+
+The event loop hands over items as commands execute and awaits their futures; the thread takes
+everything pending, writes it in one transaction, then resolves the futures. A failed commit
+fails every pending future and every later one: the exchange must not run ahead of its storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine as SqlEngine
+
+from ..store.projection import JournalItem, write_batch
+
+log = logging.getLogger(__name__)
+
+
+class StorageFailed(Exception):
+    """The store refused a commit; nothing after it will be acknowledged."""
+
+
+@dataclass(slots=True)
+class CommitStats:
+    batches: int = 0
+    items: int = 0
+    last_batch_size: int = 0
+    last_commit_ms: float = 0.0
+
+
+class Committer:
+    def __init__(
+        self,
+        engine: SqlEngine,
+        loop: asyncio.AbstractEventLoop,
+        on_committed: Callable[[Sequence[JournalItem]], None] | None = None,
+        max_batch: int = 5_000,
+    ) -> None:
+        self._sql = engine
+        self._loop = loop
+        self._on_committed = on_committed
+        self._max_batch = max_batch
+        self._pending: list[tuple[JournalItem, asyncio.Future[None]]] = []
+        self._cond = threading.Condition()
+        self._stopping = False
+        self.failure: BaseException | None = None
+        self.stats = CommitStats()
+        self._thread = threading.Thread(target=self._run, name="ballast-committer", daemon=True)
+        self._thread.start()
+
+    def submit(self, item: JournalItem) -> asyncio.Future[None]:
+        """Queue an item (call on the event loop); the future resolves once it is stored."""
+        future: asyncio.Future[None] = self._loop.create_future()
+        if self.failure is not None:
+            future.set_exception(StorageFailed(str(self.failure)))
+            return future
+        with self._cond:
+            self._pending.append((item, future))
+            self._cond.notify()
+        return future
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    self._cond.wait()
+                if not self._pending and self._stopping:
+                    return
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+            items = [item for item, _ in batch]
+            started = time.perf_counter()
+            try:
+                if self.failure is not None:
+                    raise StorageFailed(str(self.failure))
+                with self._sql.begin() as conn:
+                    write_batch(conn, items)
+            except BaseException as error:  # any failure stops acknowledgements for good
+                if self.failure is None:
+                    log.error("commit failed; the exchange stops taking commands: %r", error)
+                    self.failure = error
+                self._resolve(batch, StorageFailed(str(error)))
+                continue
+            stats = self.stats
+            stats.batches += 1
+            stats.items += len(items)
+            stats.last_batch_size = len(items)
+            stats.last_commit_ms = (time.perf_counter() - started) * 1000
+            self._resolve(batch, None)
+            if self._on_committed is not None:
+                self._loop.call_soon_threadsafe(self._on_committed, items)
+
+    def _resolve(
+        self, batch: list[tuple[JournalItem, asyncio.Future[None]]], error: Exception | None
+    ) -> None:
+        def settle() -> None:
+            for _, future in batch:
+                if future.done():
+                    continue
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+
+        # RuntimeError: the loop has closed, so nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(settle)

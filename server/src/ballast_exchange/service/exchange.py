@@ -1,0 +1,161 @@
+"""The Exchange: the single writer in front of the engine (DESIGN §1, §6).
+
+Commands run on the event loop, one at a time, so the engine needs no locks. Each accepted
+command's journal item goes to the group committer, and the caller gets its events only once
+they are stored. A rejection or a read first waits for everything executed before it to be
+stored too, so no answer ever describes state a crash could lose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from sqlalchemy import Engine as SqlEngine
+
+from ..domain import DomainError, Engine
+from ..domain.commands import Command, PlaceOrder
+from ..domain.events import Event, OrderAccepted
+from ..store.journal import load_commands
+from ..store.projection import JournalItem
+from .committer import Committer, StorageFailed
+
+log = logging.getLogger(__name__)
+
+
+class ServiceUnavailable(Exception):
+    """The exchange has stopped taking commands (its storage failed, or it is shutting down)."""
+
+
+def at_time(command: Command) -> Callable[[int], Command]:
+    """A builder that stamps a prepared command with the exchange's command time."""
+    return lambda time: replace(command, time=time)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+ClientOrders = dict[tuple[str, str], int]
+
+
+def remember_client_order(
+    client_orders: ClientOrders, command: Command, events: list[Event]
+) -> None:
+    """client_order_id stays bound to its first order for good: a retry returns that order."""
+    if type(command) is PlaceOrder and command.client_order_id is not None:
+        accepted = events[0]
+        assert isinstance(accepted, OrderAccepted)
+        client_orders[(command.account_id, command.client_order_id)] = accepted.order_id
+
+
+def recover(sql: SqlEngine) -> tuple[Engine, ClientOrders, int, int]:
+    """Rebuild the engine from the journal.
+
+    Returns the engine, the client order ids seen, the last command number and its time.
+    """
+    engine = Engine()
+    client_orders: ClientOrders = {}
+    last_no = 0
+    last_time = 0
+    with sql.connect() as conn:
+        for command_no, command in load_commands(conn):
+            remember_client_order(client_orders, command, engine.execute(command))
+            last_no = command_no
+            last_time = command.time
+    return engine, client_orders, last_no, last_time
+
+
+class Exchange:
+    def __init__(
+        self,
+        sql: SqlEngine,
+        *,
+        clock: Callable[[], int] = now_ms,
+        on_committed: Callable[[Sequence[JournalItem]], None] | None = None,
+    ) -> None:
+        self.sql = sql
+        self.clock = clock
+        self.engine, self.client_orders, self._command_no, self._last_time = recover(sql)
+        self._on_committed = on_committed
+        self._committer: Committer | None = None
+        self._last_future: asyncio.Future[None] | None = None
+        self.accepting = False
+
+    def start(self) -> None:
+        """Start the committer on the running loop and begin taking commands."""
+        loop = asyncio.get_running_loop()
+        self._committer = Committer(self.sql, loop, self._on_committed)
+        self.accepting = True
+
+    def stop(self) -> None:
+        self.accepting = False
+        if self._committer is not None:
+            self._committer.stop()
+
+    @property
+    def committer(self) -> Committer:
+        assert self._committer is not None, "Exchange.start() has not run"
+        return self._committer
+
+    @property
+    def healthy(self) -> bool:
+        return self.accepting and self._committer is not None and self._committer.failure is None
+
+    def time(self) -> int:
+        """Command time: the wall clock, but never behind the last command's."""
+        self._last_time = max(self._last_time, self.clock())
+        return self._last_time
+
+    def execute(self, build: Callable[[int], Command]) -> tuple[list[Event], asyncio.Future[None]]:
+        """Run one command now; return its events and the future of their commit.
+
+        ``build`` receives the command time. Raises ``DomainError`` for a rejection (nothing was
+        changed or journaled) and ``ServiceUnavailable`` when the exchange is not taking commands.
+        """
+        if not self.healthy:
+            raise ServiceUnavailable("the exchange is not taking commands")
+        command = build(self.time())
+        if type(command) is PlaceOrder and command.client_order_id is not None:
+            first = self.client_orders.get((command.account_id, command.client_order_id))
+            if first is not None:
+                raise DomainError(
+                    "DUPLICATE_CLIENT_ORDER_ID",
+                    "this client_order_id was used before",
+                    {"client_order_id": command.client_order_id, "order_id": first},
+                )
+        events = self.engine.execute(command)
+        remember_client_order(self.client_orders, command, events)
+        self._command_no += 1
+        item = JournalItem(self._command_no, command, events, command.time)
+        future = self.committer.submit(item)
+        self._last_future = future
+        return events, future
+
+    async def submit(self, build: Callable[[int], Command]) -> list[Event]:
+        """Run one command and return its events once they are stored."""
+        try:
+            events, future = self.execute(build)
+        except DomainError:
+            await self.barrier()
+            raise
+        await self._durable(future)
+        return events
+
+    async def barrier(self) -> None:
+        """Wait until everything executed so far is stored."""
+        future = self._last_future
+        if future is not None:
+            await self._durable(future)
+
+    async def _durable(self, future: asyncio.Future[None]) -> None:
+        try:
+            await asyncio.shield(future)
+        except StorageFailed as error:
+            self.accepting = False
+            raise ServiceUnavailable(
+                "storage failed; the exchange stopped taking commands"
+            ) from error

@@ -1,0 +1,96 @@
+"""Connecting to the store: one SQLAlchemy engine, SQLite or PostgreSQL, plus migrations.
+
+SQLite runs in WAL mode with ``synchronous=FULL`` so that a committed group is on disk before
+the exchange acknowledges it (DESIGN §6), and with real ``BEGIN`` transactions so that
+migrations and batches are atomic (the sqlite3 module's own transaction handling is not).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+SQLITE_BUSY_TIMEOUT_MS = 5_000
+
+
+def normalize_url(url: str) -> str:
+    """Pick the psycopg 3 driver for plain ``postgresql://`` (and ``postgres://``) URLs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Database:
+    """The store's connection settings, engine and schema migrations."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            database = parsed.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(self.url)
+            _configure_sqlite(self.engine)
+        elif self.dialect == "postgresql":
+            # pre_ping: a restarted PostgreSQL must not make the next group commit fail.
+            self.engine = create_engine(self.url, pool_pre_ping=True)
+        else:
+            raise ValueError(f"unsupported database URL {parsed.render_as_string()!r}")
+
+    def alembic_config(self) -> Config:
+        """An Alembic config built in code: works from an installed package and any cwd."""
+        # stdout looked up now: Alembic's default is bound once, at import.
+        config = Config(stdout=sys.stdout)
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        # Percent signs would be read as interpolation by configparser.
+        config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        return config
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Run ``alembic upgrade`` to ``revision`` on this database, in one transaction."""
+        self._migrate(command.upgrade, revision)
+
+    def downgrade(self, revision: str) -> None:
+        """Run ``alembic downgrade`` to ``revision`` (``"base"`` drops everything)."""
+        self._migrate(command.downgrade, revision)
+
+    def _migrate(self, step: Any, revision: str) -> None:
+        config = self.alembic_config()
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            step(config, revision)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Autocommit at the driver level; SQLAlchemy's "begin" below issues BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")

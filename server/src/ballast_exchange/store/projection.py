@@ -1,0 +1,518 @@
+"""Group commit: journal a batch of commands and project their events into the read tables.
+
+``write_batch`` runs inside the caller's transaction, so the journal rows and the projections
+commit (or fail) together (DESIGN §6). A batch may carry thousands of events; it folds them in
+Python first (several fills of one order become one final row) and then writes each table with
+one executemany (sqlite3's executemany; psycopg 3 pipelines it into a single round trip).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import BigInteger, Connection, Table, Text, bindparam, func, select, update
+
+from ballast_exchange.domain import commands as cmd
+from ballast_exchange.domain import events as ev
+
+from .journal import encode_command
+from .records import upsert_market_details as upsert_market_details  # the caller's half
+from .schema import accounts, journal, ledger_entries, markets, orders, settlements, trades
+
+MICRO = 1_000_000
+
+
+@dataclass(slots=True)
+class JournalItem:
+    """One accepted command and the events the engine returned for it.
+
+    ``last_seq`` is the engine's event seq after the command; left as None it is taken from
+    the last event (or, for a command without events, carried over from before).
+    """
+
+    command_no: int
+    command: cmd.Command
+    events: list[ev.Event]
+    time: int
+    last_seq: int | None = None
+
+
+@dataclass(slots=True)
+class _OrderPatch:
+    """The net change to an order row written before this batch.
+
+    ``filled`` and ``remaining`` are written as ``column * keep + delta``: keep 1 adds fills
+    to the stored value, keep 0 (after an amend or close reported the absolute value) replaces
+    it. One statement shape for every patch keeps the update a single executemany.
+    """
+
+    updated_at: int
+    price: int | None = None
+    size: int | None = None
+    status: str | None = None
+    reason: str | None = None
+    keep_filled: int = 1
+    d_filled: int = 0
+    keep_remaining: int = 1
+    d_remaining: int = 0
+
+
+@dataclass(slots=True)
+class _Fold:
+    """Everything one batch writes, accumulated in event order."""
+
+    journal: list[dict[str, Any]] = field(default_factory=list)
+    accounts: list[dict[str, Any]] = field(default_factory=list)
+    new_markets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    market_patches: dict[str, dict[str, Any]] = field(default_factory=dict)
+    new_settlements: list[dict[str, Any]] = field(default_factory=list)
+    # The batch's own still-proposed settlement per market, decided in place if it is decided.
+    open_settlements: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Decisions on a proposal stored before this batch (at most one per market and batch).
+    decisions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    new_orders: dict[int, dict[str, Any]] = field(default_factory=dict)
+    order_patches: dict[int, _OrderPatch] = field(default_factory=dict)
+    trades: list[dict[str, Any]] = field(default_factory=list)
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+
+
+def write_batch(conn: Connection, items: Sequence[JournalItem]) -> None:
+    """Insert the items' journal rows and project their events, in the caller's transaction."""
+    if not items:
+        return
+    fold = _Fold()
+    last_seq: int | None = None
+    for item in items:
+        if item.last_seq is not None:
+            last_seq = item.last_seq
+        elif item.events:
+            last_seq = item.events[-1].seq
+        elif last_seq is None:
+            # Only a batch that opens with an event-less command needs the stored position.
+            last_seq = conn.execute(
+                select(func.coalesce(func.max(journal.c.last_seq), 0))
+            ).scalar_one()
+        kind, payload = encode_command(item.command)
+        fold.journal.append(
+            {
+                "command_no": item.command_no,
+                "kind": kind,
+                "payload": payload,
+                "time": item.time,
+                "last_seq": last_seq,
+            }
+        )
+        for event in item.events:
+            handler = _HANDLERS.get(type(event))
+            if handler is not None:
+                handler(fold, item, event)
+    _flush(conn, fold)
+
+
+# ---- folding events ---------------------------------------------------------------------------
+
+
+def _account_created(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
+    assert isinstance(e, ev.AccountCreated)
+    fold.accounts.append({"account_id": e.account_id, "name": e.account_id, "created_at": e.time})
+
+
+def tick_size_text(tick_value: int) -> str:
+    """The tick as a decimal string: ``1000`` micro-USDC per tick → ``"0.001"``."""
+    return format((Decimal(tick_value) / MICRO).normalize(), "f")
+
+
+def _market_created(fold: _Fold, item: JournalItem, e: ev.Event) -> None:
+    assert isinstance(e, ev.MarketCreated)
+    c = item.command
+    if not isinstance(c, cmd.CreateMarket) or c.market_id != e.market_id:
+        raise ValueError(f"MarketCreated for {e.market_id!r} must come from its CreateMarket")
+    fold.new_markets[e.market_id] = {
+        "market_id": e.market_id,
+        "name": e.market_id,
+        "kind": e.kind,
+        "question": None,
+        "description": None,
+        "resolution_source": None,
+        "settlement_date": None,
+        "close_time": e.close_time,
+        "tick_size": tick_size_text(e.tick_value),
+        "tick_value": e.tick_value,
+        "floor": e.floor,
+        "cap": e.cap,
+        "min_size": c.min_size,
+        "max_order_size": c.max_order_size,
+        "max_position": c.max_position,
+        "maker_fee_bps": c.maker_fee_bps,
+        "taker_fee_bps": c.taker_fee_bps,
+        # A new market is pending until a status change opens it.
+        "status": "pending",
+        "created_at": e.time,
+        "updated_at": e.time,
+        "settlement_value": None,
+        "evidence_hash": None,
+        "evidence": None,
+        "proposer": None,
+        "proposed_at": None,
+        "settled_at": None,
+    }
+
+
+def _patch_market(fold: _Fold, market_id: str, time: int, **values: Any) -> None:
+    values["updated_at"] = time
+    row = fold.new_markets.get(market_id)
+    if row is not None:
+        row.update(values)
+    else:
+        fold.market_patches.setdefault(market_id, {}).update(values)
+
+
+def _market_status(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
+    assert isinstance(e, ev.MarketStatusChanged)
+    if e.new_status == "settled":
+        _patch_market(fold, e.market_id, e.time, status=e.new_status, settled_at=e.time)
+    else:
+        _patch_market(fold, e.market_id, e.time, status=e.new_status)
+
+
+def _settlement_proposed(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
+    assert isinstance(e, ev.SettlementProposed)
+    row = {
+        "market_id": e.market_id,
+        "value": e.value,
+        "evidence_hash": e.evidence_hash,
+        "evidence": None,
+        "proposer": e.proposer,
+        "proposed_at": e.time,
+        "outcome": "proposed",
+        "decided_by": None,
+        "decided_at": None,
+    }
+    fold.new_settlements.append(row)
+    fold.open_settlements[e.market_id] = row
+    _patch_market(
+        fold,
+        e.market_id,
+        e.time,
+        settlement_value=e.value,
+        evidence_hash=e.evidence_hash,
+        evidence=None,
+        proposer=e.proposer,
+        proposed_at=e.time,
+    )
+
+
+def _decide(fold: _Fold, market_id: str, outcome: str, by: str | None, time: int) -> None:
+    decision = {"outcome": outcome, "decided_by": by, "decided_at": time}
+    row = fold.open_settlements.pop(market_id, None)
+    if row is not None:
+        row.update(decision)
+    else:
+        fold.decisions[market_id] = decision
+
+
+def _settlement_overturned(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
+    assert isinstance(e, ev.SettlementOverturned)
+    _decide(fold, e.market_id, "overturned", e.by, e.time)
+    # The market has no current settlement any more; the history keeps the overturned one.
+    _patch_market(
+        fold,
+        e.market_id,
+        e.time,
+        settlement_value=None,
+        evidence_hash=None,
+        evidence=None,
+        proposer=None,
+        proposed_at=None,
+    )
+
+
+def _settlement_finalized(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
+    assert isinstance(e, ev.SettlementFinalized)
+    _decide(fold, e.market_id, "finalized", None, e.time)
+    _patch_market(fold, e.market_id, e.time, settlement_value=e.value, settled_at=e.time)
+
+
+def _order_accepted(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
+    assert isinstance(e, ev.OrderAccepted)
+    fold.new_orders[e.order_id] = {
+        "order_id": e.order_id,
+        "account_id": e.account_id,
+        "market_id": e.market_id,
+        "side": e.side,
+        "order_type": e.order_type,
+        "price": e.price,
+        "size": e.size,
+        "filled": 0,
+        "remaining": e.size,
+        "status": "open",
+        "reason": None,
+        "time_in_force": e.time_in_force,
+        "expire_at": e.expire_at,
+        "post_only": e.post_only,
+        "reduce_only": e.reduce_only,
+        "client_order_id": e.client_order_id,
+        "stp": e.stp,
+        "created_at": e.time,
+        "updated_at": e.time,
+    }
+
+
+def _order_patch(fold: _Fold, order_id: int, time: int) -> _OrderPatch:
+    patch = fold.order_patches.get(order_id)
+    if patch is None:
+        patch = fold.order_patches[order_id] = _OrderPatch(time)
+    else:
+        patch.updated_at = time
+    return patch
+
+
+def _fill(fold: _Fold, order_id: int, size: int, time: int) -> None:
+    row = fold.new_orders.get(order_id)
+    if row is not None:
+        row["filled"] += size
+        row["remaining"] -= size
+        row["updated_at"] = time
+        return
+    patch = _order_patch(fold, order_id, time)
+    patch.d_filled += size
+    patch.d_remaining -= size
+
+
+def _trade(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
+    assert isinstance(e, ev.Trade)
+    fold.trades.append(
+        {
+            "trade_id": e.trade_id,
+            "market_id": e.market_id,
+            "price": e.price,
+            "size": e.size,
+            "taker_side": e.taker_side,
+            "maker_order_id": e.maker_order_id,
+            "taker_order_id": e.taker_order_id,
+            "maker_account_id": e.maker_account_id,
+            "taker_account_id": e.taker_account_id,
+            "maker_fee": e.maker_fee,
+            "taker_fee": e.taker_fee,
+            "created_at": e.time,
+        }
+    )
+    _fill(fold, e.maker_order_id, e.size, e.time)
+    _fill(fold, e.taker_order_id, e.size, e.time)
+
+
+def _order_amended(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
+    assert isinstance(e, ev.OrderAmended)
+    row = fold.new_orders.get(e.order_id)
+    if row is not None:
+        row.update(price=e.price, size=e.size, remaining=e.remaining, updated_at=e.time)
+        return
+    patch = _order_patch(fold, e.order_id, e.time)
+    patch.price = e.price
+    patch.size = e.size
+    patch.keep_remaining, patch.d_remaining = 0, e.remaining
+
+
+def _order_closed(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
+    assert isinstance(e, ev.OrderClosed)
+    row = fold.new_orders.get(e.order_id)
+    if row is not None:
+        row.update(
+            status=e.status,
+            reason=e.reason,
+            filled=e.filled,
+            remaining=e.remaining,
+            updated_at=e.time,
+        )
+        return
+    patch = _order_patch(fold, e.order_id, e.time)
+    patch.status = e.status
+    patch.reason = e.reason
+    patch.keep_filled, patch.d_filled = 0, e.filled
+    patch.keep_remaining, patch.d_remaining = 0, e.remaining
+
+
+@lru_cache(maxsize=65_536)
+def ledger_owner(debit: str, credit: str) -> tuple[str | None, str | None]:
+    """The trader account and the market a ledger movement concerns, from its two keys.
+
+    ``cash:A`` and ``orders:A`` name the account outright; ``collateral:A:M`` names both (split
+    after the account when the other side already named it, so market ids may hold colons);
+    ``clearing:M`` and ``fees:M`` name the market.
+    """
+    account: str | None = None
+    market: str | None = None
+    for key in (debit, credit):
+        prefix, _, rest = key.partition(":")
+        if prefix in ("cash", "orders"):
+            account = rest
+    for key in (debit, credit):
+        prefix, _, rest = key.partition(":")
+        if prefix == "collateral":
+            if account is not None and rest.startswith(account + ":"):
+                market = rest[len(account) + 1 :]
+            else:
+                owner, _, market = rest.partition(":")
+                account = account or owner
+        elif prefix in ("clearing", "fees"):
+            market = rest
+    return account, market
+
+
+def _ledger(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
+    assert isinstance(e, ev.LedgerEntry)
+    account_id, market_id = ledger_owner(e.debit, e.credit)
+    fold.ledger.append(
+        {
+            "seq": e.seq,
+            "account_id": account_id,
+            "market_id": market_id,
+            "debit": e.debit,
+            "credit": e.credit,
+            "amount": e.amount,
+            "kind": e.kind,
+            "ref": e.ref,
+            "created_at": e.time,
+        }
+    )
+
+
+_HANDLERS: dict[type[ev.Event], Callable[[_Fold, JournalItem, ev.Event], None]] = {
+    ev.AccountCreated: _account_created,
+    ev.MarketCreated: _market_created,
+    ev.MarketStatusChanged: _market_status,
+    ev.SettlementProposed: _settlement_proposed,
+    ev.SettlementOverturned: _settlement_overturned,
+    ev.SettlementFinalized: _settlement_finalized,
+    ev.OrderAccepted: _order_accepted,
+    ev.Trade: _trade,
+    ev.OrderAmended: _order_amended,
+    ev.OrderClosed: _order_closed,
+    ev.LedgerEntry: _ledger,
+    # PositionChanged and BookLevelChanged are state the engine rebuilds on replay; the store
+    # keeps no table for them.
+}
+
+
+# ---- writing ----------------------------------------------------------------------------------
+
+_ORDER_UPDATE = (
+    update(orders)
+    .where(orders.c.order_id == bindparam("b_order_id"))
+    .values(
+        price=func.coalesce(bindparam("b_price", type_=BigInteger), orders.c.price),
+        size=func.coalesce(bindparam("b_size", type_=BigInteger), orders.c.size),
+        filled=orders.c.filled * bindparam("b_keep_filled", type_=BigInteger)
+        + bindparam("b_d_filled", type_=BigInteger),
+        remaining=orders.c.remaining * bindparam("b_keep_remaining", type_=BigInteger)
+        + bindparam("b_d_remaining", type_=BigInteger),
+        status=func.coalesce(bindparam("b_status", type_=Text), orders.c.status),
+        # Only a close sets a reason, and an open order has none to keep.
+        reason=func.coalesce(bindparam("b_reason", type_=Text), orders.c.reason),
+        updated_at=bindparam("b_updated_at", type_=BigInteger),
+    )
+)
+
+_SETTLEMENT_DECISION = (
+    update(settlements)
+    .where(settlements.c.market_id == bindparam("b_market_id"))
+    .where(settlements.c.outcome == "proposed")
+    .values(
+        outcome=bindparam("b_outcome"),
+        decided_by=bindparam("b_decided_by"),
+        decided_at=bindparam("b_decided_at"),
+    )
+)
+
+
+def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """One executemany of ``rows`` (dicts with every column of ``table``).
+
+    The INSERT is compiled once per dialect by SQLAlchemy and handed to the driver with the
+    rows as they are: per-row bind processing dominated the batch's Python time, and every
+    value here is already a plain int, str, bool or None that both drivers take directly.
+    """
+    if not rows:
+        return
+    dialect = conn.dialect
+    key = (dialect.name, dialect.driver, table.name)
+    cached = _COMPILED_INSERTS.get(key)
+    if cached is None:
+        compiled = table.insert().compile(dialect=dialect, column_keys=list(table.c.keys()))
+        names = tuple(compiled.positiontup or ()) if dialect.positional else None
+        cached = _COMPILED_INSERTS[key] = (compiled.string, names)
+    sql, names = cached
+    if names is not None:
+        conn.exec_driver_sql(sql, [tuple(row[n] for n in names) for row in rows])
+    else:
+        conn.exec_driver_sql(sql, rows)
+
+
+_COMPILED_INSERTS: dict[tuple[str, str, str], tuple[str, tuple[str, ...] | None]] = {}
+
+
+def _flush(conn: Connection, fold: _Fold) -> None:
+    # Parents before children: the foreign keys of orders, trades and settlements hold at
+    # every statement.
+    _insert_many(conn, journal, fold.journal)
+    _insert_many(conn, accounts, fold.accounts)
+    _insert_many(conn, markets, list(fold.new_markets.values()))
+    _update_markets(conn, fold.market_patches)
+    if fold.decisions:
+        conn.execute(
+            _SETTLEMENT_DECISION,
+            [
+                {
+                    "b_market_id": market_id,
+                    "b_outcome": d["outcome"],
+                    "b_decided_by": d["decided_by"],
+                    "b_decided_at": d["decided_at"],
+                }
+                for market_id, d in fold.decisions.items()
+            ],
+        )
+    if fold.new_settlements:  # the id comes from the database: not every column is given
+        conn.execute(settlements.insert(), fold.new_settlements)
+    _insert_many(conn, orders, list(fold.new_orders.values()))
+    if fold.order_patches:
+        conn.execute(
+            _ORDER_UPDATE,
+            [
+                {
+                    "b_order_id": order_id,
+                    "b_price": p.price,
+                    "b_size": p.size,
+                    "b_keep_filled": p.keep_filled,
+                    "b_d_filled": p.d_filled,
+                    "b_keep_remaining": p.keep_remaining,
+                    "b_d_remaining": p.d_remaining,
+                    "b_status": p.status,
+                    "b_reason": p.reason,
+                    "b_updated_at": p.updated_at,
+                }
+                for order_id, p in fold.order_patches.items()
+            ],
+        )
+    _insert_many(conn, trades, fold.trades)
+    _insert_many(conn, ledger_entries, fold.ledger)
+
+
+def _update_markets(conn: Connection, patches: dict[str, dict[str, Any]]) -> None:
+    """One executemany per set of changed columns (market events are few; shapes fewer)."""
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for market_id, values in patches.items():
+        shape = tuple(sorted(values))
+        params = {f"b_{name}": values[name] for name in shape}
+        params["b_market_id"] = market_id
+        by_shape.setdefault(shape, []).append(params)
+    for shape, rows in by_shape.items():
+        statement = (
+            update(markets)
+            .where(markets.c.market_id == bindparam("b_market_id"))
+            .values({name: bindparam(f"b_{name}", type_=markets.c[name].type) for name in shape})
+        )
+        conn.execute(statement, rows)

@@ -1,0 +1,362 @@
+"""Reads for the API: orders, fills, trades, candles, ledger, markets, settlements, API keys.
+
+Every function takes a ``Connection`` and returns plain dicts keyed by column name, in engine
+units (ticks, contracts, micro-USDC, ms). Lists page newest first with keyset cursors: the
+cursor is the opaque url-safe base64 of the last item's key, so a page never skips or repeats
+rows however many are added meanwhile. Time ranges are half-open: ``start_ms <= t < end_ms``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    cast,
+    func,
+    literal_column,
+    select,
+    union_all,
+)
+
+from .schema import accounts, api_keys, ledger_entries, markets, orders, settlements, trades
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1_000
+ORDER_STATUSES = frozenset({"open", "filled", "canceled", "expired", "rejected"})
+_MAX_CURSOR_CHARS = 256
+
+
+@dataclass(slots=True)
+class Page:
+    """One page of a list; ``next_cursor`` is None on the last page."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+# ---- cursors ----------------------------------------------------------------------------------
+
+
+def encode_cursor(kind: str, key: int) -> str:
+    """Opaque cursor for the item with ``key`` in a list of ``kind``."""
+    raw = json.dumps([kind, key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(kind: str, cursor: str) -> int:
+    """The key inside a cursor of ``kind``; ``ValueError`` for anything else.
+
+    A cursor from another list (a trades cursor on orders) is refused too: its key would
+    page through the wrong sequence.
+    """
+    if not isinstance(cursor, str) or not 0 < len(cursor) <= _MAX_CURSOR_CHARS:
+        raise ValueError("invalid cursor")
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        raw = base64.b64decode(padded, altchars=b"-_", validate=True)
+        data = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise ValueError("invalid cursor") from None
+    if (
+        not isinstance(data, list)
+        or len(data) != 2
+        or data[0] != kind
+        or type(data[1]) is not int
+        or data[1] < 0
+    ):
+        raise ValueError("invalid cursor")
+    return data[1]
+
+
+def _check_limit(limit: int) -> int:
+    if type(limit) is not int or not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return limit
+
+
+def _time_range(column: Any, start_ms: int | None, end_ms: int | None) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if start_ms is not None:
+        conditions.append(column >= start_ms)
+    if end_ms is not None:
+        conditions.append(column < end_ms)
+    return conditions
+
+
+def _page(
+    conn: Connection, query: Select[Any], key_column: Any, kind: str, limit: int, cursor: str | None
+) -> Page:
+    """Newest first by ``key_column``; fetch one row more than asked to know if a page follows."""
+    _check_limit(limit)
+    if cursor is not None:
+        query = query.where(key_column < decode_cursor(kind, cursor))
+    rows = conn.execute(query.order_by(key_column.desc()).limit(limit + 1)).mappings().all()
+    items = [dict(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    return Page(items, encode_cursor(kind, items[-1][key_column.name]) if more else None)
+
+
+def _one(conn: Connection, table: Table, *conditions: ColumnElement[bool]) -> dict[str, Any] | None:
+    row = conn.execute(select(table).where(*conditions)).mappings().first()
+    return None if row is None else dict(row)
+
+
+# ---- orders -----------------------------------------------------------------------------------
+
+
+def get_order(conn: Connection, account_id: str, order_id: int) -> dict[str, Any] | None:
+    """One of the account's orders (None for another account's order: not found either way)."""
+    return _one(conn, orders, orders.c.order_id == order_id, orders.c.account_id == account_id)
+
+
+def get_order_by_client_id(
+    conn: Connection, account_id: str, client_order_id: str
+) -> dict[str, Any] | None:
+    """The account's order with this ``client_order_id``, for idempotent retries."""
+    return _one(
+        conn,
+        orders,
+        orders.c.account_id == account_id,
+        orders.c.client_order_id == client_order_id,
+    )
+
+
+def list_orders(
+    conn: Connection,
+    account_id: str,
+    *,
+    status: str | None = None,
+    market_id: str | None = None,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> Page:
+    """The account's orders, newest first; ``status`` one of ``ORDER_STATUSES`` or ``"all"``."""
+    query = select(orders).where(orders.c.account_id == account_id)
+    if status is not None and status != "all":
+        if status not in ORDER_STATUSES:
+            raise ValueError(f"status must be one of {sorted(ORDER_STATUSES | {'all'})}")
+        query = query.where(orders.c.status == status)
+    if market_id is not None:
+        query = query.where(orders.c.market_id == market_id)
+    query = query.where(*_time_range(orders.c.created_at, start_ms, end_ms))
+    return _page(conn, query, orders.c.order_id, "orders", limit, cursor)
+
+
+# ---- trades and fills -------------------------------------------------------------------------
+
+
+def list_trades(
+    conn: Connection,
+    market_id: str,
+    *,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> Page:
+    """A market's public trades, newest first."""
+    query = select(trades).where(
+        trades.c.market_id == market_id, *_time_range(trades.c.created_at, start_ms, end_ms)
+    )
+    return _page(conn, query, trades.c.trade_id, "trades", limit, cursor)
+
+
+def list_fills(
+    conn: Connection,
+    account_id: str,
+    *,
+    market_id: str | None = None,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> Page:
+    """The account's fills, newest first: trade rows plus ``liquidity`` (maker/taker), the
+    account's own ``fee``, ``side`` and ``order_id``.
+
+    Maker and taker fills are read as two index-ordered, limited halves combined with UNION
+    ALL (a trade never has the same account on both sides: self-trade prevention stops it).
+    """
+    _check_limit(limit)
+    before = decode_cursor("fills", cursor) if cursor is not None else None
+    halves = []
+    for role, account_column in (
+        ("maker", trades.c.maker_account_id),
+        ("taker", trades.c.taker_account_id),
+    ):
+        half = select(trades, literal_column(f"'{role}'").label("liquidity")).where(
+            account_column == account_id, *_time_range(trades.c.created_at, start_ms, end_ms)
+        )
+        if market_id is not None:
+            half = half.where(trades.c.market_id == market_id)
+        if before is not None:
+            half = half.where(trades.c.trade_id < before)
+        halves.append(select(half.order_by(trades.c.trade_id.desc()).limit(limit + 1).subquery()))
+    both = union_all(*halves).subquery()
+    rows = (
+        conn.execute(select(both).order_by(both.c.trade_id.desc()).limit(limit + 1))
+        .mappings()
+        .all()
+    )
+    items = []
+    for row in rows[:limit]:
+        item = dict(row)
+        maker = item["liquidity"] == "maker"
+        item["fee"] = item["maker_fee"] if maker else item["taker_fee"]
+        item["order_id"] = item["maker_order_id"] if maker else item["taker_order_id"]
+        taker_side = item["taker_side"]
+        item["side"] = taker_side if not maker else ("sell" if taker_side == "buy" else "buy")
+        items.append(item)
+    more = len(rows) > limit
+    return Page(items, encode_cursor("fills", items[-1]["trade_id"]) if more else None)
+
+
+def candles(
+    conn: Connection,
+    market_id: str,
+    interval_ms: int,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    limit: int = 500,
+) -> list[dict[str, Any]]:
+    """OHLCV per ``interval_ms`` bucket from trades: the latest ``limit`` buckets, oldest first.
+
+    Each dict: ``time`` (bucket start, a multiple of the interval), ``open``/``high``/``low``/
+    ``close`` (ticks), ``volume`` (contracts), ``trade_count``. Buckets without trades are
+    left out. Open and close are the bucket's first and last trade by trade id.
+    """
+    if type(interval_ms) is not int or interval_ms <= 0:
+        raise ValueError("interval_ms must be a positive integer")
+    _check_limit(limit)
+    # Inline the (validated) interval: a bound parameter would make the GROUP BY expression
+    # differ from the SELECT one in PostgreSQL's eyes.
+    interval = literal_column(str(interval_ms), BigInteger)
+    bucket = (trades.c.created_at - trades.c.created_at % interval).label("bucket")
+    agg = (
+        select(
+            bucket,
+            func.min(trades.c.trade_id).label("first_id"),
+            func.max(trades.c.trade_id).label("last_id"),
+            func.max(trades.c.price).label("high"),
+            func.min(trades.c.price).label("low"),
+            # SUM of a bigint is numeric on PostgreSQL: bring it back to an integer.
+            cast(func.sum(trades.c.size), BigInteger).label("volume"),
+            func.count().label("trade_count"),
+        )
+        .where(trades.c.market_id == market_id, *_time_range(trades.c.created_at, start_ms, end_ms))
+        .group_by(bucket)
+        .order_by(bucket.desc())
+        .limit(limit)
+        .subquery()
+    )
+    first = trades.alias("first_trade")
+    last = trades.alias("last_trade")
+    query = (
+        select(
+            agg.c.bucket.label("time"),
+            first.c.price.label("open"),
+            agg.c.high,
+            agg.c.low,
+            last.c.price.label("close"),
+            agg.c.volume,
+            agg.c.trade_count,
+        )
+        .select_from(agg)
+        .join(first, first.c.trade_id == agg.c.first_id)
+        .join(last, last.c.trade_id == agg.c.last_id)
+        .order_by(agg.c.bucket)
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+# ---- ledger -----------------------------------------------------------------------------------
+
+
+def list_ledger(
+    conn: Connection,
+    account_id: str,
+    *,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    kind: str | None = None,
+    market_id: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> Page:
+    """Ledger entries concerning the account, newest first (``kind``: deposit, fee, …)."""
+    query = select(ledger_entries).where(
+        ledger_entries.c.account_id == account_id,
+        *_time_range(ledger_entries.c.created_at, start_ms, end_ms),
+    )
+    if kind is not None:
+        query = query.where(ledger_entries.c.kind == kind)
+    if market_id is not None:
+        query = query.where(ledger_entries.c.market_id == market_id)
+    return _page(conn, query, ledger_entries.c.seq, "ledger", limit, cursor)
+
+
+# ---- markets and settlements ------------------------------------------------------------------
+
+
+def get_market(conn: Connection, market_id: str) -> dict[str, Any] | None:
+    return _one(conn, markets, markets.c.market_id == market_id)
+
+
+def list_markets(
+    conn: Connection, status: str | None = None, kind: str | None = None
+) -> list[dict[str, Any]]:
+    """Markets in listing order, optionally of one status and/or kind."""
+    query = select(markets)
+    if status is not None:
+        query = query.where(markets.c.status == status)
+    if kind is not None:
+        query = query.where(markets.c.kind == kind)
+    query = query.order_by(markets.c.created_at, markets.c.market_id)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def list_settlements(conn: Connection, market_id: str) -> list[dict[str, Any]]:
+    """Every settlement proposal of a market, oldest first, with its outcome."""
+    query = select(settlements).where(settlements.c.market_id == market_id)
+    return [dict(row) for row in conn.execute(query.order_by(settlements.c.id)).mappings()]
+
+
+# ---- accounts and API keys --------------------------------------------------------------------
+
+
+def get_account(conn: Connection, account_id: str) -> dict[str, Any] | None:
+    return _one(conn, accounts, accounts.c.account_id == account_id)
+
+
+def get_api_key(conn: Connection, api_key: str) -> dict[str, Any] | None:
+    """The key's row (revoked ones too: the caller checks ``revoked_at``)."""
+    return _one(conn, api_keys, api_keys.c.api_key == api_key)
+
+
+def list_api_keys(conn: Connection, account_id: str | None = None) -> list[dict[str, Any]]:
+    query = select(api_keys)
+    if account_id is not None:
+        query = query.where(api_keys.c.account_id == account_id)
+    query = query.order_by(api_keys.c.created_at, api_keys.c.api_key)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def volumes_since(conn: Connection, since_ms: int) -> dict[str, int]:
+    """Contracts traded per market since ``since_ms`` (the markets list's ``volume_24h``)."""
+    query = (
+        select(trades.c.market_id, func.coalesce(func.sum(trades.c.size), 0))
+        .where(trades.c.created_at >= since_ms)
+        .group_by(trades.c.market_id)
+    )
+    return {market_id: int(volume) for market_id, volume in conn.execute(query)}

@@ -1,0 +1,189 @@
+"""The database schema (SQLAlchemy Core), identical on SQLite and PostgreSQL.
+
+Units follow the domain: prices, floor and cap in integer ticks; sizes in contracts; money in
+micro-USDC; times in milliseconds since the Unix epoch. ``journal`` is the system of record
+(replaying it rebuilds the engine); every other table is a projection of the engine's events
+plus the descriptive fields the service writes beside them.
+
+The Alembic migrations in ``migrations/versions`` create exactly this schema; a test compares
+the two, so change both together (a new migration, never an edited one).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# Deterministic constraint names on both databases, so later migrations can address them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+journal = Table(
+    "journal",
+    metadata,
+    # Assigned by the caller (1, 2, 3, …): never a database sequence, so numbers are gap-free
+    # and identical whichever database holds them.
+    Column("command_no", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("time", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account_id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("api_key", Text, primary_key=True),
+    Column("account_id", Text, ForeignKey("accounts.account_id"), nullable=False),
+    Column("secret_encrypted", Text, nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("tier", Text, nullable=True),
+    Column("label", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("last_used_at", BigInteger, nullable=True),
+    Index("ix_api_keys_account_id", "account_id"),
+)
+
+markets = Table(
+    "markets",
+    metadata,
+    Column("market_id", Text, primary_key=True),
+    # Descriptive fields: written by the service (``upsert_market_details``), not by events.
+    Column("name", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("question", Text, nullable=True),
+    Column("description", Text, nullable=True),
+    Column("resolution_source", Text, nullable=True),
+    Column("settlement_date", BigInteger, nullable=True),
+    # Trading rules, from CreateMarket.
+    Column("close_time", BigInteger, nullable=False),
+    Column("tick_size", Text, nullable=False),  # decimal text, e.g. "0.001"
+    Column("tick_value", BigInteger, nullable=False),  # micro-USDC per tick per contract
+    Column("floor", BigInteger, nullable=False),  # ticks
+    Column("cap", BigInteger, nullable=False),  # ticks
+    Column("min_size", BigInteger, nullable=False),
+    Column("max_order_size", BigInteger, nullable=False),
+    Column("max_position", BigInteger, nullable=False),
+    Column("maker_fee_bps", Integer, nullable=False),
+    Column("taker_fee_bps", Integer, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    # The current (proposed or final) settlement; cleared when a proposal is overturned.
+    Column("settlement_value", BigInteger, nullable=True),  # micro price units (value × 10⁶)
+    Column("evidence_hash", Text, nullable=True),
+    Column("evidence", Text, nullable=True),  # canonical evidence JSON
+    Column("proposer", Text, nullable=True),
+    Column("proposed_at", BigInteger, nullable=True),
+    Column("settled_at", BigInteger, nullable=True),
+)
+
+settlements = Table(
+    "settlements",
+    metadata,
+    # Integer (not BigInteger) so that SQLite makes it the auto-incrementing rowid.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("market_id", Text, ForeignKey("markets.market_id"), nullable=False),
+    Column("value", BigInteger, nullable=False),
+    Column("evidence_hash", Text, nullable=False),
+    Column("evidence", Text, nullable=True),
+    Column("proposer", Text, nullable=False),
+    Column("proposed_at", BigInteger, nullable=False),
+    Column("outcome", Text, nullable=False),  # proposed | overturned | finalized
+    Column("decided_by", Text, nullable=True),
+    Column("decided_at", BigInteger, nullable=True),
+    Index("ix_settlements_market_id", "market_id", "id"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("account_id", Text, ForeignKey("accounts.account_id"), nullable=False),
+    Column("market_id", Text, ForeignKey("markets.market_id"), nullable=False),
+    Column("side", Text, nullable=False),
+    Column("order_type", Text, nullable=False),
+    Column("price", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("filled", BigInteger, nullable=False),
+    Column("remaining", BigInteger, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("time_in_force", Text, nullable=False),
+    Column("expire_at", BigInteger, nullable=True),
+    Column("post_only", Boolean, nullable=False),
+    Column("reduce_only", Boolean, nullable=False),
+    Column("client_order_id", Text, nullable=True),
+    Column("stp", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    # NULLs never collide on either database, so orders without a client id are unconstrained.
+    UniqueConstraint("account_id", "client_order_id"),
+    Index("ix_orders_account_status", "account_id", "status", "order_id"),
+    Index("ix_orders_account_created", "account_id", "created_at"),
+)
+
+trades = Table(
+    "trades",
+    metadata,
+    Column("trade_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("market_id", Text, ForeignKey("markets.market_id"), nullable=False),
+    Column("price", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("taker_side", Text, nullable=False),
+    Column("maker_order_id", BigInteger, nullable=False),
+    Column("taker_order_id", BigInteger, nullable=False),
+    Column("maker_account_id", Text, nullable=False),
+    Column("taker_account_id", Text, nullable=False),
+    Column("maker_fee", BigInteger, nullable=False),
+    Column("taker_fee", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_trades_market", "market_id", "trade_id"),
+    # Candles and time-bounded trade lists scan a market by time.
+    Index("ix_trades_market_created", "market_id", "created_at"),
+    Index("ix_trades_maker_account", "maker_account_id", "trade_id"),
+    Index("ix_trades_taker_account", "taker_account_id", "trade_id"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("account_id", Text, nullable=True),
+    Column("market_id", Text, nullable=True),
+    Column("debit", Text, nullable=False),
+    Column("credit", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("ref", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_ledger_account_seq", "account_id", "seq"),
+)
+
+ALL_TABLES = (journal, accounts, api_keys, markets, settlements, orders, trades, ledger_entries)

@@ -1,0 +1,77 @@
+"""A real Ballast server on a free loopback port, for tests that talk to it over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from ballast_exchange.api.app import create_app
+from ballast_exchange.bootstrap import Runtime
+from ballast_exchange.config import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    def __init__(self, runtime: Runtime, server: uvicorn.Server, thread: threading.Thread) -> None:
+        self.runtime = runtime
+        self.server = server
+        self.thread = thread
+        self.url = runtime.settings.base_url
+        self.api = f"{self.url}/v1"
+
+    @property
+    def admin_token(self) -> str:
+        return self.runtime.state.admin_token
+
+    def call(self, coroutine: Any) -> Any:
+        """Run a coroutine on the server's own loop (to read its state consistently)."""
+        loop = self.server_loop
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=30)
+
+    server_loop: asyncio.AbstractEventLoop
+
+
+@contextmanager
+def live_server(data_dir: Path, **settings: Any) -> Iterator[LiveServer]:
+    settings.setdefault("demo", False)
+    config = Settings(data_dir=data_dir, port=free_port(), **settings)
+    runtime = Runtime(config)
+    app = create_app(runtime)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=config.port, log_config=None, access_log=False)
+    )
+    holder: dict[str, asyncio.AbstractEventLoop] = {}
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        holder["loop"] = loop
+        loop.run_until_complete(server.serve())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    live = LiveServer(runtime, server, thread)
+    live.server_loop = holder["loop"]
+    try:
+        yield live
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
