@@ -220,6 +220,9 @@ class Matching(EngineState):
         taker_position.shrink_order(taker, quantity)
         taker.remaining -= quantity
         taker.size -= quantity
+        # Both orders changed size without trading: say so, so stored orders stay true.
+        self._emit_amended(maker, False, time)
+        self._emit_amended(taker, False, time)
         if maker.remaining == 0:
             self._cancel(maker, CancelReason.SELF_TRADE, time)
         if taker.remaining == 0:

@@ -8,7 +8,6 @@ from . import commands as cmd
 from .errors import DomainError, ErrorCode, invalid
 from .events import (
     OrderAccepted,
-    OrderAmended,
 )
 from .ledger import (
     collateral_key,
@@ -321,22 +320,6 @@ class OrderEntry(Matching):
         self._emit_amended(order, True, c.time)
         self._reconcile(account, position, c.time)
         self._take(market, account, position, order, c.time)
-
-    def _emit_amended(self, order: Order, requeued: bool, time: int) -> None:
-        self.seq += 1
-        self._out.append(
-            OrderAmended(
-                self.seq,
-                time,
-                order.order_id,
-                order.account_id,
-                order.market_id,
-                order.price,
-                order.size,
-                order.remaining,
-                requeued,
-            )
-        )
 
     def _expire_orders(self, c: cmd.ExpireOrders) -> None:
         self._sweep_expired(c.time)

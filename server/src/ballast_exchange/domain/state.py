@@ -16,6 +16,7 @@ from .events import (
     Event,
     LedgerEntry,
     MarketStatusChanged,
+    OrderAmended,
     OrderClosed,
 )
 from .ledger import (
@@ -222,6 +223,23 @@ class EngineState:
         self._close_live(order, OrderStatus.EXPIRED, CancelReason.EXPIRED, time)
         account = self.accounts[order.account_id]
         self._reconcile(account, account.positions[order.market_id], time)
+
+    def _emit_amended(self, order: Order, requeued: bool, time: int) -> None:
+        """Report an order's new price, size or remaining size."""
+        self.seq += 1
+        self._out.append(
+            OrderAmended(
+                self.seq,
+                time,
+                order.order_id,
+                order.account_id,
+                order.market_id,
+                order.price,
+                order.size,
+                order.remaining,
+                requeued,
+            )
+        )
 
     def _flush_book(self, market: Market, time: int) -> None:
         book = market.book
