@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from ...store import queries
 from ..errors import invalid_request
 from ..money import micro_price, ticks_to_price, to_usdc
+from ..schemas import PRIVATE_ERRORS, Balance, Fills, Ledger, Positions
 from ..timeutil import parse_time_param
 from ..views import fill_view, iso, tick_size
 from .orders import Reader, State
@@ -16,7 +17,11 @@ from .orders import Reader, State
 router = APIRouter(tags=["account"])
 
 
-@router.get("/account/balance", summary="Balance: total = available + reserved")
+@router.get(
+    "/account/balance",
+    summary="Balance: total = available + reserved",
+    responses={200: {"model": Balance}, **PRIVATE_ERRORS},
+)
 async def balance(principal: Reader, state: State) -> Any:
     await state.exchange.barrier()
     engine = state.exchange.engine
@@ -30,7 +35,11 @@ async def balance(principal: Reader, state: State) -> Any:
     }
 
 
-@router.get("/positions", summary="Open positions with PnL and margin used")
+@router.get(
+    "/positions",
+    summary="Open positions with PnL and margin used",
+    responses={200: {"model": Positions}, **PRIVATE_ERRORS},
+)
 async def positions(principal: Reader, state: State) -> Any:
     await state.exchange.barrier()
     engine = state.exchange.engine
@@ -70,7 +79,11 @@ def _window(start_date: str | None, end_date: str | None) -> tuple[int | None, i
     )
 
 
-@router.get("/fills", summary="The account's fills, newest first")
+@router.get(
+    "/fills",
+    summary="The account's fills, newest first",
+    responses={200: {"model": Fills}, **PRIVATE_ERRORS},
+)
 async def fills(
     principal: Reader,
     state: State,
@@ -105,7 +118,11 @@ async def fills(
     }
 
 
-@router.get("/account/ledger", summary="Every movement of the account's money, newest first")
+@router.get(
+    "/account/ledger",
+    summary="Every movement of the account's money, newest first",
+    responses={200: {"model": Ledger}, **PRIVATE_ERRORS},
+)
 async def ledger(
     principal: Reader,
     state: State,

@@ -25,11 +25,12 @@ from ..models import (
     TierRequest,
 )
 from ..money import parse_decimal, to_usdc, usdc_to_micro
+from ..schemas import ADMIN_ERRORS
 from ..state import AppState, app_state
 from ..timeutil import to_ms
 from ..views import iso, market_view
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], responses=ADMIN_ERRORS)
 State = Annotated[AppState, Depends(app_state)]
 
 

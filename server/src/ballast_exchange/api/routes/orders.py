@@ -15,6 +15,14 @@ from ..errors import ApiError, from_domain, invalid_request
 from ..keys import READ, TRADE
 from ..models import AmendOrderRequest, BatchOrdersRequest, PlaceOrderRequest
 from ..money import price_to_ticks, ticks_to_price
+from ..schemas import (
+    PRIVATE_ERRORS,
+    BatchResults,
+    Canceled,
+    Order,
+    OrderList,
+    PlacedOrder,
+)
 from ..state import AppState, app_state
 from ..timeutil import parse_time_param, to_ms
 from ..views import iso, order_ref, order_view, parse_order_ref, tick_size, trade_ref
@@ -137,7 +145,16 @@ async def place_one(state: AppState, account_id: str, body: PlaceOrderRequest) -
     return 201, placed_view(state, events)
 
 
-@router.post("/orders", status_code=201, summary="Place an order")
+@router.post(
+    "/orders",
+    status_code=201,
+    summary="Place an order",
+    responses={
+        201: {"model": PlacedOrder, "description": "Placed, with what it traded on arrival"},
+        200: {"model": Order, "description": "A client_order_id retry: the first result"},
+        **PRIVATE_ERRORS,
+    },
+)
 async def place_order(
     body: PlaceOrderRequest, principal: Trader, state: State, response: Response
 ) -> Any:
@@ -146,7 +163,11 @@ async def place_order(
     return view
 
 
-@router.post("/orders/batch", summary="Place up to 20 orders; each succeeds or fails alone")
+@router.post(
+    "/orders/batch",
+    summary="Place up to 20 orders; each succeeds or fails alone",
+    responses={200: {"model": BatchResults}, **PRIVATE_ERRORS},
+)
 async def place_orders(body: BatchOrdersRequest, principal: Trader, state: State) -> Any:
     results = []
     for order in body.orders:
@@ -201,7 +222,11 @@ async def cancel_or_explain(
     return events
 
 
-@router.delete("/orders/{order_id}", summary="Cancel an order")
+@router.delete(
+    "/orders/{order_id}",
+    summary="Cancel an order",
+    responses={200: {"model": Order}, **PRIVATE_ERRORS},
+)
 async def cancel_order(order_id: str, principal: Trader, state: State) -> Any:
     number = order_id_or_404(order_id)
     account = principal.account_id
@@ -210,7 +235,11 @@ async def cancel_order(order_id: str, principal: Trader, state: State) -> Any:
     return order_view(row, state.market(row["market_id"]))
 
 
-@router.delete("/orders", summary="Cancel all open orders, optionally in one market")
+@router.delete(
+    "/orders",
+    summary="Cancel all open orders, optionally in one market",
+    responses={200: {"model": Canceled}, **PRIVATE_ERRORS},
+)
 async def cancel_all(principal: Trader, state: State, market_id: str | None = None) -> Any:
     if market_id is not None:
         state.market(market_id)
@@ -220,7 +249,11 @@ async def cancel_all(principal: Trader, state: State, market_id: str | None = No
     return {"canceled": canceled, "count": len(canceled)}
 
 
-@router.patch("/orders/{order_id}", summary="Amend an order's price or size")
+@router.patch(
+    "/orders/{order_id}",
+    summary="Amend an order's price or size",
+    responses={200: {"model": Order}, **PRIVATE_ERRORS},
+)
 async def amend_order(
     order_id: str, body: AmendOrderRequest, principal: Trader, state: State
 ) -> Any:
@@ -243,7 +276,11 @@ async def amend_order(
     return order_view(row, state.market(row["market_id"]))
 
 
-@router.get("/orders/{order_id}", summary="Get one order")
+@router.get(
+    "/orders/{order_id}",
+    summary="Get one order",
+    responses={200: {"model": Order}, **PRIVATE_ERRORS},
+)
 async def get_order(order_id: str, principal: Reader, state: State) -> Any:
     number = order_id_or_404(order_id)
     row = await state.read(queries.get_order, principal.account_id, number)
@@ -252,7 +289,11 @@ async def get_order(order_id: str, principal: Reader, state: State) -> Any:
     return order_view(row, state.market(row["market_id"]))
 
 
-@router.get("/orders", summary="List orders: open ones, or history by status and date")
+@router.get(
+    "/orders",
+    summary="List orders: open ones, or history by status and date",
+    responses={200: {"model": OrderList}, **PRIVATE_ERRORS},
+)
 async def list_orders(
     principal: Reader,
     state: State,

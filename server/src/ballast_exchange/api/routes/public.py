@@ -10,6 +10,15 @@ from ...store import queries
 from ..auth import authenticate, bearer
 from ..errors import invalid_request
 from ..keys import READ
+from ..schemas import (
+    PUBLIC_ERRORS,
+    Candles,
+    Market,
+    Markets,
+    OrderBook,
+    ServerTime,
+    Trades,
+)
 from ..state import AppState, app_state
 from ..timeutil import parse_time_param
 from ..views import iso, market_view, tick_size, trade_view
@@ -29,13 +38,21 @@ async def optional_auth(request: Request, state: State) -> None:
 Public = Annotated[None, Depends(optional_auth)]
 
 
-@router.get("/time", summary="Server time, to sync signing clocks")
+@router.get(
+    "/time",
+    summary="Server time, to sync signing clocks",
+    responses={200: {"model": ServerTime}, **PUBLIC_ERRORS},
+)
 async def server_time(state: State) -> Any:
     now = state.exchange.clock()
     return {"server_time": now, "iso": iso(now)}
 
 
-@router.get("/markets", summary="All markets, optionally by status and type")
+@router.get(
+    "/markets",
+    summary="All markets, optionally by status and type",
+    responses={200: {"model": Markets}, **PUBLIC_ERRORS},
+)
 async def list_markets(
     _: Public,
     state: State,
@@ -54,7 +71,11 @@ async def list_markets(
     return {"markets": markets}
 
 
-@router.get("/markets/{market_id}", summary="One market: rules, status and settlement")
+@router.get(
+    "/markets/{market_id}",
+    summary="One market: rules, status and settlement",
+    responses={200: {"model": Market}, **PUBLIC_ERRORS},
+)
 async def get_market(market_id: str, _: Public, state: State) -> Any:
     market = state.market(market_id)
     details = await state.read(queries.get_market, market_id)
@@ -62,7 +83,11 @@ async def get_market(market_id: str, _: Public, state: State) -> Any:
     return market_view(market, details, volumes.get(market_id, 0))
 
 
-@router.get("/markets/{market_id}/orderbook", summary="Aggregated order book")
+@router.get(
+    "/markets/{market_id}/orderbook",
+    summary="Aggregated order book",
+    responses={200: {"model": OrderBook}, **PUBLIC_ERRORS},
+)
 async def orderbook(
     market_id: str,
     _: Public,
@@ -82,7 +107,11 @@ async def orderbook(
     }
 
 
-@router.get("/markets/{market_id}/trades", summary="Recent trades, newest first")
+@router.get(
+    "/markets/{market_id}/trades",
+    summary="Recent trades, newest first",
+    responses={200: {"model": Trades}, **PUBLIC_ERRORS},
+)
 async def trades(
     market_id: str,
     _: Public,
@@ -102,7 +131,11 @@ async def trades(
     }
 
 
-@router.get("/markets/{market_id}/candles", summary="OHLCV candles from trades")
+@router.get(
+    "/markets/{market_id}/candles",
+    summary="OHLCV candles from trades",
+    responses={200: {"model": Candles}, **PUBLIC_ERRORS},
+)
 async def candles(
     market_id: str,
     _: Public,

@@ -1,0 +1,238 @@
+"""Response shapes for the OpenAPI document: what the SDK and schemathesis hold the server to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Open(BaseModel):
+    # Replies may gain fields; clients should keep what they do not know.
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorBody(Open):
+    code: str = Field(examples=["INSUFFICIENT_BALANCE"])
+    message: str = Field(examples=["insufficient collateral for this order"])
+    details: dict[str, Any] = Field(examples=[{"required": 1000.0, "available": 850.0}])
+
+
+class ErrorResponse(Open):
+    error: ErrorBody
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` entry documenting error statuses in the spec's envelope."""
+    described = {
+        400: "Invalid request or rejected order (see the error code)",
+        401: "UNAUTHORIZED, INVALID_SIGNATURE or TIMESTAMP_EXPIRED",
+        403: "FORBIDDEN: the key lacks the scope",
+        404: "Not found",
+        409: "Conflict with the market's or order's state",
+        413: "PAYLOAD_TOO_LARGE",
+        415: "UNSUPPORTED_MEDIA_TYPE",
+        429: "RATE_LIMIT_EXCEEDED (see Retry-After)",
+        503: "SERVICE_UNAVAILABLE: the exchange stopped taking commands",
+    }
+    return {s: {"model": ErrorResponse, "description": described[s]} for s in statuses}
+
+
+PUBLIC_ERRORS = errors(400, 401, 404, 429)
+PRIVATE_ERRORS = errors(400, 401, 403, 404, 409, 413, 415, 429, 503)
+ADMIN_ERRORS = errors(400, 401, 404, 409, 413, 415, 503)
+
+
+class Fill(Open):
+    trade_id: str
+    price: float
+    size: int
+    fee: float
+
+
+class Order(Open):
+    order_id: str = Field(examples=["ord_123"])
+    client_order_id: str | None
+    market_id: str
+    side: str
+    type: str
+    price: float | None
+    size: int
+    filled_size: int
+    remaining_size: int
+    status: str = Field(examples=["open"])
+    cancel_reason: str | None
+    time_in_force: str
+    expire_at: str | None
+    post_only: bool
+    reduce_only: bool
+    stp: str
+    created_at: str
+    updated_at: str
+
+
+class PlacedOrder(Order):
+    fills: list[Fill] = []
+
+
+class OrderList(Open):
+    orders: list[Order]
+    next_cursor: str | None
+
+
+class BatchResult(Open):
+    status: int
+    order: Order | None = None
+    error: ErrorBody | None = None
+
+
+class BatchResults(Open):
+    results: list[BatchResult]
+
+
+class Canceled(Open):
+    canceled: list[str]
+    count: int
+
+
+class Balance(Open):
+    total_balance: float = Field(examples=[50000.0])
+    available: float = Field(examples=[42000.0])
+    reserved: float = Field(examples=[8000.0])
+    currency: str = Field(examples=["USDC"])
+
+
+class Position(Open):
+    market_id: str
+    size: int
+    average_price: float | None
+    current_price: float | None
+    unrealized_pnl: float
+    realized_pnl: float
+    margin_used: float
+
+
+class Positions(Open):
+    positions: list[Position]
+
+
+class AccountFill(Open):
+    trade_id: str
+    order_id: str
+    market_id: str
+    side: str
+    price: float
+    size: int
+    liquidity: str
+    fee: float
+    created_at: str
+
+
+class Fills(Open):
+    fills: list[AccountFill]
+    next_cursor: str | None
+
+
+class LedgerEntry(Open):
+    entry_id: int
+    kind: str
+    amount: float
+    debit: str
+    credit: str
+    market_id: str | None
+    ref: str | None
+    created_at: str
+
+
+class Ledger(Open):
+    entries: list[LedgerEntry]
+    next_cursor: str | None
+
+
+class Rules(Open):
+    tick_size: float
+    floor: float
+    cap: float
+    min_size: int
+    max_order_size: int
+    max_position: int
+    maker_fee_bps: int
+    taker_fee_bps: int
+
+
+class SettlementView(Open):
+    value: float | None
+    evidence_hash: str | None
+    proposed_at: str | None
+    final: bool
+
+
+class Market(Open):
+    id: str = Field(examples=["suez-apr2025"])
+    name: str
+    type: str
+    status: str
+    question: str | None
+    description: str | None
+    resolution_source: str | None
+    settlement_date: str | None
+    close_time: str | None
+    last_price: float | None
+    bid: float | None
+    ask: float | None
+    volume_24h: int
+    open_interest: int
+    rules: Rules
+    settlement: SettlementView | None
+
+
+class Markets(Open):
+    markets: list[Market]
+
+
+class Level(Open):
+    price: float
+    size: int
+
+
+class OrderBook(Open):
+    market_id: str
+    timestamp: str
+    seq: int
+    bids: list[Level]
+    asks: list[Level]
+
+
+class PublicTrade(Open):
+    trade_id: str
+    market_id: str
+    price: float
+    size: int
+    taker_side: str
+    created_at: str
+
+
+class Trades(Open):
+    market_id: str
+    trades: list[PublicTrade]
+    next_cursor: str | None
+
+
+class Candle(Open):
+    start: str
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+
+
+class Candles(Open):
+    market_id: str
+    interval: str
+    candles: list[Candle]
+
+
+class ServerTime(Open):
+    server_time: int = Field(description="Unix milliseconds")
+    iso: str
