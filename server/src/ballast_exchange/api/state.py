@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -38,6 +39,16 @@ class AppState:
                 "MARKET_NOT_FOUND", f"market {market_id!r} does not exist", {"market_id": market_id}
             )
         return market
+
+    async def view(self, render: Callable[[], T]) -> T:
+        """Render from the live engine, then answer only once all it shows is stored.
+
+        Rendering first and then waiting for the last command executed so far is what keeps a
+        reply from describing commands that ran while it waited (DESIGN §6).
+        """
+        result = render()
+        await self.exchange.barrier()
+        return result
 
     async def read(self, query: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a store query in the thread pool, after everything executed so far is stored."""

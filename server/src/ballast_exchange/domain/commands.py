@@ -90,7 +90,10 @@ class CancelAll(Command):
 
 @dataclass(slots=True, frozen=True)
 class AmendOrder(Command):
-    """Change a resting order's price and/or remaining size (either may be left as it is)."""
+    """Change a resting order's price and/or its total size (filled + remaining).
+
+    Either may be left as it is. A smaller size at the same price keeps the order's place.
+    """
 
     account_id: str
     order_id: int

@@ -83,7 +83,7 @@ class Matching(EngineState):
                 {"required": need - held, "available": available},
             )
 
-    def _market_order_reach(self, market: Market, order: Order) -> tuple[int, int]:
+    def _market_order_reach(self, market: Market, order: Order, time: int) -> tuple[int, int]:
         """How much of a market order the book could fill within its protection price, and the
         worst price it would reach doing so."""
         is_buy = order.is_buy
@@ -92,13 +92,26 @@ class Matching(EngineState):
         keys = book.ask_keys_best_last() if is_buy else book.bid_keys_best_last()
         levels = book.asks if is_buy else book.bids
         wanted = order.remaining
+        # With cancel_oldest the account's own orders are canceled, not traded, so they are no
+        # liquidity; matching walks past them. (The other modes stop at them or shrink the
+        # order by as much, so counting them does no harm there.)
+        skip_own = order.stp is STP_OLDEST
         reached = 0
         worst = limit
         for index in range(len(keys) - 1, -1, -1):
             price = -keys[index] if is_buy else keys[index]
             if (price > limit) if is_buy else (price < limit):
                 break
-            reached += levels[price].total
+            level = levels[price]
+            if skip_own:
+                reached += sum(
+                    o.remaining
+                    for o in level.orders.values()
+                    if o.account_id != order.account_id
+                    and (o.expire_at is None or o.expire_at > time)
+                )
+            else:
+                reached += level.total
             worst = price
             if reached >= wanted:
                 return wanted, worst

@@ -173,12 +173,13 @@ class OrderEntry(Matching):
         cap_reason = None
         if order_type is OrderType.MARKET:
             # Reserve at the worst price the order would reach, for no more than it can afford:
-            # from then on it is an IOC limit order at that price.
-            fillable, worst = self._market_order_reach(market, order)
+            # from then on it is an IOC limit order at that price. Matching, not this estimate,
+            # decides what it meets (own orders it cancels on the way included).
+            fillable, worst = self._market_order_reach(market, order, c.time)
             order.price = worst
             order.unit_lock = market.lock_per_contract(is_buy, worst)
             order.unit_fee = market.fee_reserve_per_contract(worst)
-            affordable = self._affordable(account, position, order, fillable)
+            affordable = self._affordable(account, position, order, size)
             if fillable and affordable == 0:
                 order.remaining = 1
                 self._reserve_check(account, position, order)  # raises with the figures
@@ -263,6 +264,13 @@ class OrderEntry(Matching):
         order = self._owned_order(account, c.order_id)
         market = self.markets[order.market_id]
         self._check_trading(market, c.time)
+        if order.expire_at is not None and order.expire_at <= c.time:
+            # Due but not yet swept: it may no longer trade, so it may not be re-priced either.
+            raise DomainError(
+                ErrorCode.ORDER_NOT_CANCELABLE,
+                f"order {order.order_id} expired at {order.expire_at}",
+                {"order_id": order.order_id, "expire_at": order.expire_at},
+            )
         if c.price is None and c.size is None:
             raise invalid("size", "an amend needs a new price or a new size")
         price = order.price if c.price is None else self._check_price(market, c.price)

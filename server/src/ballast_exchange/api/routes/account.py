@@ -10,6 +10,7 @@ from ...store import queries
 from ..errors import invalid_request
 from ..money import micro_price, ticks_to_price, to_usdc
 from ..schemas import PRIVATE_ERRORS, Balance, Fills, Ledger, Positions
+from ..state import AppState
 from ..timeutil import parse_time_param
 from ..views import fill_view, iso, tick_size
 from .orders import Reader, State
@@ -23,10 +24,13 @@ router = APIRouter(tags=["account"])
     responses={200: {"model": Balance}, **PRIVATE_ERRORS},
 )
 async def balance(principal: Reader, state: State) -> Any:
-    await state.exchange.barrier()
+    return await state.view(lambda: balance_view(state, principal.account_id))
+
+
+def balance_view(state: AppState, account_id: str) -> dict[str, Any]:
     engine = state.exchange.engine
-    available = engine.available(principal.account_id)
-    reserved = engine.reserved(principal.account_id)
+    available = engine.available(account_id)
+    reserved = engine.reserved(account_id)
     return {
         "total_balance": to_usdc(available + reserved),
         "available": to_usdc(available),
@@ -41,9 +45,12 @@ async def balance(principal: Reader, state: State) -> Any:
     responses={200: {"model": Positions}, **PRIVATE_ERRORS},
 )
 async def positions(principal: Reader, state: State) -> Any:
-    await state.exchange.barrier()
+    return await state.view(lambda: positions_view(state, principal.account_id))
+
+
+def positions_view(state: AppState, account_id: str) -> dict[str, Any]:
     engine = state.exchange.engine
-    account = engine.account(principal.account_id)
+    account = engine.account(account_id)
     rows = []
     for market_id in sorted(account.positions):
         position = account.positions[market_id]

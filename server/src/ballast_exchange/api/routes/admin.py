@@ -24,11 +24,12 @@ from ..models import (
     CreateMarketRequest,
     TierRequest,
 )
-from ..money import parse_decimal, to_usdc, usdc_to_micro
+from ..money import parse_decimal, usdc_to_micro
 from ..schemas import ADMIN_ERRORS
 from ..state import AppState, app_state
 from ..timeutil import to_ms
 from ..views import iso, market_view
+from .account import balance_view
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=ADMIN_ERRORS)
 State = Annotated[AppState, Depends(app_state)]
@@ -79,17 +80,8 @@ async def create_key(
     }
 
 
-def balance_view(state: AppState, account_id: str) -> dict[str, Any]:
-    engine = state.exchange.engine
-    available = engine.available(account_id)
-    reserved = engine.reserved(account_id)
-    return {
-        "account_id": account_id,
-        "total_balance": to_usdc(available + reserved),
-        "available": to_usdc(available),
-        "reserved": to_usdc(reserved),
-        "currency": "USDC",
-    }
+async def account_balance(state: AppState, account_id: str) -> dict[str, Any]:
+    return await state.view(lambda: {"account_id": account_id, **balance_view(state, account_id)})
 
 
 @router.post("/accounts", status_code=201, summary="Create an account with a key")
@@ -103,7 +95,7 @@ async def create_account(body: CreateAccountRequest, _: Admin, state: State) -> 
     if deposit:
         await state.exchange.submit(lambda now: c.Deposit(now, account_id, deposit, "admin"))
     key = await create_key(state, account_id, ["read", "trade"], "default", None)
-    return {**balance_view(state, account_id), "name": body.name, **key}
+    return {**await account_balance(state, account_id), "name": body.name, **key}
 
 
 @router.post("/accounts/{account_id}/{action}", summary="Deposit to or withdraw from an account")
@@ -117,14 +109,13 @@ async def move_money(
     amount = usdc_to_micro(body.amount)
     command = c.Deposit if action == "deposit" else c.Withdraw
     await state.exchange.submit(lambda now: command(now, account_id, amount, "admin"))
-    return balance_view(state, account_id)
+    return await account_balance(state, account_id)
 
 
 @router.get("/accounts/{account_id}", summary="An account's balance")
 async def get_account(account_id: str, _: Admin, state: State) -> Any:
-    await state.exchange.barrier()
     state.exchange.engine.account(account_id)
-    return balance_view(state, account_id)
+    return await account_balance(state, account_id)
 
 
 @router.post("/keys", status_code=201, summary="Create an API key; the secret is shown once")

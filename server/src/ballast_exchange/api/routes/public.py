@@ -59,15 +59,18 @@ async def list_markets(
     status: Literal["pending", "open", "halted", "closed", "resolving", "settled"] | None = None,
     type: Literal["binary", "index"] | None = None,
 ) -> Any:
-    await state.exchange.barrier()
-    engine = state.exchange.engine
     details = {row["market_id"]: row for row in await state.read(queries.list_markets, None, None)}
     volumes = await state.read(queries.volumes_since, state.exchange.clock() - DAY_MS)
-    markets = [
-        market_view(m, details.get(m.market_id), volumes.get(m.market_id, 0))
-        for m in engine.markets.values()
-        if (status is None or m.status.value == status) and (type is None or m.kind.value == type)
-    ]
+
+    def render() -> list[dict[str, Any]]:
+        return [
+            market_view(m, details.get(m.market_id), volumes.get(m.market_id, 0))
+            for m in state.exchange.engine.markets.values()
+            if (status is None or m.status.value == status)
+            and (type is None or m.kind.value == type)
+        ]
+
+    markets = await state.view(render)
     return {"markets": markets}
 
 
@@ -80,7 +83,7 @@ async def get_market(market_id: str, _: Public, state: State) -> Any:
     market = state.market(market_id)
     details = await state.read(queries.get_market, market_id)
     volumes = await state.read(queries.volumes_since, state.exchange.clock() - DAY_MS)
-    return market_view(market, details, volumes.get(market_id, 0))
+    return await state.view(lambda: market_view(market, details, volumes.get(market_id, 0)))
 
 
 @router.get(
@@ -95,16 +98,17 @@ async def orderbook(
     depth: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Any:
     market = state.market(market_id)
-    await state.exchange.barrier()
     step = tick_size(market)
     book = market.book
-    return {
-        "market_id": market_id,
-        "timestamp": iso(state.exchange.clock()),
-        "seq": state.exchange.engine.seq,
-        "bids": [{"price": float(p * step), "size": s} for p, s in book.depth(True, depth)],
-        "asks": [{"price": float(p * step), "size": s} for p, s in book.depth(False, depth)],
-    }
+    return await state.view(
+        lambda: {
+            "market_id": market_id,
+            "timestamp": iso(state.exchange.clock()),
+            "seq": state.exchange.engine.seq,
+            "bids": [{"price": float(p * step), "size": s} for p, s in book.depth(True, depth)],
+            "asks": [{"price": float(p * step), "size": s} for p, s in book.depth(False, depth)],
+        }
+    )
 
 
 @router.get(
