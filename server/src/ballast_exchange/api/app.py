@@ -80,6 +80,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.openapi = openapi  # type: ignore[method-assign]
 
     settings = runtime.settings
+    # Added last is outermost: rate limiting wraps everything, so even 413 and 415 carry the
+    # rate-limit headers and count.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         RateLimitMiddleware,
         limiter=runtime.limiter,
@@ -87,5 +90,4 @@ def create_app(runtime: Runtime) -> FastAPI:
         public_limit=settings.public_rate_limit,
         private_limit=settings.private_rate_limit,
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app

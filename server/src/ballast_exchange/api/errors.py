@@ -8,6 +8,7 @@ No stack trace or exception text from inside ever reaches the client.
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -57,6 +58,8 @@ STATUS: dict[str, int] = {
 
 # Domain details in micro-USDC that the API shows in USDC, as the spec's example does.
 _MONEY_DETAILS = frozenset({"required", "available"})
+# Domain details in ticks, shown as prices when the market is known.
+_PRICE_DETAILS = frozenset({"price", "floor", "cap", "opposite_best"})
 
 
 class ApiError(Exception):
@@ -90,11 +93,16 @@ def error_response(
     )
 
 
-def from_domain(error: DomainError) -> ApiError:
+def from_domain(error: DomainError, tick_size: Decimal | None = None) -> ApiError:
+    """The API's view of a rejection: money in USDC and, given the market's tick, prices."""
     details = dict(error.details)
     for key in _MONEY_DETAILS & details.keys():
         if isinstance(details[key], int):
             details[key] = to_usdc(details[key])
+    if tick_size is not None:
+        for key in _PRICE_DETAILS & details.keys():
+            if isinstance(details[key], int):
+                details[key] = float(details[key] * tick_size)
     if error.code == "ACCOUNT_NOT_FOUND":
         return ApiError("ACCOUNT_NOT_FOUND", error.message, details)
     return ApiError(error.code, error.message, details)

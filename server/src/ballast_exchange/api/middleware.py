@@ -23,8 +23,8 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
-LIMITED_PREFIX = "/v1"
-EXEMPT_PREFIX = "/v1/admin"
+# The operator's API and the health probes are not rate limited; everything else is.
+EXEMPT_PREFIXES = ("/v1/admin", "/healthz", "/readyz")
 
 
 async def send_error(
@@ -59,11 +59,7 @@ class RateLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if (
-            scope["type"] != "http"
-            or not path.startswith(LIMITED_PREFIX)
-            or path.startswith(EXEMPT_PREFIX)
-        ):
+        if scope["type"] != "http" or path.startswith(EXEMPT_PREFIXES):
             await self.app(scope, receive, send)
             return
         bucket, limit = self._bucket(scope)
@@ -103,7 +99,11 @@ def _too_many(decision: Decision) -> str:
 
 
 class BodyLimitMiddleware:
-    """413 for bodies over the limit (declared or streamed), 415 for non-JSON bodies."""
+    """413 for bodies over the limit (declared or streamed), 415 for non-JSON bodies.
+
+    Bodies are small, so the whole body is read here first: an oversized chunked upload is
+    refused before the application starts parsing it.
+    """
 
     def __init__(self, app: App, max_bytes: int) -> None:
         self.app = app
@@ -118,31 +118,37 @@ class BodyLimitMiddleware:
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             await send_error(send, 413, "PAYLOAD_TOO_LARGE", self._too_large(), {})
             return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await send_error(send, 413, "PAYLOAD_TOO_LARGE", self._too_large(), {})
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if length not in (None, b"0") and content_type != b"application/json":
+        if size and content_type != b"application/json":
             await send_error(
                 send, 415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json", {}
             )
             return
-        received = 0
+        body = b"".join(chunks)
+        delivered = False
 
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge
-            return message
+        async def replay() -> Message:
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except BodyTooLarge:
-            await send_error(send, 413, "PAYLOAD_TOO_LARGE", self._too_large(), {})
+        await self.app(scope, replay, send)
 
     def _too_large(self) -> str:
         return f"the body exceeds {self.max_bytes} bytes"
-
-
-class BodyTooLarge(Exception):
-    pass

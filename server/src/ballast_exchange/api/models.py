@@ -7,11 +7,24 @@ number) until ``money`` converts them against the market's grid, so nothing is r
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictBool, StrictInt
+from pydantic.json_schema import WithJsonSchema
 
-Number = float | int | str
+
+def _number(value: Any) -> Any:
+    # true/false are not numbers here, and a union would report the field as "price.int".
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("must be a number or a decimal string")
+    return value
+
+
+Number = Annotated[
+    int | float | str,
+    PlainValidator(_number),
+    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}]}),
+]
 
 
 class Strict(BaseModel):

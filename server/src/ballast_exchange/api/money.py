@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 MICRO = Decimal(1_000_000)
+MAX_TICKS = 10**12  # beyond any market's cap; keeps absurd inputs out of arithmetic
 
 
 def parse_decimal(value: Any, field: str) -> Decimal:
@@ -32,6 +33,12 @@ def price_to_ticks(value: Any, tick_size: Decimal, field: str = "price") -> int:
 
     number = parse_decimal(value, field)
     ticks = number / tick_size
+    if abs(ticks) > MAX_TICKS:
+        raise ApiError(
+            "INVALID_PRICE",
+            f"{field} {value} is outside any market's range",
+            {"field": field, "price": str(value)},
+        )
     if ticks != ticks.to_integral_value():
         raise ApiError(
             "INVALID_PRICE",

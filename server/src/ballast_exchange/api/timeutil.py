@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from ..domain.state import MAX_TIME_MS
 from .errors import invalid_request
 
 
@@ -11,11 +12,15 @@ def to_ms(value: datetime | int | None, field: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, int):
-        if value < 0:
-            raise invalid_request(field, f"{field} must not be negative")
-        return value
+        return _bounded(value, field)
     moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    return _bounded(int(moment.timestamp() * 1000), field)
+
+
+def _bounded(ms: int, field: str) -> int:
+    if not 0 <= ms <= MAX_TIME_MS:
+        raise invalid_request(field, f"{field} must lie between 1970 and the year 9999")
+    return ms
 
 
 def parse_time_param(value: str | None, field: str, *, end: bool = False) -> int | None:
@@ -24,7 +29,7 @@ def parse_time_param(value: str | None, field: str, *, end: bool = False) -> int
     if value is None or value == "":
         return None
     if value.isdigit():
-        return int(value)
+        return _bounded(int(value), field) if len(value) < 20 else _bounded(-1, field)
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)

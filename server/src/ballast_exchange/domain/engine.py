@@ -23,7 +23,18 @@ from .ledger import (
 from .market import Market
 from .order_entry import OrderEntry
 from .settling import Settling
-from .state import MAX_FEE_BPS, MICRO, MIN_TICK_VALUE, Account, is_int, parse_enum
+from .state import (
+    MAX_AMOUNT,
+    MAX_CONTRACT_VALUE,
+    MAX_FEE_BPS,
+    MAX_SIZE,
+    MAX_TIME_MS,
+    MICRO,
+    MIN_TICK_VALUE,
+    Account,
+    is_int,
+    parse_enum,
+)
 from .types import (
     CancelReason,
     MarketKind,
@@ -55,8 +66,8 @@ class Engine(OrderEntry, Settling):
         handler = self._handlers.get(type(command))
         if handler is None:
             raise invalid("command", f"unknown command {type(command).__name__}")
-        if not is_int(command.time) or command.time < 0:
-            raise invalid("time", "must be a non-negative integer of milliseconds")
+        if not is_int(command.time) or not 0 <= command.time <= MAX_TIME_MS:
+            raise invalid("time", "must be milliseconds between 1970 and 9999")
         out: list[Event] = []
         self._out = out
         handler(command)
@@ -94,8 +105,8 @@ class Engine(OrderEntry, Settling):
 
     @staticmethod
     def _check_amount(amount: object) -> None:
-        if not is_int(amount) or amount <= 0:  # type: ignore[operator]
-            raise invalid("amount", "must be a positive integer of micro-USDC")
+        if not is_int(amount) or not 0 < amount <= MAX_AMOUNT:  # type: ignore[operator]
+            raise invalid("amount", f"must be a positive integer of micro-USDC up to {MAX_AMOUNT}")
 
     def _create_market(self, c: cmd.CreateMarket) -> None:
         if not isinstance(c.market_id, str) or not c.market_id:
@@ -124,14 +135,18 @@ class Engine(OrderEntry, Settling):
             raise invalid("tick_value", f"must be at least {MIN_TICK_VALUE} micro-USDC")
         if c.floor < 0 or c.cap <= c.floor:
             raise invalid("cap", "floor must be >= 0 and cap above floor")
+        if c.cap * c.tick_value > MAX_CONTRACT_VALUE:
+            raise invalid("cap", f"a contract may pay at most {MAX_CONTRACT_VALUE} micro-USDC")
+        if not 0 <= c.close_time <= MAX_TIME_MS:
+            raise invalid("close_time", "must be milliseconds between 1970 and 9999")
         if kind is MarketKind.BINARY and (c.floor != 0 or c.cap * c.tick_value != MICRO):
             raise invalid("cap", "a binary market runs from 0 to 1")
         if c.min_size < 1:
             raise invalid("min_size", "must be at least 1")
-        if c.max_order_size < c.min_size:
-            raise invalid("max_order_size", "must be at least min_size")
-        if c.max_position < 1:
-            raise invalid("max_position", "must be at least 1")
+        if not c.min_size <= c.max_order_size <= MAX_SIZE:
+            raise invalid("max_order_size", f"must be between min_size and {MAX_SIZE}")
+        if not 1 <= c.max_position <= MAX_SIZE:
+            raise invalid("max_position", f"must be between 1 and {MAX_SIZE}")
         if not 0 <= c.taker_fee_bps <= MAX_FEE_BPS:
             raise invalid("taker_fee_bps", f"must be between 0 and {MAX_FEE_BPS}")
         # Rebates are paid out of the taker fee of the same fill, so they can never exceed it.

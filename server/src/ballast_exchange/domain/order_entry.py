@@ -16,7 +16,7 @@ from .market import Market
 from .matching import Matching
 from .order import Order
 from .position import Position
-from .state import BUY, MAX_CLIENT_ORDER_ID, Account, is_int, parse_enum
+from .state import BUY, MAX_CLIENT_ORDER_ID, MAX_TIME_MS, Account, is_int, parse_enum
 from .types import (
     CancelReason,
     OrderStatus,
@@ -105,7 +105,7 @@ class OrderEntry(Matching):
                 else (market.cap - 1 if is_buy else market.floor + 1)
             )
         if tif is TimeInForce.GTD:
-            if not is_int(c.expire_at) or c.expire_at <= c.time:  # type: ignore[operator]
+            if not is_int(c.expire_at) or not c.time < c.expire_at <= MAX_TIME_MS:  # type: ignore[operator]
                 raise invalid("expire_at", "a GTD order needs an expiry time in the future")
         elif c.expire_at is not None:
             raise invalid("expire_at", "only GTD orders expire")

@@ -37,6 +37,13 @@ from .types import (
 
 MICRO = 1_000_000
 MAX_FEE_BPS = 1_000
+# Bounds that keep every stored integer inside a signed 64-bit column, whatever the input:
+# a contract is worth at most 1,000 USDC and a size at most 10⁹, so no notional, reservation or
+# collateral passes 10¹⁸ micro-USDC.
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+MAX_AMOUNT = 10**15  # micro-USDC in one deposit or withdrawal (a billion USDC)
+MAX_CONTRACT_VALUE = 10**9  # micro-USDC a contract pays at its cap
+MAX_SIZE = 10**9
 MIN_TICK_VALUE = 100
 MAX_CLIENT_ORDER_ID = 64
 

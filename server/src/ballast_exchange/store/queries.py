@@ -71,7 +71,7 @@ def decode_cursor(kind: str, cursor: str) -> int:
         or len(data) != 2
         or data[0] != kind
         or type(data[1]) is not int
-        or data[1] < 0
+        or not 0 <= data[1] < 2**63  # keys are signed 64-bit columns
     ):
         raise ValueError("invalid cursor")
     return data[1]

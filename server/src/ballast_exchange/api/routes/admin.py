@@ -65,7 +65,7 @@ async def create_key(
         secret_encrypted=state.secrets.encrypt(secret),
         scopes=",".join(sorted(scope_set)),
         tier=tier,
-        label=label,
+        label=label or "",
         created_at=now,
     )
     state.keys.put(KeyRecord(api_key, account_id, secret, scope_set, tier))

@@ -141,7 +141,10 @@ async def place_one(state: AppState, account_id: str, body: PlaceOrderRequest) -
     if replay is not None:
         return 200, replay
     build = build_place(state, account_id, body)
-    events = await state.exchange.submit(build)
+    try:
+        events = await state.exchange.submit(build)
+    except DomainError as error:
+        raise from_domain(error, tick_size(state.market(body.market_id))) from None
     return 201, placed_view(state, events)
 
 
@@ -268,9 +271,12 @@ async def amend_order(
     if body.price is not None:
         price = price_to_ticks(body.price, tick_size(state.market(order.market_id)))
     size = body.size
-    events = await cancel_or_explain(
-        state, account, number, lambda now: c.AmendOrder(now, account, number, price, size)
-    )
+    try:
+        events = await cancel_or_explain(
+            state, account, number, lambda now: c.AmendOrder(now, account, number, price, size)
+        )
+    except DomainError as error:
+        raise from_domain(error, tick_size(state.market(order.market_id))) from None
     amended = next(e for e in events if isinstance(e, OrderAmended))
     row = await state.read(queries.get_order, account, amended.order_id)
     return order_view(row, state.market(row["market_id"]))
