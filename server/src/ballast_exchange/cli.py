@@ -120,7 +120,7 @@ def add_admin(commands: Any) -> None:
     create = accounts.add_parser("create")
     create.add_argument("--name", required=True)
     create.add_argument("--deposit")
-    create.add_argument("--json", action="store_true")
+    create.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     create.set_defaults(
         run=lambda a: call(a, "POST", "/accounts", {"name": a.name, "deposit": a.deposit})
     )
@@ -185,7 +185,7 @@ def add_admin(commands: Any) -> None:
     m_create.add_argument("--taker-fee-bps", type=int)
     m_create.add_argument("--question")
     m_create.add_argument("--resolution-source")
-    m_create.add_argument("--json", action="store_true")
+    m_create.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     m_create.set_defaults(run=create_market)
     for action in ("open", "halt", "resume", "close"):
         step = markets.add_parser(action)

@@ -153,6 +153,10 @@ def install(app: FastAPI) -> None:
             return error_response("NOT_FOUND", "no such endpoint")
         if error.status_code == 405:
             return error_response("METHOD_NOT_ALLOWED", "method not allowed on this endpoint")
+        if error.status_code == 400:  # FastAPI could not decode the body at all
+            return error_response(
+                "INVALID_REQUEST", "the body is not valid JSON", {"field": "body"}
+            )
         code = {413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}.get(error.status_code)
         return error_response(code or "INVALID_REQUEST", str(error.detail))
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 
 from ...domain import MarketKind, MarketStatus
 from ...domain import commands as c
+from ...domain.state import MAX_AMOUNT
 from ...service.exchange import at_time
 from ...store import queries
 from ...store import records as store_writes
@@ -88,8 +89,8 @@ async def account_balance(state: AppState, account_id: str) -> dict[str, Any]:
 async def create_account(body: CreateAccountRequest, _: Admin, state: State) -> Any:
     account_id = f"acc_{secrets.token_hex(8)}"
     deposit = usdc_to_micro(body.deposit, "deposit") if body.deposit is not None else 0
-    if deposit < 0:
-        raise invalid_request("deposit", "deposit must not be negative")
+    if not 0 <= deposit <= MAX_AMOUNT:
+        raise invalid_request("deposit", f"deposit must be between 0 and {MAX_AMOUNT} micro-USDC")
     await state.exchange.submit(lambda now: c.CreateAccount(now, account_id))
     await state.write(store_writes.set_account_name, account_id, body.name)
     if deposit:
