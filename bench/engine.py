@@ -26,9 +26,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from command_stream import generate  # noqa: E402
+from command_stream import generate
 
-from ballast_exchange.domain import (  # noqa: E402
+from ballast_exchange.domain import (
     DomainError,
     Engine,
     MarketKind,
@@ -37,8 +37,8 @@ from ballast_exchange.domain import (  # noqa: E402
     Side,
     TimeInForce,
 )
-from ballast_exchange.domain import commands as c  # noqa: E402
-from ballast_exchange.domain.events import OrderAccepted  # noqa: E402
+from ballast_exchange.domain import commands as c
+from ballast_exchange.domain.events import OrderAccepted
 
 MARKET = "bench"
 DEPOSIT = 10**13  # micro-USDC: ten million USDC an account, so risk checks run but rarely bind
@@ -48,9 +48,18 @@ def fresh_engine(accounts: int) -> Engine:
     engine = Engine()
     engine.execute(
         c.CreateMarket(
-            0, MARKET, MarketKind.BINARY, 1_000, 0, 1_000, 10**15,
-            max_order_size=10**9, max_position=10**12, maker_fee_bps=-2, taker_fee_bps=10,
-        )  # fmt: skip
+            0,
+            MARKET,
+            MarketKind.BINARY,
+            1_000,
+            0,
+            1_000,
+            10**15,
+            max_order_size=10**9,
+            max_position=10**12,
+            maker_fee_bps=-2,
+            taker_fee_bps=10,
+        )
     )
     engine.execute(c.ChangeMarketStatus(0, MARKET, MarketStatus.OPEN))
     for account in range(accounts):
@@ -75,9 +84,15 @@ class BallastReplay:
         if kind == "market":
             _, _, account, side, size = item
             return c.PlaceOrder(
-                now, f"acct{account}", MARKET, Side(side), size, None,
-                OrderType.MARKET, TimeInForce.IOC,
-            )  # fmt: skip
+                now,
+                f"acct{account}",
+                MARKET,
+                Side(side),
+                size,
+                None,
+                OrderType.MARKET,
+                TimeInForce.IOC,
+            )
         order_id = self.ids.get(item[1])
         order = self.engine.orders.get(order_id) if order_id is not None else None
         if order is None:
@@ -145,9 +160,13 @@ def memory_per_resting_order(orders: int = 100_000) -> dict[str, Any]:
     engine = fresh_engine(100)
     commands = [
         c.PlaceOrder(
-            i, f"acct{i % 100}", MARKET, Side.BUY if i % 2 else Side.SELL, 1 + i % 50,
+            i,
+            f"acct{i % 100}",
+            MARKET,
+            Side.BUY if i % 2 else Side.SELL,
+            1 + i % 50,
             1 + (i % 400) if i % 2 else 600 + (i % 399),
-        )  # fmt: skip
+        )
         for i in range(orders)
     ]
     gc.collect()

@@ -79,9 +79,7 @@ class Scenario:
         options.setdefault("order_type", OrderType.LIMIT if price is not None else OrderType.MARKET)
         if options["order_type"] is OrderType.MARKET:
             options.setdefault("time_in_force", TimeInForce.IOC)
-        return self.run(
-            c.PlaceOrder(self.tick(), account, "m", Side(side), size, price, **options)
-        )
+        return self.run(c.PlaceOrder(self.tick(), account, "m", Side(side), size, price, **options))
 
     def buy(self, account: str, size: int, price: int | None = None, **o: Any) -> list[Event]:
         return self.order(account, "buy", size, price, **o)
@@ -118,7 +116,11 @@ class Scenario:
 
 def trades(events: list[Event]) -> list[tuple[int, int, int, int]]:
     """(maker order id, taker order id, price, size) of each trade."""
-    return [(e.maker_order_id, e.taker_order_id, e.price, e.size) for e in events if isinstance(e, Trade)]
+    return [
+        (e.maker_order_id, e.taker_order_id, e.price, e.size)
+        for e in events
+        if isinstance(e, Trade)
+    ]
 
 
 def closed(events: list[Event]) -> dict[int, tuple[str, str | None]]:

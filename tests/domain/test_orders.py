@@ -189,9 +189,7 @@ def test_cancel_returns_the_reservation_and_unknown_orders_are_not_found() -> No
 
 def test_cancel_all_optionally_per_market() -> None:
     s = funded("a")
-    s.run(
-        c.CreateMarket(s.tick(), "n", s.engine.markets["m"].kind, 1_000, 0, 1_000, 10**13)
-    )
+    s.run(c.CreateMarket(s.tick(), "n", s.engine.markets["m"].kind, 1_000, 0, 1_000, 10**13))
     s.run(c.ChangeMarketStatus(s.tick(), "n", "open"))  # type: ignore[arg-type]
     s.buy("a", 1, 400)
     s.run(c.PlaceOrder(s.tick(), "a", "n", "buy", 1, 400))  # type: ignore[arg-type]

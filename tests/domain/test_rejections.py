@@ -61,7 +61,9 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("fields", "code"), [(f, code) for _, f, code in CASES], ids=[n for n, _, _ in CASES])
+@pytest.mark.parametrize(
+    ("fields", "code"), [(f, code) for _, f, code in CASES], ids=[n for n, _, _ in CASES]
+)
 def test_bad_orders_are_rejected_without_a_trace(fields: dict[str, Any], code: str) -> None:
     s = scenario()
     before = digest(s.engine)

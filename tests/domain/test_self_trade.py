@@ -38,7 +38,10 @@ def test_cancel_oldest_removes_the_resting_order_and_keeps_matching() -> None:
 def test_cancel_both() -> None:
     s, own, _ = setup()
     events = s.buy("me", 8, 500, stp=Stp.CANCEL_BOTH)
-    assert closed(events) == {own: ("canceled", "self_trade"), order_id(events): ("canceled", "self_trade")}
+    assert closed(events) == {
+        own: ("canceled", "self_trade"),
+        order_id(events): ("canceled", "self_trade"),
+    }
     assert s.book() == ([], [(500, 5)])
 
 
