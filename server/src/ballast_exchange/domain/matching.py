@@ -37,12 +37,16 @@ class Matching(EngineState):
         position: Position,
         order: Order,
         time: int,
-        cap_reason: CancelReason | None = None,
+        cut_reason: CancelReason | None = None,
     ) -> None:
-        """Match an incoming (or re-priced) order, then rest or close what is left of it."""
+        """Match an incoming (or re-priced) order, then rest or close what is left of it.
+
+        ``cut_reason`` is why a market order was cut below its requested size; such an order
+        never reports ``filled``, even when it fills all it was cut to.
+        """
         stop_reason = self._match(market, order, time)
         if order.status is OrderStatus.OPEN:
-            if order.filled == order.size:
+            if order.remaining == 0 and cut_reason is None:
                 self._close_live(order, OrderStatus.FILLED, None, time)
             elif stop_reason is not None:
                 self._close_live(order, OrderStatus.CANCELED, stop_reason, time)
@@ -51,7 +55,7 @@ class Matching(EngineState):
                 if order.expire_at is not None:
                     heapq.heappush(self._gtd, (order.expire_at, order.order_id))
             else:
-                reason = cap_reason or CancelReason.IOC_REMAINDER
+                reason = cut_reason or CancelReason.IOC_REMAINDER
                 self._close_live(order, OrderStatus.CANCELED, reason, time)
         self._reconcile(account, position, time)
         self._flush_book(market, time)

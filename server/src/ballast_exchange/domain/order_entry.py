@@ -218,6 +218,13 @@ class OrderEntry(Matching):
         if fok_unfillable:
             self._close(order, OrderStatus.CANCELED, CancelReason.FOK_UNFILLED, c.time)
             return
+        cut_reason = None
+        if order.remaining < size:
+            # A market order cut to what it can afford (or reach): the cut part is never open,
+            # so the order's size says so at once and filled + remaining = size holds.
+            cut_reason = cap_reason
+            order.size = order.remaining
+            self._emit_amended(order, False, c.time)
         if market.market_id not in account.positions:
             account.positions[market.market_id] = position
             market.positions[account.account_id] = position
@@ -226,7 +233,7 @@ class OrderEntry(Matching):
             account.client_order_ids[c.client_order_id] = order.order_id
         position.add_order(order)
         self._reconcile(account, position, c.time)
-        self._take(market, account, position, order, c.time, cap_reason)
+        self._take(market, account, position, order, c.time, cut_reason)
 
     def _owned_order(self, account: Account, order_id: object) -> Order:
         order = self.orders.get(order_id) if isinstance(order_id, int) else None
