@@ -70,7 +70,7 @@ class AppState:
         return await run_in_threadpool(run)
 
 
-def app_state(request: Request) -> AppState:
+async def app_state(request: Request) -> AppState:
     state: AppState = request.app.state.ballast
     return state
 

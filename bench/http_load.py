@@ -1,0 +1,548 @@
+"""HTTP load benchmark: signed order placement and cancellation against ``ballast serve``.
+
+Starts ``ballast serve`` (a single uvicorn process) on a loopback port, once per database
+(SQLite in a temporary data dir; PostgreSQL in a fresh database created and dropped here),
+raises the rate limits so they do not bind, creates one binary market and one funded account
+per connection through the admin API, then drives it with ``wrk`` (the load generator, written
+in C, so it is not the bottleneck; one or two threads on the core the server does not use):
+
+1. ``GET /v1/time`` for the same threads, connections and duration (the server's ceiling for a
+   request that does no work), after a short warm-up;
+2. pre-signed ``POST /v1/orders`` and ``DELETE /v1/orders?market_id=…`` requests, signed right
+   before the run (timestamps are valid for ±30 s, hence ``--duration`` ≤ 25 s). Each account
+   repeats a cycle of resting limit orders that do not cross, crossing IOC orders that trade
+   against other accounts' resting orders, and a cancel-all that clears what rests.
+
+The server acknowledges an order only once its group commit is durable (SQLite WAL with
+``synchronous=FULL``, or a PostgreSQL commit), so a 201 is a durable placement. 4xx/5xx are
+counted separately and never as placements. After the run the orders are counted through the
+API (``GET /v1/orders?status=all``) and compared with the 201s wrk saw (the API may show up to
+one more order per connection: requests in flight when wrk stops are not counted by wrk).
+
+Besides throughput and latency it reports the CPU the server, wrk, PostgreSQL and other
+processes used during each run, and the server's CPU per request (which does not depend on how
+busy the machine is). ``ratio`` is 2xx placements/s over ``GET /v1/time`` requests/s.
+
+Prints one JSON object. Run from the repository root::
+
+    .venv/bin/python bench/http_load.py [--duration 15] [--connections 32] [--threads 1]
+                                        [--databases sqlite,postgresql]
+
+``--py-spy PATH`` adds an extra, unmeasured orders run with py-spy attached to the server
+(raw stacks to ``--profile-out``-<db>.txt); ``--ballast CMD`` runs another server command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import random
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA = Path(__file__).resolve().with_suffix(".lua")
+BALLAST = ROOT / ".venv" / "bin" / "ballast"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "BALLAST_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+MARKET = "bench-load"
+FAR_FUTURE_MS = 4_102_444_800_000  # 2100-01-01
+HIGH_LIMIT = 10_000_000  # requests a minute: far above anything this machine can do
+
+# One account's cycle of requests, repeated with fresh random prices and sizes.
+RESTING = 7  # GTC limit orders that do not cross: buys 0.400–0.499, sells 0.501–0.600
+CROSSING = 2  # IOC orders at 0.600 (buy) / 0.400 (sell) that take other accounts' orders
+CANCELS = 1  # DELETE /v1/orders?market_id=… (cancel-all for the account in the market)
+CYCLES = 20  # distinct cycles per account in the pre-signed file
+
+
+# ---------------------------------------------------------------- signing and raw requests
+
+
+def sign(secret: str, timestamp: str, method: str, path: str, body: str) -> str:
+    """hex HMAC-SHA256(secret, timestamp + METHOD + path_with_query + body) (spec)."""
+    message = f"{timestamp}{method}{path}{body}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+@dataclass(slots=True)
+class Account:
+    account_id: str
+    api_key: str
+    api_secret: str
+
+
+def raw_request(host: str, method: str, path: str, headers: dict[str, str], body: str) -> bytes:
+    """A complete keep-alive HTTP/1.1 request, as wrk sends it byte for byte."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body.encode())}")
+    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+
+
+def signed_raw(host: str, account: Account, method: str, path: str, body: str, ts: str) -> bytes:
+    headers = {
+        "Authorization": f"Bearer {account.api_key}",
+        "X-BM-Timestamp": ts,
+        "X-BM-Signature": sign(account.api_secret, ts, method, path, body),
+    }
+    if body:
+        headers["Content-Type"] = "application/json"
+    return raw_request(host, method, path, headers, body)
+
+
+def order_body(rng: random.Random, crossing: bool) -> str:
+    side = rng.choice(("buy", "sell"))
+    if crossing:
+        price, tif = ("0.600" if side == "buy" else "0.400"), "IOC"
+    else:
+        tick = rng.randint(400, 499) if side == "buy" else rng.randint(501, 600)
+        price, tif = f"0.{tick:03d}", "GTC"
+    body = {
+        "market_id": MARKET,
+        "side": side,
+        "type": "limit",
+        "price": price,
+        "size": rng.randint(1, 10),
+        "time_in_force": tif,
+    }
+    return json.dumps(body, separators=(",", ":"))
+
+
+def account_cycle(rng: random.Random) -> list[tuple[str, str, str]]:
+    """One cycle as (method, path, body): orders in random order, then the cancel-all."""
+    kinds = [False] * RESTING + [True] * CROSSING
+    rng.shuffle(kinds)
+    cycle = [("POST", "/v1/orders", order_body(rng, crossing)) for crossing in kinds]
+    cycle += [("DELETE", f"/v1/orders?market_id={MARKET}", "")] * CANCELS
+    return cycle
+
+
+def write_order_requests(
+    prefix: Path, host: str, accounts: list[Account], threads: int, seed: int
+) -> None:
+    """Sign now and write one request file per wrk thread; a thread interleaves its accounts."""
+    rng = random.Random(seed)
+    ts = str(int(time.time() * 1000))
+    for t in range(threads):
+        mine = accounts[t::threads]
+        cycles = {
+            a.account_id: [r for _ in range(CYCLES) for r in account_cycle(rng)] for a in mine
+        }
+        with open(f"{prefix}.{t + 1}", "wb") as out:
+            for i in range(CYCLES * (RESTING + CROSSING + CANCELS)):
+                for account in mine:
+                    method, path, body = cycles[account.account_id][i]
+                    raw = signed_raw(host, account, method, path, body, ts)
+                    out.write(b"%d\n" % len(raw) + raw)
+
+
+def write_time_requests(prefix: Path, host: str, threads: int) -> None:
+    raw = raw_request(host, "GET", "/v1/time", {}, "")
+    for t in range(threads):
+        Path(f"{prefix}.{t + 1}").write_bytes(b"%d\n" % len(raw) + raw)
+
+
+# ---------------------------------------------------------------- wrk
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, Linux /proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU seconds of the machine's ``postgres`` processes that are alive now (Linux /proc)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            text = stat.read_text()
+            if text[text.index("(") + 1 : text.rindex(")")] == "postgres":
+                fields = text.rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_wrk(
+    wrk: str, url: str, prefix: Path, threads: int, connections: int, duration: int
+) -> dict[str, Any]:
+    command = [
+        wrk,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-s",
+        str(LUA),
+        url,
+        "--",
+        str(prefix),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
+    for line in done.stdout.splitlines():
+        if line.startswith("WRK_JSON "):
+            result: dict[str, Any] = json.loads(line[len("WRK_JSON ") :])
+            result["duration_s"] = result.pop("duration_us") / 1e6
+            return result
+    raise RuntimeError(f"wrk gave no result (exit {done.returncode}):\n{done.stdout}{done.stderr}")
+
+
+# ---------------------------------------------------------------- the server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one server, dropped afterwards."""
+    import psycopg
+
+    name = f"ballast_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    base: str
+    data_dir: Path
+    log: Path
+    admin: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        token = (self.data_dir / "admin.token").read_text().strip()
+        self.admin = httpx.Client(
+            base_url=self.base + "/v1/admin",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process (Linux /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def admin_post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = self.admin.post(path, json=body or {})
+        if response.status_code >= 300:
+            raise RuntimeError(f"POST /v1/admin{path}: {response.status_code} {response.text}")
+        data: dict[str, Any] = response.json()
+        return data
+
+
+@contextlib.contextmanager
+def serve(ballast: str, data_dir: Path, database_url: str | None) -> Iterator[Server]:
+    port = free_port()
+    command = [*shlex.split(ballast), "serve", "--data-dir", str(data_dir), "--port", str(port)]
+    command += ["--no-demo"]
+    if database_url:
+        command += ["--database-url", database_url]
+    env = dict(os.environ)
+    env["BALLAST_PUBLIC_RATE_LIMIT"] = str(HIGH_LIMIT)
+    env["BALLAST_PRIVATE_RATE_LIMIT"] = str(HIGH_LIMIT)
+    log = data_dir.parent / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"ballast serve exited {process.returncode}: {log.read_text()}")
+            if (data_dir / "server.json").exists():
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(base + "/v1/time", timeout=2).status_code == 200:
+                        break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"ballast serve did not start: {log.read_text()}")
+            time.sleep(0.1)
+        server = Server(process, base, data_dir, log)
+        try:
+            yield server
+        finally:
+            server.admin.close()
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def signed_call(
+    client: httpx.Client, account: Account, method: str, path: str, body: str = ""
+) -> httpx.Response:
+    ts = str(int(time.time() * 1000))
+    raw_headers = {
+        "Authorization": f"Bearer {account.api_key}",
+        "X-BM-Timestamp": ts,
+        "X-BM-Signature": sign(account.api_secret, ts, method, path, body),
+    }
+    if body:
+        raw_headers["Content-Type"] = "application/json"
+    return client.request(method, path, content=body or None, headers=raw_headers)
+
+
+def count_orders(base: str, accounts: list[Account]) -> int:
+    """Every order of every account in the bench market, through the API (all statuses)."""
+    total = 0
+    with httpx.Client(base_url=base, timeout=60) as client:
+        for account in accounts:
+            cursor = None
+            while True:
+                path = f"/v1/orders?status=all&market_id={MARKET}&limit=1000"
+                if cursor:
+                    path += f"&cursor={cursor}"
+                response = signed_call(client, account, "GET", path)
+                response.raise_for_status()
+                page = response.json()
+                total += len(page["orders"])
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    break
+    return total
+
+
+# ---------------------------------------------------------------- one database
+
+
+def bench_database(kind: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    if kind == "postgresql":
+        if not reachable("127.0.0.1", 5432):
+            return {"skipped": "PostgreSQL is not reachable on 127.0.0.1:5432"}
+        database: contextlib.AbstractContextManager[str | None] = postgres_database()
+    else:
+        database = contextlib.nullcontext(None)
+    root = work / kind
+    data_dir = root / "var"
+    data_dir.mkdir(parents=True)
+    with database as url, serve(args.ballast, data_dir, url) as server:
+        host = server.base.removeprefix("http://")
+        market = {"id": MARKET, "name": "HTTP load", "type": "binary", "close_time": FAR_FUTURE_MS}
+        server.admin_post("/markets", market)
+        server.admin_post(f"/markets/{MARKET}/open")
+        accounts = []
+        for i in range(args.connections):
+            made = server.admin_post("/accounts", {"name": f"bench-{i}", "deposit": "100000000"})
+            accounts.append(Account(made["account_id"], made["api_key"], made["api_secret"]))
+
+        # Fail fast if signing is wrong: one placement and one cancel-all, checked by status.
+        with httpx.Client(base_url=server.base, timeout=30) as client:
+            body = order_body(random.Random(0), crossing=False)
+            placed = signed_call(client, accounts[0], "POST", "/v1/orders", body)
+            assert placed.status_code == 201, placed.text
+            cancel = signed_call(client, accounts[0], "DELETE", f"/v1/orders?market_id={MARKET}")
+            assert cancel.status_code == 200, cancel.text
+
+        def measured(prefix: Path) -> dict[str, Any]:
+            """One wrk run, with the CPU the server, wrk and everything else used meanwhile."""
+            server0, wrk0, busy0 = server.cpu_seconds(), children_cpu_seconds(), busy_cpu_seconds()
+            pg0 = postgres_cpu_seconds()
+            result = run_wrk(
+                args.wrk, server.base, prefix, args.threads, args.connections, args.duration
+            )
+            seconds = result["duration_s"]
+            server_cpu = server.cpu_seconds() - server0
+            wrk_cpu = children_cpu_seconds() - wrk0
+            pg_cpu = max(postgres_cpu_seconds() - pg0, 0.0)
+            other = busy_cpu_seconds() - busy0 - server_cpu - wrk_cpu - pg_cpu
+            result["cpu_cores"] = {
+                "server": round(server_cpu / seconds, 2),
+                "wrk": round(wrk_cpu / seconds, 2),
+                "postgres": round(pg_cpu / seconds, 2),
+                "other_processes": round(max(other, 0.0) / seconds, 2),
+            }
+            # Independent of how much CPU the server got: its cost per request (µs of CPU).
+            result["server_cpu_us_per_request"] = round(server_cpu / result["requests"] * 1e6)
+            return result
+
+        time_prefix = root / "time-requests"
+        write_time_requests(time_prefix, host, args.threads)
+        run_wrk(args.wrk, server.base, time_prefix, args.threads, args.connections, args.warmup)
+        time_run = measured(time_prefix)
+
+        orders_before = count_orders(server.base, accounts)
+        order_prefix = root / "order-requests"
+        write_order_requests(order_prefix, host, accounts, args.threads, args.seed)
+        order_run = measured(order_prefix)
+        time.sleep(1)  # let requests in flight when wrk stopped finish
+        orders_after = count_orders(server.base, accounts)
+        alive = server.process.poll() is None
+        if args.py_spy:  # an extra, unmeasured orders run with the sampling profiler attached
+            profile = Path(f"{args.profile_out}-{kind}.txt").resolve()
+            spy_command = [args.py_spy, "record", "--pid", str(server.process.pid)]
+            spy_command += ["--nonblocking", "--threads", "--rate", "250"]
+            spy_command += ["--duration", str(args.duration), "--format", "raw"]
+            spy = subprocess.Popen(
+                [*spy_command, "--output", str(profile)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            write_order_requests(order_prefix, host, accounts, args.threads, args.seed + 1)
+            run_wrk(
+                args.wrk, server.base, order_prefix, args.threads, args.connections, args.duration
+            )
+            spy.wait(timeout=60)
+
+    seconds = order_run["duration_s"]
+    statuses = order_run["statuses"]
+    placed_2xx = statuses.get("201", 0)
+    canceled_2xx = statuses.get("200", 0)
+    errors = {k: v for k, v in statuses.items() if not k.startswith("2")}
+    socket_errors = {k: v for k, v in order_run["socket_errors"].items() if v}
+    time_rps = time_run["requests"] / time_run["duration_s"]
+    requests_rps = order_run["requests"] / seconds
+    time_errors = {k: v for k, v in time_run["statuses"].items() if not k.startswith("2")}
+    latency = order_run["latency_ms"]
+    return {
+        "database": "sqlite (WAL, synchronous=FULL)" if kind == "sqlite" else "postgresql",
+        "orders_per_s": round(placed_2xx / seconds, 1),
+        "cancels_per_s": round(canceled_2xx / seconds, 1),
+        "requests_per_s": round(requests_rps, 1),
+        "p50_ms": latency["p50"],
+        "p99_ms": latency["p99"],
+        "p999_ms": latency["p999"],
+        "latency_ms": latency,
+        "errors": {"http": errors, "socket": socket_errors},
+        "time_per_s": round(time_rps, 1),
+        "time_latency_ms": time_run["latency_ms"],
+        "time_errors": {
+            "http": time_errors,
+            "socket": {k: v for k, v in time_run["socket_errors"].items() if v},
+        },
+        "ratio": round(placed_2xx / seconds / time_rps, 3),  # placements/s ÷ GET /time/s
+        "ratio_all_requests": round(requests_rps / time_rps, 3),
+        "cpu_cores": {"orders_run": order_run["cpu_cores"], "time_run": time_run["cpu_cores"]},
+        "server_cpu_us_per_request": {
+            "orders_run": order_run["server_cpu_us_per_request"],
+            "time_run": time_run["server_cpu_us_per_request"],
+        },
+        "check": {
+            "placements_2xx": placed_2xx,
+            "orders_in_api_delta": orders_after - orders_before,
+            "server_alive_after": alive,
+        },
+        "target": {
+            "orders_per_s_ge_5000": placed_2xx / seconds >= 5000,
+            "p99_le_25ms": latency["p99"] <= 25,
+            "ratio_ge_0.5": placed_2xx / seconds / time_rps >= 0.5,
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=15, help="seconds per run (≤ 25)")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of GET /v1/time first")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--ballast", default=str(BALLAST), help="the server command to run")
+    parser.add_argument("--py-spy", help="path to py-spy: profile an extra orders run")
+    parser.add_argument("--profile-out", default="http_load-profile", help="py-spy output prefix")
+    args = parser.parse_args(argv)
+    if not 1 <= args.duration <= 25:
+        parser.error("--duration must be 1–25 s: signed timestamps are valid for ±30 s")
+    if args.connections < args.threads or args.connections % args.threads:
+        parser.error("--connections must be a multiple of --threads")
+    kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
+    for kind in kinds:
+        if kind not in ("sqlite", "postgresql"):
+            parser.error(f"unknown database {kind!r}")
+
+    results: dict[str, Any] = {
+        "settings": {
+            "load_generator": "wrk (C, epoll) with pre-signed keep-alive requests",
+            "threads": args.threads,
+            "connections": args.connections,
+            "accounts": args.connections,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "mix": {
+                "per_account_cycle": {
+                    "resting_gtc_orders": RESTING,
+                    "crossing_ioc_orders": CROSSING,
+                    "cancel_all": CANCELS,
+                },
+                "order_size": "1-10",
+                "latency": "over all requests (placements and cancels together)",
+            },
+            "server": "ballast serve: 1 uvicorn process (uvloop, httptools), no access log",
+        },
+        "machine": {
+            "cores": os.cpu_count(),
+            "platform": sys.platform,
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        },
+    }
+    work = Path(tempfile.mkdtemp(prefix="ballast-http-load-"))
+    try:
+        for kind in kinds:
+            try:
+                results[kind] = bench_database(kind, args, work)
+            except Exception as error:  # report and go on to the next database
+                log = work / kind / "server.log"
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                results[kind] = {"failed": f"{type(error).__name__}: {error}", "server_log": tail}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
