@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import Request
-from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from ..config import Settings
@@ -15,7 +14,7 @@ from ..domain.market import Market
 from ..service.exchange import Exchange
 from ..store.database import Database
 from .auth import KeyRing
-from .errors import ApiError
+from .errors import ApiError, invalid_request
 from .keys import SecretBox
 from .ratelimit import RateLimiter
 
@@ -60,6 +59,13 @@ class AppState:
 
         return await run_in_threadpool(run)
 
+    async def page(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        """``read`` for a paged list: a cursor this server did not give out is a bad request."""
+        try:
+            return await self.read(query, *args, **kwargs)
+        except ValueError:
+            raise invalid_request("cursor", "the cursor is not one this server gave out") from None
+
     async def write(self, action: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a store write of the API's own (keys, market details) in one transaction."""
 
@@ -73,7 +79,3 @@ class AppState:
 async def app_state(request: Request) -> AppState:
     state: AppState = request.app.state.ballast
     return state
-
-
-def connection_query(conn: Connection, sql: Any) -> list[dict[str, Any]]:
-    return [dict(row._mapping) for row in conn.execute(sql)]

@@ -122,9 +122,6 @@ class Position:
         edge_lock = self.sell_levels[max(self.sell_levels)][1]
         return self.full_sell - cover * edge_lock
 
-    def open_size(self, is_buy: bool) -> int:
-        return self.rem_buy if is_buy else self.rem_sell
-
     def unrealized_pnl(self, mark: int, floor: int, cap: int, tick_value: int) -> int:
         """What closing at ``mark`` (ticks) would realise: the position's value less its cost."""
         if self.size > 0:

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from ...store import queries
-from ..errors import invalid_request
 from ..money import micro_price, ticks_to_price, to_usdc
 from ..schemas import PRIVATE_ERRORS, Balance, Fills, Ledger, Positions
 from ..state import AppState
@@ -103,18 +102,15 @@ async def fills(
     if market_id is not None:
         state.market(market_id)
     start_ms, end_ms = _window(start_date, end_date)
-    try:
-        page = await state.read(
-            queries.list_fills,
-            principal.account_id,
-            market_id=market_id,
-            start_ms=start_ms,
-            end_ms=end_ms,
-            limit=limit,
-            cursor=cursor,
-        )
-    except ValueError:
-        raise invalid_request("cursor", "the cursor is not one this server gave out") from None
+    page = await state.page(
+        queries.list_fills,
+        principal.account_id,
+        market_id=market_id,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        limit=limit,
+        cursor=cursor,
+    )
     engine = state.exchange.engine
     return {
         "fills": [
@@ -140,18 +136,15 @@ async def ledger(
     cursor: str | None = None,
 ) -> Any:
     start_ms, end_ms = _window(start_date, end_date)
-    try:
-        page = await state.read(
-            queries.list_ledger,
-            principal.account_id,
-            start_ms=start_ms,
-            end_ms=end_ms,
-            kind=kind,
-            limit=limit,
-            cursor=cursor,
-        )
-    except ValueError:
-        raise invalid_request("cursor", "the cursor is not one this server gave out") from None
+    page = await state.page(
+        queries.list_ledger,
+        principal.account_id,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        kind=kind,
+        limit=limit,
+        cursor=cursor,
+    )
     return {
         "entries": [
             {

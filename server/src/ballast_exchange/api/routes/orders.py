@@ -314,8 +314,7 @@ async def list_orders(
         raise invalid_request("status", f"status must be one of {', '.join(STATUSES)}")
     if market_id is not None:
         state.market(market_id)
-    page = await _page(
-        state,
+    page = await state.page(
         queries.list_orders,
         principal.account_id,
         status=status,
@@ -329,10 +328,3 @@ async def list_orders(
         "orders": [order_view(row, state.market(row["market_id"])) for row in page.items],
         "next_cursor": page.next_cursor,
     }
-
-
-async def _page(state: AppState, query: Any, *args: Any, **kwargs: Any) -> Any:
-    try:
-        return await state.read(query, *args, **kwargs)
-    except ValueError:
-        raise invalid_request("cursor", "the cursor is not one this server gave out") from None

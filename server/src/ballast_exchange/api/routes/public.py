@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from ...store import queries
 from ..auth import authenticate, bearer
-from ..errors import invalid_request
 from ..keys import READ
 from ..schemas import (
     PUBLIC_ERRORS,
@@ -124,10 +123,7 @@ async def trades(
     cursor: str | None = None,
 ) -> Any:
     market = state.market(market_id)
-    try:
-        page = await state.read(queries.list_trades, market_id, limit=limit, cursor=cursor)
-    except ValueError:
-        raise invalid_request("cursor", "the cursor is not one this server gave out") from None
+    page = await state.page(queries.list_trades, market_id, limit=limit, cursor=cursor)
     return {
         "market_id": market_id,
         "trades": [trade_view(row, market) for row in page.items],
