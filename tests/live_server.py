@@ -11,11 +11,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import uvicorn
 
 from ballast_exchange.api.app import create_app
 from ballast_exchange.bootstrap import Runtime
 from ballast_exchange.config import Settings
+
+# Limits high enough that tests about other things are never rate limited.
+NO_LIMITS = {"public_rate_limit": 10**9, "private_rate_limit": 10**9}
+
+
+# For checks the database cannot influence: run them on the SQLite `live` server only.
+sqlite_only = pytest.mark.parametrize("live", ["sqlite"], indirect=True)
 
 
 def free_port() -> int:

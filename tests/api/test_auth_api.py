@@ -22,29 +22,8 @@ import pytest
 import sqlalchemy as sa
 
 from ballast_exchange.store.database import Database
-from tests.databases import fresh_database
-from tests.live_server import LiveServer, live_server
+from tests.live_server import LiveServer, live_server, sqlite_only
 from tests.signed_client import Admin, SignedClient, signature
-
-# High enough that nothing in this module is ever rate limited (that is test_rate_limits_api).
-NO_LIMITS = {"public_rate_limit": 1_000_000, "private_rate_limit": 1_000_000}
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def live(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    """A real server on each database backend, shared by the module's tests."""
-    tmp = tmp_path_factory.mktemp(f"auth-{request.param}")
-    with (
-        fresh_database(request.param, tmp) as url,
-        live_server(tmp / "var", database_url=url, **NO_LIMITS) as server,
-    ):
-        yield server
-
-
-# Signature checks that the database cannot influence run on the SQLite server only.
-sqlite_only = pytest.mark.parametrize("live", ["sqlite"], indirect=True)
 
 
 @pytest.fixture(scope="module")

@@ -20,30 +20,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.databases import fresh_database
-from tests.live_server import LiveServer, live_server
+from tests.live_server import NO_LIMITS, LiveServer, live_server, sqlite_only
 from tests.signed_client import Admin, SignedClient, signature
 
-NO_LIMITS = {"public_rate_limit": 1_000_000, "private_rate_limit": 1_000_000}
 LEAKS = re.compile(
     r"Traceback|File \"|\.py\b|site-packages|/work/|sqlalchemy|psycopg|sqlite3", re.I
 )
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def live(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    tmp = tmp_path_factory.mktemp(f"errors-{request.param}")
-    with (
-        fresh_database(request.param, tmp) as url,
-        live_server(tmp / "var", database_url=url, **NO_LIMITS) as server,
-    ):
-        yield server
-
-
-# For checks the database cannot influence (HTTP parsing, validation): the SQLite server only.
-sqlite_only = pytest.mark.parametrize("live", ["sqlite"], indirect=True)
 
 
 @pytest.fixture(scope="module")

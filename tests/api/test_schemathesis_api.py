@@ -38,10 +38,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.databases import fresh_database
-from tests.live_server import LiveServer, live_server
+from tests.live_server import NO_LIMITS, LiveServer, live_server
 from tests.signed_client import Admin
 
-NO_LIMITS = {"public_rate_limit": 10**9, "private_rate_limit": 10**9}
 MAX_EXAMPLES = 20  # per operation and generation mode; the whole module stays well under 60 s
 MARKET = "st-binary"  # open, tick 0.01, with resting orders on both sides
 ADMIN_MARKET = "st-admin"  # the only market the fuzzed admin endpoints may move
