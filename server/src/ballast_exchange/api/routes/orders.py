@@ -14,7 +14,7 @@ from ..auth import Principal, authenticate
 from ..errors import ApiError, from_domain, invalid_request
 from ..keys import READ, TRADE
 from ..models import AmendOrderRequest, BatchOrdersRequest, PlaceOrderRequest
-from ..money import price_to_ticks, ticks_to_price
+from ..money import price_to_ticks, ticks_to_price, to_usdc
 from ..schemas import (
     PRIVATE_ERRORS,
     BatchResults,
@@ -25,7 +25,7 @@ from ..schemas import (
 )
 from ..state import AppState, app_state
 from ..timeutil import parse_time_param, to_ms
-from ..views import iso, order_ref, order_view, parse_order_ref, tick_size, trade_ref
+from ..views import order_ref, order_view, parse_order_ref, tick_size, trade_ref
 
 router = APIRouter(tags=["trading"])
 STATUSES = ("open", "filled", "canceled", "expired", "rejected", "all")
@@ -79,7 +79,8 @@ def build_place(state: AppState, account_id: str, body: PlaceOrderRequest) -> An
 
 
 def placed_view(state: AppState, events: list[Event]) -> dict[str, Any]:
-    """The reply to a placement, straight from its events (all of them already stored)."""
+    """The reply to a placement, straight from its events (all of them already stored): the
+    order as ``order_view`` shows a stored one, plus what it traded on arrival."""
     accepted = events[0]
     assert isinstance(accepted, OrderAccepted)
     market = state.market(accepted.market_id)
@@ -87,7 +88,7 @@ def placed_view(state: AppState, events: list[Event]) -> dict[str, Any]:
     fills = []
     filled = 0
     status, reason = "open", None
-    size = accepted.size
+    size = accepted.size  # as amended since (a cut market order, a self-trade decrement)
     for event in events:
         if isinstance(event, Trade) and event.taker_order_id == accepted.order_id:
             filled += event.size
@@ -96,33 +97,35 @@ def placed_view(state: AppState, events: list[Event]) -> dict[str, Any]:
                     "trade_id": trade_ref(event.trade_id),
                     "price": ticks_to_price(event.price, step),
                     "size": event.size,
-                    "fee": event.taker_fee / 1_000_000,
+                    "fee": to_usdc(event.taker_fee),
                 }
             )
+        elif isinstance(event, OrderAmended) and event.order_id == accepted.order_id:
+            size = event.size
         elif isinstance(event, OrderClosed) and event.order_id == accepted.order_id:
             status, reason = event.status, event.reason
             size = event.filled + event.remaining
-    return {
-        "order_id": order_ref(accepted.order_id),
+    row = {
+        "order_id": accepted.order_id,
         "client_order_id": accepted.client_order_id,
         "market_id": accepted.market_id,
         "side": accepted.side,
-        "type": accepted.order_type,
-        "price": ticks_to_price(accepted.price, step),
+        "order_type": accepted.order_type,
+        "price": accepted.price,
         "size": accepted.size,
-        "filled_size": filled,
-        "remaining_size": size - filled if status == "open" else 0,
+        "filled": filled,
+        "remaining": size - filled,
         "status": status,
-        "cancel_reason": reason,
+        "reason": reason,
         "time_in_force": accepted.time_in_force,
-        "expire_at": iso(accepted.expire_at),
+        "expire_at": accepted.expire_at,
         "post_only": accepted.post_only,
         "reduce_only": accepted.reduce_only,
         "stp": accepted.stp,
-        "created_at": iso(accepted.time),
-        "updated_at": iso(events[-1].time),
-        "fills": fills,
+        "created_at": accepted.time,
+        "updated_at": events[-1].time,
     }
+    return {**order_view(row, market), "fills": fills}
 
 
 async def existing_order(state: AppState, account_id: str, client_order_id: str | None) -> Any:
