@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from ..bootstrap import Runtime
+from ..stream.endpoint import stream
 from . import errors
 from .middleware import BodyLimitMiddleware, RateLimitMiddleware
 from .routes import account, admin, orders, public
@@ -32,6 +33,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         app.state.ballast = runtime.state
+        app.state.stream_hub = runtime.hub
         try:
             yield
         finally:
@@ -49,6 +51,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     errors.install(app)
     for router in (public.router, orders.router, account.router, admin.router):
         app.include_router(router, prefix="/v1")
+
+    app.add_api_websocket_route("/stream", stream)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -8,6 +8,7 @@ No stack trace or exception text from inside ever reaches the client.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -52,6 +53,7 @@ STATUS: dict[str, int] = {
     "PAYLOAD_TOO_LARGE": 413,
     "UNSUPPORTED_MEDIA_TYPE": 415,
     "RATE_LIMIT_EXCEEDED": 429,
+    "TOO_MANY_CONNECTIONS": 429,
     "INTERNAL_ERROR": 500,
     "SERVICE_UNAVAILABLE": 503,
 }
@@ -108,6 +110,23 @@ def from_domain(error: DomainError, tick_size: Decimal | None = None) -> ApiErro
     return ApiError(error.code, error.message, details)
 
 
+def from_validation(problems: Sequence[Any]) -> ApiError:
+    """pydantic's complaints about a request, as one ``INVALID_REQUEST`` naming the field."""
+    first = problems[0] if problems else {}
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body",)]
+    field = ".".join(
+        location[1:] if location[:1] in (["query"], ["path"], ["header"]) else location
+    )
+    if first.get("type") == "json_invalid":
+        return invalid_request("body", "the body is not valid JSON")
+    message = f"{field or 'request'}: {first.get('msg', 'invalid')}"
+    return ApiError(
+        "INVALID_REQUEST",
+        message,
+        {"field": field or "body", "problems": [_problem(p) for p in problems[:10]]},
+    )
+
+
 def install(app: FastAPI) -> None:
     """Route every kind of failure into the envelope."""
 
@@ -130,22 +149,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, error: RequestValidationError) -> JSONResponse:
-        problems = error.errors()
-        first = problems[0] if problems else {}
-        location = [str(part) for part in first.get("loc", ()) if part not in ("body",)]
-        field = ".".join(
-            location[1:] if location[:1] in (["query"], ["path"], ["header"]) else location
-        )
-        if first.get("type") == "json_invalid":
-            return error_response(
-                "INVALID_REQUEST", "the body is not valid JSON", {"field": "body"}
-            )
-        message = f"{field or 'request'}: {first.get('msg', 'invalid')}"
-        return error_response(
-            "INVALID_REQUEST",
-            message,
-            {"field": field or "body", "problems": [_problem(p) for p in problems[:10]]},
-        )
+        mapped = from_validation(error.errors())
+        return error_response(mapped.code, mapped.message, mapped.details)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -13,7 +13,7 @@ from typing import Any
 
 from .auth import KeyRing
 from .errors import envelope
-from .ratelimit import Decision, MemoryRateLimiter, RateLimitBackendError, RateLimiter
+from .ratelimit import Decision, RateLimiter, hit_with_fallback
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -53,9 +53,6 @@ class RateLimitMiddleware:
         self.keys = keys
         self.public_limit = public_limit
         self.private_limit = private_limit
-        # If the shared backend (Redis) fails, limits fall back to this process alone rather
-        # than stopping trading or letting traffic through unlimited.
-        self.fallback = MemoryRateLimiter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
@@ -63,11 +60,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         bucket, limit = self._bucket(scope)
-        try:
-            decision = await self.limiter.hit(bucket, limit)
-        except RateLimitBackendError:
-            log.warning("rate-limit backend unavailable; limiting per process")
-            decision = await self.fallback.hit(bucket, limit)
+        decision = await hit_with_fallback(self.limiter, bucket, limit)
         headers = decision.headers()
         if not decision.allowed:
             await send_error(send, 429, "RATE_LIMIT_EXCEEDED", _too_many(decision), headers)

@@ -12,6 +12,7 @@ window size: both backends key counters on ``(bucket, window_start)``.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -26,10 +27,12 @@ __all__ = [
     "RateLimitBackendError",
     "RateLimiter",
     "RedisRateLimiter",
+    "hit_with_fallback",
     "rate_limiter_from_url",
 ]
 
 KEY_PREFIX = "ballast:rl"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,3 +203,16 @@ def rate_limiter_from_url(redis_url: str | None) -> RateLimiter:
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisRateLimiter(url)
     raise ValueError("rate limiter URL must start with redis://, rediss://, unix:// or memory://")
+
+
+_FALLBACK = MemoryRateLimiter()
+
+
+async def hit_with_fallback(limiter: RateLimiter, bucket: str, limit: int) -> Decision:
+    """Count a hit; if the shared backend (Redis) fails, limit per process rather than stop
+    trading or let traffic through unlimited."""
+    try:
+        return await limiter.hit(bucket, limit)
+    except RateLimitBackendError:
+        log.warning("rate-limit backend unavailable; limiting per process")
+        return await _FALLBACK.hit(bucket, limit)

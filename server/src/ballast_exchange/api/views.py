@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from ..domain import Engine
 from ..domain.market import Market
 from .money import micro_price, ticks_to_price, to_usdc
 
@@ -36,6 +37,12 @@ def parse_order_ref(value: str) -> int | None:
 
 def tick_size(market: Market) -> Decimal:
     return Decimal(market.tick_value) / Decimal(1_000_000)
+
+
+def book_levels(market: Market, is_buy: bool, depth: int) -> list[dict[str, Any]]:
+    """One side of the aggregated book, best first, as REST and the stream show it."""
+    step = tick_size(market)
+    return [{"price": float(p * step), "size": s} for p, s in market.book.depth(is_buy, depth)]
 
 
 def order_view(row: dict[str, Any], market: Market) -> dict[str, Any]:
@@ -135,4 +142,54 @@ def market_view(market: Market, details: dict[str, Any] | None, volume_24h: int)
             ),
             "final": market.status.value == "settled",
         },
+    }
+
+
+def balance_view(engine: Engine, account_id: str) -> dict[str, Any]:
+    available = engine.available(account_id)
+    reserved = engine.reserved(account_id)
+    return {
+        "total_balance": to_usdc(available + reserved),
+        "available": to_usdc(available),
+        "reserved": to_usdc(reserved),
+        "currency": "USDC",
+    }
+
+
+def position_view(engine: Engine, account_id: str, market_id: str) -> dict[str, Any]:
+    """One position with its PnL, marked at the mid when both sides quote, else the last trade."""
+    position = engine.account(account_id).positions.get(market_id)
+    market = engine.markets[market_id]
+    step = tick_size(market)
+    bid, ask = market.book.best_bid(), market.book.best_ask()
+    mark = (bid + ask) // 2 if bid is not None and ask is not None else market.last_price
+    if position is None or position.size == 0:
+        size, average, unrealized, realized, margin = 0, None, 0, 0, 0
+        if position is not None:
+            realized = position.realized_pnl
+    else:
+        floor, cap, tv = market.floor, market.cap, market.tick_value
+        size = position.size
+        average = micro_price(position.average_price_micro(floor, cap, tv))
+        unrealized = position.unrealized_pnl(mark, floor, cap, tv) if mark is not None else 0
+        realized, margin = position.realized_pnl, position.collateral
+    return {
+        "market_id": market_id,
+        "size": size,
+        "average_price": average,
+        "current_price": ticks_to_price(mark, step),
+        "unrealized_pnl": to_usdc(unrealized),
+        "realized_pnl": to_usdc(realized),
+        "margin_used": to_usdc(margin),
+    }
+
+
+def positions_view(engine: Engine, account_id: str) -> dict[str, Any]:
+    positions = engine.account(account_id).positions
+    return {
+        "positions": [
+            position_view(engine, account_id, market_id)
+            for market_id in sorted(positions)
+            if positions[market_id].size != 0
+        ]
     }

@@ -98,14 +98,24 @@ class Committer:
             stats.items += len(items)
             stats.last_batch_size = len(items)
             stats.last_commit_ms = (time.perf_counter() - started) * 1000
-            self._resolve(batch, None)
-            if self._on_committed is not None:
-                self._loop.call_soon_threadsafe(self._on_committed, items)
+            self._resolve(batch, None, items)
 
     def _resolve(
-        self, batch: list[tuple[JournalItem, asyncio.Future[None]]], error: Exception | None
+        self,
+        batch: list[tuple[JournalItem, asyncio.Future[None]]],
+        error: Exception | None,
+        stored: list[JournalItem] | None = None,
     ) -> None:
+        on_committed = self._on_committed
+
         def settle() -> None:
+            # Listeners hear of a commit before anyone is answered, in the same callback: a
+            # client that has its reply finds the stream already carrying what it did.
+            if stored is not None and on_committed is not None:
+                try:
+                    on_committed(stored)
+                except Exception:
+                    log.exception("a commit listener failed")
             for _, future in batch:
                 if future.done():
                     continue

@@ -80,7 +80,7 @@ class Exchange:
         self.sql = sql
         self.clock = clock
         self.engine, self.client_orders, self._command_no, self._last_time = recover(sql)
-        self._on_committed = on_committed
+        self.on_committed = on_committed
         self._committer: Committer | None = None
         self._last_future: asyncio.Future[None] | None = None
         self.accepting = False
@@ -88,7 +88,7 @@ class Exchange:
     def start(self) -> None:
         """Start the committer on the running loop and begin taking commands."""
         loop = asyncio.get_running_loop()
-        self._committer = Committer(self.sql, loop, self._on_committed)
+        self._committer = Committer(self.sql, loop, self.on_committed)
         self.accepting = True
 
     def stop(self) -> None:
@@ -142,16 +142,16 @@ class Exchange:
         except DomainError:
             await self.barrier()
             raise
-        await self._durable(future)
+        await self.durable(future)
         return events
 
     async def barrier(self) -> None:
         """Wait until everything executed so far is stored."""
         future = self._last_future
         if future is not None:
-            await self._durable(future)
+            await self.durable(future)
 
-    async def _durable(self, future: asyncio.Future[None]) -> None:
+    async def durable(self, future: asyncio.Future[None]) -> None:
         try:
             await asyncio.shield(future)
         except StorageFailed as error:

@@ -237,9 +237,9 @@ def _settlement_finalized(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
     _patch_market(fold, e.market_id, e.time, settlement_value=e.value, settled_at=e.time)
 
 
-def _order_accepted(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
-    assert isinstance(e, ev.OrderAccepted)
-    fold.new_orders[e.order_id] = {
+def accepted_row(e: ev.OrderAccepted) -> dict[str, Any]:
+    """The ``orders`` row of a just-accepted order; ``fold_order`` moves it on from there."""
+    return {
         "order_id": e.order_id,
         "account_id": e.account_id,
         "market_id": e.market_id,
@@ -262,6 +262,25 @@ def _order_accepted(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
     }
 
 
+def fold_order(row: dict[str, Any], e: ev.Event) -> None:
+    """Move an order's row on by one event that concerns it (a fill, an amend, its close)."""
+    if isinstance(e, ev.Trade):
+        row["filled"] += e.size
+        row["remaining"] -= e.size
+    elif isinstance(e, ev.OrderAmended):
+        row.update(price=e.price, size=e.size, remaining=e.remaining)
+    elif isinstance(e, ev.OrderClosed):
+        row.update(status=e.status, reason=e.reason, filled=e.filled, remaining=e.remaining)
+    else:
+        return
+    row["updated_at"] = e.time
+
+
+def _order_accepted(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
+    assert isinstance(e, ev.OrderAccepted)
+    fold.new_orders[e.order_id] = accepted_row(e)
+
+
 def _order_patch(fold: _Fold, order_id: int, time: int) -> _OrderPatch:
     patch = fold.order_patches.get(order_id)
     if patch is None:
@@ -271,45 +290,46 @@ def _order_patch(fold: _Fold, order_id: int, time: int) -> _OrderPatch:
     return patch
 
 
-def _fill(fold: _Fold, order_id: int, size: int, time: int) -> None:
+def _fill(fold: _Fold, order_id: int, e: ev.Trade) -> None:
     row = fold.new_orders.get(order_id)
     if row is not None:
-        row["filled"] += size
-        row["remaining"] -= size
-        row["updated_at"] = time
+        fold_order(row, e)
         return
-    patch = _order_patch(fold, order_id, time)
-    patch.d_filled += size
-    patch.d_remaining -= size
+    patch = _order_patch(fold, order_id, e.time)
+    patch.d_filled += e.size
+    patch.d_remaining -= e.size
+
+
+def trade_row(e: ev.Trade) -> dict[str, Any]:
+    """A trade as its ``trades`` row (what the API's trade and fill views take)."""
+    return {
+        "trade_id": e.trade_id,
+        "market_id": e.market_id,
+        "price": e.price,
+        "size": e.size,
+        "taker_side": e.taker_side,
+        "maker_order_id": e.maker_order_id,
+        "taker_order_id": e.taker_order_id,
+        "maker_account_id": e.maker_account_id,
+        "taker_account_id": e.taker_account_id,
+        "maker_fee": e.maker_fee,
+        "taker_fee": e.taker_fee,
+        "created_at": e.time,
+    }
 
 
 def _trade(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
     assert isinstance(e, ev.Trade)
-    fold.trades.append(
-        {
-            "trade_id": e.trade_id,
-            "market_id": e.market_id,
-            "price": e.price,
-            "size": e.size,
-            "taker_side": e.taker_side,
-            "maker_order_id": e.maker_order_id,
-            "taker_order_id": e.taker_order_id,
-            "maker_account_id": e.maker_account_id,
-            "taker_account_id": e.taker_account_id,
-            "maker_fee": e.maker_fee,
-            "taker_fee": e.taker_fee,
-            "created_at": e.time,
-        }
-    )
-    _fill(fold, e.maker_order_id, e.size, e.time)
-    _fill(fold, e.taker_order_id, e.size, e.time)
+    fold.trades.append(trade_row(e))
+    _fill(fold, e.maker_order_id, e)
+    _fill(fold, e.taker_order_id, e)
 
 
 def _order_amended(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
     assert isinstance(e, ev.OrderAmended)
     row = fold.new_orders.get(e.order_id)
     if row is not None:
-        row.update(price=e.price, size=e.size, remaining=e.remaining, updated_at=e.time)
+        fold_order(row, e)
         return
     patch = _order_patch(fold, e.order_id, e.time)
     patch.price = e.price
@@ -321,13 +341,7 @@ def _order_closed(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
     assert isinstance(e, ev.OrderClosed)
     row = fold.new_orders.get(e.order_id)
     if row is not None:
-        row.update(
-            status=e.status,
-            reason=e.reason,
-            filled=e.filled,
-            remaining=e.remaining,
-            updated_at=e.time,
-        )
+        fold_order(row, e)
         return
     patch = _order_patch(fold, e.order_id, e.time)
     patch.status = e.status

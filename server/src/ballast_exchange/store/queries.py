@@ -360,3 +360,15 @@ def volumes_since(conn: Connection, since_ms: int) -> dict[str, int]:
         .group_by(trades.c.market_id)
     )
     return {market_id: int(volume) for market_id, volume in conn.execute(query)}
+
+
+def volume_by_second(conn: Connection, since_ms: int) -> list[tuple[str, int, int]]:
+    """(market, Unix second, contracts) of every second with trades since ``since_ms``."""
+    second = (trades.c.created_at // 1000).label("second")
+    query = (
+        select(trades.c.market_id, second, func.sum(trades.c.size))
+        .where(trades.c.created_at >= since_ms)
+        .group_by(trades.c.market_id, second)
+        .order_by(second)
+    )
+    return [(m, int(s), int(v)) for m, s, v in conn.execute(query)]

@@ -7,11 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from ...store import queries
-from ..money import micro_price, ticks_to_price, to_usdc
+from ..money import to_usdc
 from ..schemas import PRIVATE_ERRORS, Balance, Fills, Ledger, Positions
-from ..state import AppState
 from ..timeutil import parse_time_param
-from ..views import fill_view, iso, tick_size
+from ..views import balance_view, fill_view, iso, positions_view
 from .orders import Reader, State
 
 router = APIRouter(tags=["account"])
@@ -23,19 +22,8 @@ router = APIRouter(tags=["account"])
     responses={200: {"model": Balance}, **PRIVATE_ERRORS},
 )
 async def balance(principal: Reader, state: State) -> Any:
-    return await state.view(lambda: balance_view(state, principal.account_id))
-
-
-def balance_view(state: AppState, account_id: str) -> dict[str, Any]:
     engine = state.exchange.engine
-    available = engine.available(account_id)
-    reserved = engine.reserved(account_id)
-    return {
-        "total_balance": to_usdc(available + reserved),
-        "available": to_usdc(available),
-        "reserved": to_usdc(reserved),
-        "currency": "USDC",
-    }
+    return await state.view(lambda: balance_view(engine, principal.account_id))
 
 
 @router.get(
@@ -44,38 +32,8 @@ def balance_view(state: AppState, account_id: str) -> dict[str, Any]:
     responses={200: {"model": Positions}, **PRIVATE_ERRORS},
 )
 async def positions(principal: Reader, state: State) -> Any:
-    return await state.view(lambda: positions_view(state, principal.account_id))
-
-
-def positions_view(state: AppState, account_id: str) -> dict[str, Any]:
     engine = state.exchange.engine
-    account = engine.account(account_id)
-    rows = []
-    for market_id in sorted(account.positions):
-        position = account.positions[market_id]
-        if position.size == 0:
-            continue
-        market = engine.markets[market_id]
-        step = tick_size(market)
-        book = market.book
-        bid, ask = book.best_bid(), book.best_ask()
-        # Mark at the mid when both sides quote, else the last trade.
-        mark = (bid + ask) // 2 if bid is not None and ask is not None else market.last_price
-        floor, cap, tv = market.floor, market.cap, market.tick_value
-        rows.append(
-            {
-                "market_id": market_id,
-                "size": position.size,
-                "average_price": micro_price(position.average_price_micro(floor, cap, tv)),
-                "current_price": ticks_to_price(mark, step),
-                "unrealized_pnl": to_usdc(position.unrealized_pnl(mark, floor, cap, tv))
-                if mark is not None
-                else 0.0,
-                "realized_pnl": to_usdc(position.realized_pnl),
-                "margin_used": to_usdc(position.collateral),
-            }
-        )
-    return {"positions": rows}
+    return await state.view(lambda: positions_view(engine, principal.account_id))
 
 
 def _window(start_date: str | None, end_date: str | None) -> tuple[int | None, int | None]:

@@ -29,8 +29,7 @@ from ..money import parse_decimal, usdc_to_micro
 from ..schemas import ADMIN_ERRORS
 from ..state import AppState, app_state
 from ..timeutil import to_ms
-from ..views import iso, market_view
-from .account import balance_view
+from ..views import balance_view, iso, market_view
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=ADMIN_ERRORS)
 State = Annotated[AppState, Depends(app_state)]
@@ -82,7 +81,8 @@ async def create_key(
 
 
 async def account_balance(state: AppState, account_id: str) -> dict[str, Any]:
-    return await state.view(lambda: {"account_id": account_id, **balance_view(state, account_id)})
+    engine = state.exchange.engine
+    return await state.view(lambda: {"account_id": account_id, **balance_view(engine, account_id)})
 
 
 @router.post("/accounts", status_code=201, summary="Create an account with a key")

@@ -20,7 +20,7 @@ from ..schemas import (
 )
 from ..state import AppState, app_state
 from ..timeutil import parse_time_param
-from ..views import iso, market_view, tick_size, trade_view
+from ..views import book_levels, iso, market_view, tick_size, trade_view
 
 router = APIRouter(tags=["market data"])
 State = Annotated[AppState, Depends(app_state)]
@@ -97,15 +97,13 @@ async def orderbook(
     depth: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Any:
     market = state.market(market_id)
-    step = tick_size(market)
-    book = market.book
     return await state.view(
         lambda: {
             "market_id": market_id,
             "timestamp": iso(state.exchange.clock()),
             "seq": state.exchange.engine.seq,
-            "bids": [{"price": float(p * step), "size": s} for p, s in book.depth(True, depth)],
-            "asks": [{"price": float(p * step), "size": s} for p, s in book.depth(False, depth)],
+            "bids": book_levels(market, True, depth),
+            "asks": book_levels(market, False, depth),
         }
     )
 
