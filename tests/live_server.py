@@ -60,7 +60,14 @@ def live_server(data_dir: Path, **settings: Any) -> Iterator[LiveServer]:
     runtime = Runtime(config)
     app = create_app(runtime)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=config.port, log_config=None, access_log=False)
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=config.port,
+            log_config=None,
+            access_log=False,
+            **config.uvicorn_options(),
+        )
     )
     holder: dict[str, asyncio.AbstractEventLoop] = {}
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.databases import fresh_database
-from tests.live_server import NO_LIMITS, LiveServer, live_server
+from tests.live_server import LiveServer, live_server
 from tests.signed_client import Admin
 
 
@@ -25,16 +25,3 @@ def server(tmp_path: Path, database_url: str) -> Iterator[LiveServer]:
 @pytest.fixture
 def admin(server: LiveServer) -> Admin:
     return Admin(server.api, server.admin_token)
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def live(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    """A real server on each database, shared by a module's tests (each makes its own data)."""
-    tmp = tmp_path_factory.mktemp(f"live-{request.param}")
-    with (
-        fresh_database(request.param, tmp) as url,
-        live_server(tmp / "var", database_url=url, **NO_LIMITS) as server,
-    ):
-        yield server

@@ -28,6 +28,7 @@ from .store import queries
 from .store import records as account_store
 from .store.database import Database
 from .store.records import upsert_market_details
+from .stream.hub import Hub
 
 log = logging.getLogger(__name__)
 USDC = 1_000_000
@@ -65,6 +66,7 @@ class Runtime:
     keys: KeyRing = field(init=False)
     limiter: RateLimiter = field(init=False)
     exchange: Exchange = field(init=False)
+    hub: Hub = field(init=False)
     state: AppState = field(init=False)
     admin_token_created: bool = False
     demo: dict[str, Any] | None = None
@@ -93,11 +95,15 @@ class Runtime:
         self.limiter = rate_limiter_from_url(s.redis_url)
         token, self.admin_token_created = admin_token(s.data_dir)
         self.exchange = Exchange(self.database.engine)
+        # The stream sees a command once it is stored, never before (DESIGN §6).
+        self.hub = Hub(self.exchange, s)
+        self.exchange.on_committed = self.hub.committed
         self.state = AppState(
             s, self.database, self.exchange, self.keys, self.secrets, self.limiter, token
         )
 
     async def start(self) -> None:
+        self.hub.start()
         self.exchange.start()
         # Whatever fell due while the server was down is done first, once.
         await self.run_timers_once()
@@ -108,6 +114,7 @@ class Runtime:
             self.on_started()
 
     async def stop(self) -> None:
+        await self.hub.stop()
         for task in self._timers:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

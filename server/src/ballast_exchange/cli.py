@@ -65,6 +65,7 @@ def run_serve(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         server_header=False,
+        **settings.uvicorn_options(),
     )
     return 0
 

@@ -24,6 +24,14 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     demo: bool = True  # sandbox only: demo market and funded demo account on first start
     log_json: bool = False
+    # The WebSocket stream (docs/websocket.md).
+    stream_connections_per_key: int = 5  # spec: 5 simultaneous connections per API key
+    stream_connections_per_ip: int = 50  # unauthenticated connections per client IP
+    stream_queue_limit: int = 2_000  # messages queued for one connection before it is cut
+    stream_heartbeat_s: float = 5.0
+    stream_ping_interval_s: float = 10.0
+    stream_ping_timeout_s: float = 10.0
+    stream_max_message_bytes: int = 64 * 1024
 
     def __post_init__(self) -> None:
         if self.env not in ENVIRONMENTS:
@@ -42,6 +50,14 @@ class Settings:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def uvicorn_options(self) -> dict[str, Any]:
+        """What uvicorn needs from these settings: WebSocket keepalive and frame limit."""
+        return {
+            "ws_ping_interval": self.stream_ping_interval_s,
+            "ws_ping_timeout": self.stream_ping_timeout_s,
+            "ws_max_size": self.stream_max_message_bytes,
+        }
+
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
         """Flags (``overrides`` that are not None) win over ``BALLAST_<NAME>`` variables."""
@@ -58,6 +74,8 @@ def _parse(raw: str, annotation: Any) -> Any:
     kind = str(annotation)
     if kind.startswith("int"):
         return int(raw)
+    if kind.startswith("float"):
+        return float(raw)
     if kind.startswith("bool"):
         return raw.strip().lower() in ("1", "true", "yes", "on")
     if "Path" in kind:

@@ -1,0 +1,1 @@
+"""The WebSocket stream at ``/stream``: market data, private updates and order entry."""

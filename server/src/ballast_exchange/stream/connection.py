@@ -1,0 +1,450 @@
+"""One WebSocket client: its requests in, its messages out (docs/websocket.md).
+
+Requests are handled one at a time in arrival order. Order entry executes on the exchange as it
+is read and answers once stored, so a client may pipeline orders without waiting. Everything
+sent goes through one bounded queue drained by a writer task; ``push`` never waits, and a
+connection whose queue overflows is cut with 4008 rather than slowing anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ..api import trading
+from ..api.auth import KeyRecord
+from ..api.errors import ApiError, from_domain, from_validation, invalid_request
+from ..api.keys import READ, TRADE
+from ..api.models import AmendOrderRequest, PlaceOrderRequest
+from ..api.ratelimit import hit_with_fallback
+from ..api.signing import AuthError, verify
+from ..api.state import AppState
+from ..api.views import iso, parse_order_ref
+from ..domain import DomainError
+from ..domain import commands as c
+from ..service.exchange import ServiceUnavailable, at_time
+from . import feeds
+from .hub import Hub, StreamKey, dumps
+
+log = logging.getLogger(__name__)
+
+SIGNED_PATH = "/stream"
+CLOSE_REVOKED = 4001
+CLOSE_SLOW = 4008
+CLOSE_TOO_MANY = 4029
+AUTH_FIELDS = frozenset({"op", "id", "api_key", "timestamp", "signature", "cancel_on_disconnect"})
+
+
+class CancelAllParams(BaseModel):
+    model_config = {"extra": "forbid"}
+    market_id: str | None = None
+
+
+class OrderRef(BaseModel):
+    model_config = {"extra": "forbid"}
+    order_id: str
+
+
+class AmendParams(AmendOrderRequest):
+    order_id: str
+
+
+def error_message(request_id: Any, op: str | None, error: ApiError) -> str:
+    return dumps(
+        {
+            "type": "error",
+            "id": request_id,
+            "op": op,
+            "status": error.status,
+            "error": {"code": error.code, "message": error.message, "details": error.details},
+        }
+    )
+
+
+class Connection:
+    def __init__(self, websocket: WebSocket, hub: Hub, state: AppState, ip: str) -> None:
+        self.ws = websocket
+        self.hub = hub
+        self.state = state
+        self.ip = ip
+        self.queue: deque[str] = deque()
+        self.limit = hub.settings.stream_queue_limit
+        self.wake = asyncio.Event()
+        self.closing = False
+        self.record: KeyRecord | None = None
+        self.cancel_on_disconnect = False
+        self.guarded: set[int] = set()  # orders to cancel when the connection drops
+        self.streams: dict[StreamKey, Any] = {}
+        self.answers: set[asyncio.Task[None]] = set()
+        self._writer: asyncio.Task[None] | None = None
+
+    @property
+    def api_key(self) -> str | None:
+        return self.record.api_key if self.record is not None else None
+
+    # ------------------------------------------------------------ outgoing
+
+    def push(self, text: str) -> None:
+        """Queue a message; never waits. Overflow cuts the connection as a slow consumer."""
+        if self.closing:
+            return
+        if len(self.queue) >= self.limit:
+            self.queue.clear()
+            asyncio.get_running_loop().create_task(self.close(CLOSE_SLOW, "slow consumer"))
+            return
+        self.queue.append(text)
+        self.wake.set()
+
+    async def _write(self) -> None:
+        queue, wake, send = self.queue, self.wake, self.ws.send_text
+        while True:
+            await wake.wait()
+            wake.clear()
+            while queue:
+                await send(queue.popleft())
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        self.hub.leave(self)
+        if self._writer is not None:
+            self._writer.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.close(code, reason), timeout=5)
+
+    def heartbeat(self, now: str | None, exchange_seq: int) -> None:
+        if self.record is not None and self.record.revoked:
+            asyncio.get_running_loop().create_task(self.close(CLOSE_REVOKED, "API key revoked"))
+            return
+        subscriptions = []
+        for (channel, owner, _), stream in self.streams.items():
+            entry: dict[str, Any] = {"channel": channel, "seq": stream.seq}
+            if stream.public and owner:
+                entry["market_id"] = owner
+            subscriptions.append(entry)
+        self.push(
+            dumps(
+                {
+                    "type": "heartbeat",
+                    "time": now,
+                    "exchange_seq": exchange_seq,
+                    "subscriptions": subscriptions,
+                }
+            )
+        )
+
+    def reply(self, request_id: Any, kind: str, **fields: Any) -> None:
+        self.push(dumps({"type": kind, "id": request_id, **fields}))
+
+    def fail(self, request_id: Any, op: str | None, error: ApiError) -> None:
+        self.push(error_message(request_id, op, error))
+
+    # ------------------------------------------------------------ the session
+
+    async def serve(self) -> None:
+        await self.ws.accept()
+        if not self.hub.admit(self):
+            self.fail(None, None, too_many("unauthenticated connections from this address"))
+            await self._flush_and_close(CLOSE_TOO_MANY, "too many connections")
+            return
+        self._writer = asyncio.get_running_loop().create_task(self._write())
+        try:
+            while not self.closing:
+                text = await self.ws.receive_text()
+                await self.handle(text)
+        except (WebSocketDisconnect, RuntimeError, KeyError):
+            pass  # the client went away (or sent a binary frame after closing)
+        finally:
+            self.closing = True
+            self.hub.leave(self)
+            if self._writer is not None:
+                self._writer.cancel()
+            await self._guard_orders()
+
+    async def _flush_and_close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            while self.queue:
+                await self.ws.send_text(self.queue.popleft())
+        await self.close(code, reason)
+
+    async def _guard_orders(self) -> None:
+        """Cancel-on-disconnect: once the answers in flight are stored, cancel what is left."""
+        if self.answers:
+            await asyncio.gather(*self.answers, return_exceptions=True)
+        if not self.guarded or self.record is None:
+            return
+        exchange = self.state.exchange
+        account_id = self.record.account_id
+        futures = []
+        for order_id in sorted(self.guarded):
+            order = exchange.engine.orders.get(order_id)
+            if order is None or order.account_id != account_id:
+                continue
+            with contextlib.suppress(DomainError, ServiceUnavailable):
+                _, future = exchange.execute(at_time(c.CancelOrder(0, account_id, order_id)))
+                futures.append(future)
+        for future in futures:
+            with contextlib.suppress(ServiceUnavailable):
+                await exchange.durable(future)
+        if futures:
+            log.info("canceled %d orders of a dropped connection", len(futures))
+
+    # ------------------------------------------------------------ requests
+
+    async def handle(self, text: str) -> None:
+        request_id: Any = None
+        op: Any = None
+        try:
+            try:
+                request = json.loads(text)
+            except ValueError:
+                raise invalid_request("body", "the message is not valid JSON") from None
+            if not isinstance(request, dict):
+                raise invalid_request("body", "a request is a JSON object with an 'op'")
+            request_id = request.get("id")
+            if request_id is not None and (
+                isinstance(request_id, bool) or not isinstance(request_id, str | int)
+            ):
+                request_id = None
+                raise invalid_request("id", "id must be a string or an integer")
+            op = request.get("op")
+            handler = self._handlers.get(op) if isinstance(op, str) else None
+            if handler is None:
+                raise invalid_request("op", f"unknown op {op!r}; see docs/websocket.md")
+            await handler(self, request_id, request)
+        except ApiError as error:
+            self.fail(request_id, op if isinstance(op, str) else None, error)
+        except AuthError as error:
+            self.fail(request_id, op, ApiError(error.code, error.message, error.details))
+        except DomainError as error:
+            self.fail(request_id, op, from_domain(error))
+        except ServiceUnavailable as error:
+            self.fail(request_id, op, ApiError("SERVICE_UNAVAILABLE", str(error)))
+
+    async def _auth(self, request_id: Any, request: dict[str, Any]) -> None:
+        if self.record is not None:
+            raise invalid_request("op", "this connection is already authenticated")
+        unknown = set(request) - AUTH_FIELDS
+        if unknown:
+            raise invalid_request(sorted(unknown)[0], "unknown field")
+        api_key = request.get("api_key")
+        if not isinstance(api_key, str) or not api_key:
+            raise ApiError("UNAUTHORIZED", "auth needs an 'api_key'", {"field": "api_key"})
+        cancel = request.get("cancel_on_disconnect", False)
+        if not isinstance(cancel, bool):
+            raise invalid_request("cancel_on_disconnect", "must be true or false")
+        record = self.state.keys.get(api_key)
+        if record is None or record.revoked:
+            raise ApiError("UNAUTHORIZED", "unknown or revoked API key", {"field": "api_key"})
+        timestamp = request.get("timestamp")
+        signature = request.get("signature")
+        verify(
+            secret=record.secret,
+            timestamp=str(timestamp) if isinstance(timestamp, int | str) else None,
+            signature=signature if isinstance(signature, str) else None,
+            method="GET",
+            path=SIGNED_PATH,
+            body=b"",
+            now_ms=self.state.exchange.clock(),
+        )
+        if READ not in record.scopes:
+            raise ApiError("FORBIDDEN", "this API key lacks the 'read' scope", {})
+        if not self.hub.authenticated(self, api_key):
+            limit = self.hub.settings.stream_connections_per_key
+            self.fail(request_id, "auth", too_many(f"more than {limit} connections for this key"))
+            await self._flush_and_close(CLOSE_TOO_MANY, "too many connections")
+            return
+        self.record = record
+        self.cancel_on_disconnect = cancel
+        self.reply(
+            request_id,
+            "authenticated",
+            account_id=record.account_id,
+            scopes=sorted(record.scopes),
+            cancel_on_disconnect=cancel,
+        )
+
+    async def _cancel_on_disconnect(self, request_id: Any, request: dict[str, Any]) -> None:
+        self._principal()
+        enabled = request.get("enabled")
+        if not isinstance(enabled, bool):
+            raise invalid_request("enabled", "must be true or false")
+        self.cancel_on_disconnect = enabled
+        self.reply(request_id, "cancel_on_disconnect", enabled=enabled)
+
+    async def _ping(self, request_id: Any, request: dict[str, Any]) -> None:
+        now = self.state.exchange.clock()
+        self.reply(request_id, "pong", time=iso(now), exchange_seq=self.hub.exchange_seq)
+
+    def _stream_key(self, request: dict[str, Any]) -> StreamKey:
+        channel = request.get("channel")
+        if channel in feeds.PRIVATE:
+            record = self._principal()
+            return (channel, record.account_id, 0)
+        if channel not in feeds.PUBLIC:
+            raise invalid_request(
+                "channel",
+                f"unknown channel {channel!r}; one of {', '.join(feeds.PUBLIC + feeds.PRIVATE)}",
+            )
+        if channel == "markets":
+            return (channel, "", 0)
+        market_id = request.get("market_id")
+        if not isinstance(market_id, str) or not market_id:
+            raise invalid_request("market_id", f"the {channel} channel needs a market_id")
+        if not self.hub.market_exists(market_id):
+            raise ApiError(
+                "MARKET_NOT_FOUND", f"market {market_id!r} does not exist", {"market_id": market_id}
+            )
+        depth = 0
+        if channel == "orderbook":
+            depth = request.get("depth", feeds.DEFAULT_DEPTH)
+            if isinstance(depth, bool) or not isinstance(depth, int):
+                raise invalid_request("depth", "depth must be an integer")
+            if not 1 <= depth <= feeds.MAX_DEPTH:
+                raise invalid_request("depth", f"depth must be 1 to {feeds.MAX_DEPTH}")
+        return (channel, market_id, depth)
+
+    def _echo(self, key: StreamKey) -> dict[str, Any]:
+        channel, owner, depth = key
+        fields: dict[str, Any] = {"channel": channel}
+        if channel in feeds.PUBLIC and owner:
+            fields["market_id"] = owner
+        if channel == "orderbook":
+            fields["depth"] = depth
+        return fields
+
+    async def _subscribe(self, request_id: Any, request: dict[str, Any]) -> None:
+        key = self._stream_key(request)
+        if key in self.streams:
+            raise invalid_request("channel", "already subscribed to this stream")
+        self.reply(request_id, "subscribed", **self._echo(key))
+        channel, owner, depth = key
+        self.streams[key] = self.hub.subscribe(self, channel, owner, depth)
+
+    async def _unsubscribe(self, request_id: Any, request: dict[str, Any]) -> None:
+        key = self._stream_key(request)
+        if key not in self.streams:
+            raise invalid_request("channel", "not subscribed to this stream")
+        del self.streams[key]
+        self.hub.unsubscribe(self, key)
+        self.reply(request_id, "unsubscribed", **self._echo(key))
+
+    # ------------------------------------------------------------ order entry
+
+    def _principal(self) -> KeyRecord:
+        record = self.record
+        if record is None:
+            raise ApiError("UNAUTHORIZED", "send an 'auth' message first", {"op": "auth"})
+        return record
+
+    async def _trader(self) -> KeyRecord:
+        """The key, checked as REST checks it: live, with the trade scope, within its limit."""
+        record = self._principal()
+        if record.revoked:
+            await self.close(CLOSE_REVOKED, "API key revoked")
+            raise ApiError("UNAUTHORIZED", "unknown or revoked API key", {})
+        if TRADE not in record.scopes:
+            raise ApiError(
+                "FORBIDDEN",
+                "this API key lacks the 'trade' scope",
+                {"required_scope": TRADE, "key_scopes": sorted(record.scopes)},
+            )
+        settings = self.hub.settings
+        decision = await hit_with_fallback(
+            self.state.limiter, f"key:{record.api_key}", record.limit(settings.private_rate_limit)
+        )
+        if not decision.allowed:
+            raise ApiError(
+                "RATE_LIMIT_EXCEEDED",
+                f"rate limit of {decision.limit} requests a minute exceeded; "
+                f"retry in {decision.retry_after}s",
+                {"retry_after": decision.retry_after, "limit": decision.limit},
+            )
+        return record
+
+    def _params(self, request: dict[str, Any], model: type[Any]) -> Any:
+        params = request.get("params", {})
+        if not isinstance(params, dict):
+            raise invalid_request("params", "params must be an object")
+        try:
+            return model.model_validate(params)
+        except ValidationError as error:
+            raise from_validation(error.errors()) from None
+
+    def _answer(
+        self,
+        request_id: Any,
+        op: str,
+        pending: Awaitable[trading.Answer],
+        placed: bool = False,
+    ) -> None:
+        """Send the answer once it is stored; the next request is read meanwhile."""
+        guard = placed and self.cancel_on_disconnect
+
+        async def answer() -> None:
+            try:
+                status, data = await pending
+            except ApiError as error:
+                self.fail(request_id, op, error)
+                return
+            except ServiceUnavailable as error:
+                self.fail(request_id, op, ApiError("SERVICE_UNAVAILABLE", str(error)))
+                return
+            if guard and status == 201 and data.get("status") == "open":
+                order_id = parse_order_ref(data["order_id"])
+                if order_id is not None:
+                    self.guarded.add(order_id)
+            self.reply(request_id, "result", op=op, status=status, data=data)
+
+        task = asyncio.get_running_loop().create_task(answer())
+        self.answers.add(task)
+        task.add_done_callback(self.answers.discard)
+
+    async def _place_order(self, request_id: Any, request: dict[str, Any]) -> None:
+        record = await self._trader()
+        body: PlaceOrderRequest = self._params(request, PlaceOrderRequest)
+        pending = trading.place(self.state, record.account_id, body)
+        self._answer(request_id, "place_order", pending, placed=True)
+
+    async def _cancel_order(self, request_id: Any, request: dict[str, Any]) -> None:
+        record = await self._trader()
+        params: OrderRef = self._params(request, OrderRef)
+        pending = trading.cancel(self.state, record.account_id, params.order_id)
+        self._answer(request_id, "cancel_order", pending)
+
+    async def _amend_order(self, request_id: Any, request: dict[str, Any]) -> None:
+        record = await self._trader()
+        params: AmendParams = self._params(request, AmendParams)
+        pending = trading.amend(self.state, record.account_id, params.order_id, params)
+        self._answer(request_id, "amend_order", pending)
+
+    async def _cancel_all(self, request_id: Any, request: dict[str, Any]) -> None:
+        record = await self._trader()
+        params: CancelAllParams = self._params(request, CancelAllParams)
+        pending = trading.cancel_all(self.state, record.account_id, params.market_id)
+        self._answer(request_id, "cancel_all", pending)
+
+    _handlers: ClassVar[dict[str, Callable[[Connection, Any, dict[str, Any]], Awaitable[None]]]] = {
+        "auth": _auth,
+        "subscribe": _subscribe,
+        "unsubscribe": _unsubscribe,
+        "cancel_on_disconnect": _cancel_on_disconnect,
+        "ping": _ping,
+        "place_order": _place_order,
+        "cancel_order": _cancel_order,
+        "amend_order": _amend_order,
+        "cancel_all": _cancel_all,
+    }
+
+
+def too_many(what: str) -> ApiError:
+    return ApiError("TOO_MANY_CONNECTIONS", f"too many connections: {what}", {})
