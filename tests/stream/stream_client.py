@@ -21,7 +21,8 @@ def auth_message(api_key: str, api_secret: str, **extra: Any) -> dict[str, Any]:
     timestamp = str(int(time.time() * 1000))
     message = f"{timestamp}GET/stream".encode()
     signature = hmac.new(api_secret.encode(), message, hashlib.sha256).hexdigest()
-    return {"op": "auth", "api_key": api_key, "timestamp": timestamp, "signature": signature, **extra}
+    signed = {"api_key": api_key, "timestamp": timestamp, "signature": signature}
+    return {"op": "auth", **signed, **extra}
 
 
 class StreamClient:

@@ -1,0 +1,170 @@
+"""Connection limits, slow consumers, revoked keys and cancel-on-disconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from pathlib import Path
+
+from websockets.exceptions import ConnectionClosed
+
+from tests.live_server import NO_LIMITS, LiveServer, live_server, sqlite_only
+from tests.signed_client import Admin
+from tests.stream.stream_client import StreamClient
+
+LIVE_SETTINGS = {"stream_heartbeat_s": 0.2, "stream_connections_per_ip": 8}
+
+
+async def closed_with(client: StreamClient) -> int | None:
+    """Read until the server closes the connection; its close code."""
+    try:
+        while True:
+            await client.receive(timeout=10)
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd is not None else None
+
+
+@sqlite_only
+def test_the_sixth_connection_of_a_key_is_refused(live: LiveServer) -> None:
+    admin = Admin(live.api, live.admin_token)
+    trader = admin.account("five", 100)
+
+    async def run() -> None:
+        clients = []
+        for _ in range(5):
+            client = await StreamClient.connect(live.url)
+            assert (await client.auth(trader.api_key, trader.api_secret))["type"] == "authenticated"
+            clients.append(client)
+        sixth = await StreamClient.connect(live.url)
+        reply = await sixth.auth(trader.api_key, trader.api_secret)
+        assert reply["error"]["code"] == "TOO_MANY_CONNECTIONS", reply
+        assert await closed_with(sixth) == 4029
+        # One leaves; the next one gets in.
+        await clients.pop().close()
+        await asyncio.sleep(0.2)
+        again = await StreamClient.connect(live.url)
+        assert (await again.auth(trader.api_key, trader.api_secret))["type"] == "authenticated"
+        for client in [*clients, again]:
+            await client.close()
+
+    asyncio.run(run())
+
+
+@sqlite_only
+def test_unauthenticated_connections_are_limited_per_ip(live: LiveServer) -> None:
+    async def run() -> None:
+        clients = [await StreamClient.connect(live.url) for _ in range(8)]
+        for client in clients:
+            await client.sync()
+        extra = await StreamClient.connect(live.url)
+        refusal = await extra.receive()
+        assert refusal["error"]["code"] == "TOO_MANY_CONNECTIONS"
+        assert await closed_with(extra) == 4029
+        for client in clients:
+            await client.close()
+
+    asyncio.run(run())
+
+
+@sqlite_only
+def test_a_revoked_key_is_disconnected(live: LiveServer) -> None:
+    admin = Admin(live.api, live.admin_token)
+    trader = admin.account("revoked", 100)
+
+    async def run() -> None:
+        client = await StreamClient.connect(live.url)
+        await client.auth(trader.api_key, trader.api_secret)
+        admin.post(f"/keys/{trader.api_key}/revoke")
+        assert await closed_with(client) == 4001
+
+    asyncio.run(run())
+
+
+def test_cancel_on_disconnect_cancels_only_that_connections_orders(live: LiveServer) -> None:
+    admin = Admin(live.api, live.admin_token)
+    market = f"cod-{random.randrange(10**9)}"
+    admin.market(market)
+    trader = admin.account("cod", 10_000)
+    rest_order = trader.post(
+        "/orders", {"market_id": market, "side": "buy", "price": 0.2, "size": 10}
+    ).json()["order_id"]
+
+    async def run() -> list[str]:
+        guarded = await StreamClient.connect(live.url)
+        reply = await guarded.auth(trader.api_key, trader.api_secret, cancel_on_disconnect=True)
+        assert reply["cancel_on_disconnect"] is True
+        other = await StreamClient.connect(live.url)
+        await other.auth(trader.api_key, trader.api_secret)
+        placed = []
+        for price in (0.3, 0.31, 0.32):
+            params = {"market_id": market, "side": "buy", "price": price, "size": 5}
+            result = await guarded.request({"op": "place_order", "params": params})
+            assert result["status"] == 201, result
+            placed.append(result["data"]["order_id"])
+        params = {"market_id": market, "side": "buy", "price": 0.25, "size": 5}
+        kept = (await other.request({"op": "place_order", "params": params}))["data"]["order_id"]
+        guarded.ws.transport.abort()  # the connection drops without a close handshake
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            statuses = [trader.get(f"/orders/{o}").json()["status"] for o in placed]
+            if statuses == ["canceled"] * 3:
+                break
+        await other.close()
+        return [*placed, kept]
+
+    *placed, kept = asyncio.run(run())
+    for order_id in placed:
+        order = trader.get(f"/orders/{order_id}").json()
+        assert order["status"] == "canceled", order
+    for order_id in (kept, rest_order):
+        assert trader.get(f"/orders/{order_id}").json()["status"] == "open"
+
+
+def test_a_slow_consumer_is_cut_and_a_fast_one_keeps_up(tmp_path: Path) -> None:
+    with live_server(tmp_path / "var", stream_queue_limit=40, **NO_LIMITS) as live:
+        admin = Admin(live.api, live.admin_token)
+        market = "slow"
+        admin.market(market)
+        makers = [admin.account(f"m{i}", 100_000) for i in range(2)]
+
+        async def run() -> None:
+            # The slow client reads nothing: its socket buffers fill, then its queue.
+            slow = await StreamClient.connect(live.url, max_queue=1)
+            await slow.send({"op": "subscribe", "channel": "orderbook", "market_id": market})
+            fast = await StreamClient.connect(live.url)
+            await fast.subscribe("orderbook", market_id=market, depth=100)
+
+            def flow() -> None:
+                for i in range(1500):
+                    price = round(0.01 + (i % 98) / 100, 2)
+                    side = "buy" if price < 0.5 else "sell"
+                    body = {"market_id": market, "side": side, "price": price, "size": 1 + i % 7}
+                    makers[i % 2].post("/orders", body)
+
+            reader = asyncio.create_task(fast.wait_for(lambda m: False, timeout=120))
+            await asyncio.to_thread(flow)
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            await fast.sync()
+            updates = fast.data("orderbook", market)
+            seqs = [m["seq"] for m in updates]
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+            assert len(updates) > 100
+            assert await closed_with(slow) == 4008
+            assert slow.ws.close_reason == "slow consumer"
+            await fast.close()
+
+        asyncio.run(run())
+
+
+@sqlite_only
+def test_heartbeats_keep_coming_without_data(live: LiveServer) -> None:
+    async def run() -> None:
+        client = await StreamClient.connect(live.url)
+        beats = [await client.wait_for(lambda m: m["type"] == "heartbeat", 3) for _ in range(3)]
+        assert all(b["subscriptions"] == [] for b in beats)
+        await client.close()
+
+    asyncio.run(run())
