@@ -23,6 +23,8 @@ async def closed_with(client: StreamClient) -> int | None:
             await client.receive(timeout=10)
     except ConnectionClosed as closed:
         return closed.rcvd.code if closed.rcvd is not None else None
+    except TimeoutError:
+        return None  # still open after ten silent seconds
 
 
 @sqlite_only
@@ -128,22 +130,29 @@ def test_a_slow_consumer_is_cut_and_a_fast_one_keeps_up(tmp_path: Path) -> None:
         admin.market(market)
         makers = [admin.account(f"m{i}", 100_000) for i in range(2)]
 
+        def flow(orders: int) -> None:
+            for i in range(orders):
+                price = round(0.01 + (i % 98) / 100, 2)
+                side = "buy" if price < 0.5 else "sell"
+                body = {"market_id": market, "side": side, "price": price, "size": 1 + i % 7}
+                makers[i % 2].post("/orders", body)
+
+        flow(196)  # a deep book: every snapshot at depth 100 is a few kilobytes
+
         async def run() -> None:
-            # The slow client reads nothing: its socket buffers fill, then its queue.
+            # The slow client stops reading (a one-message client queue) and keeps asking for
+            # snapshots; once the socket buffers are full its server-side queue overflows.
             slow = await StreamClient.connect(live.url, max_queue=1)
-            await slow.send({"op": "subscribe", "channel": "orderbook", "market_id": market})
             fast = await StreamClient.connect(live.url)
             await fast.subscribe("orderbook", market_id=market, depth=100)
-
-            def flow() -> None:
-                for i in range(1500):
-                    price = round(0.01 + (i % 98) / 100, 2)
-                    side = "buy" if price < 0.5 else "sell"
-                    body = {"market_id": market, "side": side, "price": price, "size": 1 + i % 7}
-                    makers[i % 2].post("/orders", body)
-
             reader = asyncio.create_task(fast.wait_for(lambda m: False, timeout=120))
-            await asyncio.to_thread(flow)
+            orders = asyncio.create_task(asyncio.to_thread(flow, 600))
+            request = {"op": "subscribe", "channel": "orderbook", "market_id": market}
+            with contextlib.suppress(ConnectionClosed):
+                for _ in range(3_000):
+                    await slow.send({**request, "depth": 100})
+                    await slow.send({**request, "op": "unsubscribe", "depth": 100})
+            await orders
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
@@ -156,7 +165,7 @@ def test_a_slow_consumer_is_cut_and_a_fast_one_keeps_up(tmp_path: Path) -> None:
             assert slow.ws.close_reason == "slow consumer"
             await fast.close()
 
-        asyncio.run(run())
+        asyncio.run(asyncio.wait_for(run(), 120))
 
 
 @sqlite_only

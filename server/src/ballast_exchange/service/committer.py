@@ -39,7 +39,7 @@ class Committer:
         self,
         engine: SqlEngine,
         loop: asyncio.AbstractEventLoop,
-        on_committed: Callable[[Sequence[JournalItem]], None] | None = None,
+        on_committed: Callable[[Sequence[JournalItem], int], None] | None = None,
         max_batch: int = 5_000,
     ) -> None:
         self._sql = engine
@@ -98,13 +98,14 @@ class Committer:
             stats.items += len(items)
             stats.last_batch_size = len(items)
             stats.last_commit_ms = (time.perf_counter() - started) * 1000
-            self._resolve(batch, None, items)
+            self._resolve(batch, None, items, time.time_ns() // 1_000_000)
 
     def _resolve(
         self,
         batch: list[tuple[JournalItem, asyncio.Future[None]]],
         error: Exception | None,
         stored: list[JournalItem] | None = None,
+        stored_at: int = 0,
     ) -> None:
         on_committed = self._on_committed
 
@@ -113,7 +114,7 @@ class Committer:
             # client that has its reply finds the stream already carrying what it did.
             if stored is not None and on_committed is not None:
                 try:
-                    on_committed(stored)
+                    on_committed(stored, stored_at)
                 except Exception:
                     log.exception("a commit listener failed")
             for _, future in batch:

@@ -75,7 +75,7 @@ class Exchange:
         sql: SqlEngine,
         *,
         clock: Callable[[], int] = now_ms,
-        on_committed: Callable[[Sequence[JournalItem]], None] | None = None,
+        on_committed: Callable[[Sequence[JournalItem], int], None] | None = None,
     ) -> None:
         self.sql = sql
         self.clock = clock

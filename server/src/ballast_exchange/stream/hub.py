@@ -159,17 +159,18 @@ class Hub:
 
     # ------------------------------------------------------------ committed commands
 
-    def committed(self, items: Sequence[JournalItem]) -> None:
-        """Called on the loop once ``items`` are stored: advance and publish."""
+    def committed(self, items: Sequence[JournalItem], stored_at: int) -> None:
+        """Called on the loop once ``items`` are stored (at ``stored_at``, Unix ms): advance
+        and publish. Updates carry ``stored_at`` as their ``time``."""
         try:
-            self._committed(items)
+            self._committed(items, stored_at)
         except Exception:
             # The stored engine can no longer be trusted; subscribers must not be misled.
             log.exception("stream fan-out failed; closing every stream connection")
             for connection in list(self.connections):
                 asyncio.get_running_loop().create_task(connection.close(1011, "internal error"))
 
-    def _committed(self, items: Sequence[JournalItem]) -> None:
+    def _committed(self, items: Sequence[JournalItem], now: int) -> None:
         view = self.view
         touched: dict[str, None] = {}
         trades: dict[str, list[ev.Trade]] = {}
@@ -191,19 +192,19 @@ class Hub:
                     if name is not None:
                         lifecycle.append((event.market_id, name))  # type: ignore[attr-defined]
             if rows is not None:
-                self._publish_private(item.events, rows)
+                self._publish_private(item.events, rows, now)
         if touched or lifecycle:
-            self._publish_public(touched, trades, lifecycle)
+            self._publish_public(touched, trades, lifecycle, now)
 
     def _publish_public(
         self,
         touched: dict[str, None],
         trades: dict[str, list[ev.Trade]],
         lifecycle: list[tuple[str, str]],
+        now: int,
     ) -> None:
         engine = self.view.engine
         seq = engine.seq
-        now = self.exchange.clock()
         for market_id in touched:
             streams = self.by_market.get(market_id)
             if not streams:
@@ -255,7 +256,9 @@ class Hub:
                 note(e.order_id, e.account_id)
         return rows
 
-    def _publish_private(self, events: list[ev.Event], rows: dict[int, dict[str, Any]]) -> None:
+    def _publish_private(
+        self, events: list[ev.Event], rows: dict[int, dict[str, Any]], now: int
+    ) -> None:
         """One command's changes on the watched accounts' private streams (already applied)."""
         watched = self.by_account
         engine = self.view.engine
@@ -305,7 +308,6 @@ class Hub:
                 if owner in watched:
                     balances[owner] = None
         seq = engine.seq
-        now = self.exchange.clock()
         for account_id, changed in orders.items():
             stream = watched[account_id].get("orders")
             if stream is not None:
