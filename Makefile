@@ -28,6 +28,7 @@ lint: $(VENV)/.synced
 
 typecheck: $(VENV)/.synced
 	$(VENV)/bin/mypy --strict server/src/ballast_exchange/domain
+	$(VENV)/bin/mypy --strict sdk/python/src/ballast
 
 pytest: $(VENV)/.synced
 	$(VENV)/bin/pytest

@@ -1,0 +1,305 @@
+"""The asynchronous client: ``AsyncBallastClient``, the same methods as ``BallastClient``,
+each a coroutine, over ``httpx.AsyncClient``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from ._core import (
+    USER_AGENT,
+    CandleInterval,
+    ClientCore,
+    Environment,
+    Failure,
+    HttpRequest,
+    HttpResponse,
+    MarketStatus,
+    MarketType,
+    Number,
+    Op,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Outcome,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+    TimeLike,
+    failure_from,
+)
+from .models import (
+    Balance,
+    BatchResult,
+    CanceledOrders,
+    Candle,
+    Fill,
+    LedgerEntry,
+    Market,
+    Order,
+    OrderBook,
+    Position,
+    ServerTime,
+    Trade,
+)
+
+__all__ = ["AsyncBallastClient"]
+
+T = TypeVar("T")
+C = TypeVar("C", bound="AsyncBallastClient")
+
+
+class AsyncBallastClient(ClientCore):
+    """The asynchronous twin of :class:`~ballast.BallastClient`: the same constructor and
+    methods, each awaited. Use ``async with AsyncBallastClient(...) as client``, or
+    ``await client.close()``.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        *,
+        environment: Environment | str | None = None,
+        base_url: str | None = None,
+        stream_url: str | None = None,
+        timeout: float = 10.0,
+        max_retries: int = 3,
+        max_retry_wait: float = 60.0,
+        validate_orders: bool = True,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(
+            api_key,
+            api_secret,
+            environment=environment,
+            base_url=base_url,
+            stream_url=stream_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
+            validate_orders=validate_orders,
+        )
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(headers={"User-Agent": USER_AGENT})
+
+    # -- running operations ----------------------------------------------------------------
+
+    async def _run(self, op: Op[T]) -> T:
+        outcome: Outcome = None
+        try:
+            while True:
+                effect = op.send(outcome)
+                if isinstance(effect, HttpRequest):
+                    outcome = await self._send(effect)
+                else:
+                    await self._sleep(effect.seconds)
+                    outcome = None
+        except StopIteration as done:
+            result: T = done.value
+            return result
+
+    async def _send(self, request: HttpRequest) -> HttpResponse | Failure:
+        try:
+            response = await self._http.request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                content=request.content,
+                timeout=self.timeout,
+            )
+        except httpx.TransportError as error:
+            return failure_from(error)
+        return HttpResponse(response.status_code, response.headers, response.content)
+
+    async def _sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def close(self) -> None:
+        """Close the connection pool (unless an ``http_client`` was passed in)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    aclose = close
+
+    async def __aenter__(self: C) -> C:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- market data (public) --------------------------------------------------------------
+
+    async def get_server_time(self) -> ServerTime:
+        """``GET /time``: the server's clock."""
+        return await self._run(self._get_server_time())
+
+    async def sync_clock(self) -> int:
+        """Set ``clock_offset_ms`` from ``GET /time``; returns the offset in milliseconds.
+
+        The client does this by itself once when the server answers ``TIMESTAMP_EXPIRED``.
+        """
+        return await self._run(self._sync_clock())
+
+    async def get_markets(
+        self, status: MarketStatus | None = None, type: MarketType | None = None
+    ) -> list[Market]:
+        """``GET /markets``: every market, optionally by status and type."""
+        return await self._run(self._get_markets(status, type))
+
+    async def get_market(self, market_id: str) -> Market:
+        """``GET /markets/{id}``: one market with its rules and settlement."""
+        return await self._run(self._get_market(market_id))
+
+    async def get_orderbook(self, market_id: str, depth: int = 20) -> OrderBook:
+        """``GET /markets/{id}/orderbook``: ``depth`` aggregated levels a side (1 to 100)."""
+        return await self._run(self._get_orderbook(market_id, depth))
+
+    async def get_trades(
+        self, market_id: str, *, limit: int | None = None, page_size: int = 1000
+    ) -> list[Trade]:
+        """``GET /markets/{id}/trades``: public trades, newest first, over every page (or the
+        latest ``limit``)."""
+        return await self._run(self._get_trades(market_id, limit, page_size))
+
+    async def get_candles(
+        self,
+        market_id: str,
+        interval: CandleInterval = "1h",
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        limit: int | None = None,
+    ) -> list[Candle]:
+        """``GET /markets/{id}/candles``: OHLCV candles from trades, oldest first."""
+        return await self._run(self._get_candles(market_id, interval, start, end, limit))
+
+    # -- trading (private) -----------------------------------------------------------------
+
+    async def place_order(
+        self,
+        market_id: str,
+        side: Side,
+        order_type: OrderType = "limit",
+        price: Number | None = None,
+        *,
+        size: int,
+        time_in_force: TimeInForce | None = None,
+        expire_at: TimeLike | None = None,
+        post_only: bool = False,
+        reduce_only: bool = False,
+        client_order_id: str | None = None,
+        stp: SelfTradePrevention | None = None,
+    ) -> Order:
+        """``POST /orders``: place one order.
+
+        ``price`` is the limit price (or a market order's protection price) as a ``Decimal``,
+        ``str``, ``int`` or ``float``; ``size`` is in contracts. ``client_order_id`` defaults
+        to a fresh id, which makes the call safe to retry: a retry returns the first result.
+        """
+        return await self._run(
+            self._place_order(
+                OrderRequest(
+                    market_id,
+                    side,
+                    order_type,
+                    price,
+                    size,
+                    time_in_force,
+                    expire_at,
+                    post_only,
+                    reduce_only,
+                    client_order_id,
+                    stp,
+                )
+            )
+        )
+
+    async def place_orders(
+        self, orders: Iterable[OrderRequest | Mapping[str, Any]]
+    ) -> list[BatchResult]:
+        """``POST /orders/batch``: up to 20 orders, each placed or refused on its own.
+
+        Each order is an :class:`~ballast.OrderRequest` or a mapping of ``place_order``'s
+        arguments. Results come in the same order, with ``order`` or ``error``.
+        """
+        return await self._run(self._place_orders(orders))
+
+    async def amend_order(
+        self, order_id: str, *, price: Number | None = None, size: int | None = None
+    ) -> Order:
+        """``PATCH /orders/{id}``: a new price and/or a new total size."""
+        return await self._run(self._amend_order(order_id, price, size))
+
+    async def cancel_order(self, order_id: str) -> Order:
+        """``DELETE /orders/{id}``: cancel one order; returns it, canceled."""
+        return await self._run(self._cancel_order(order_id))
+
+    async def cancel_all(self, market_id: str | None = None) -> CanceledOrders:
+        """``DELETE /orders``: cancel every open order, or only those in ``market_id``."""
+        return await self._run(self._cancel_all(market_id))
+
+    async def get_order(self, order_id: str) -> Order:
+        """``GET /orders/{id}``."""
+        return await self._run(self._get_order(order_id))
+
+    async def get_orders(
+        self,
+        status: OrderStatus | None = None,
+        market_id: str | None = None,
+        start_date: TimeLike | None = None,
+        end_date: TimeLike | None = None,
+        *,
+        limit: int | None = None,
+        page_size: int = 1000,
+    ) -> list[Order]:
+        """``GET /orders``: orders newest first, over every page (or the latest ``limit``).
+
+        ``status`` is ``open``, ``filled``, ``canceled``, ``expired``, ``rejected`` or ``all``;
+        dates are dates (whole days), datetimes, ISO-8601 text or Unix milliseconds.
+        """
+        return await self._run(
+            self._get_orders(status, market_id, start_date, end_date, limit, page_size)
+        )
+
+    # -- account (private) -----------------------------------------------------------------
+
+    async def get_balance(self) -> Balance:
+        """``GET /account/balance``: ``total_balance = available + reserved``."""
+        return await self._run(self._get_balance())
+
+    async def get_positions(self) -> list[Position]:
+        """``GET /positions``: open positions with PnL and margin used."""
+        return await self._run(self._get_positions())
+
+    async def get_fills(
+        self,
+        market_id: str | None = None,
+        start_date: TimeLike | None = None,
+        end_date: TimeLike | None = None,
+        *,
+        limit: int | None = None,
+        page_size: int = 1000,
+    ) -> list[Fill]:
+        """``GET /fills``: the account's fills, newest first, over every page."""
+        return await self._run(self._get_fills(market_id, start_date, end_date, limit, page_size))
+
+    async def get_ledger(
+        self,
+        kind: str | None = None,
+        start_date: TimeLike | None = None,
+        end_date: TimeLike | None = None,
+        *,
+        limit: int | None = None,
+        page_size: int = 1000,
+    ) -> list[LedgerEntry]:
+        """``GET /account/ledger``: every movement of the account's money, newest first."""
+        return await self._run(self._get_ledger(kind, start_date, end_date, limit, page_size))
