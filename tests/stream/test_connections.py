@@ -124,7 +124,7 @@ def test_cancel_on_disconnect_cancels_only_that_connections_orders(live: LiveSer
 
 
 def test_a_slow_consumer_is_cut_and_a_fast_one_keeps_up(tmp_path: Path) -> None:
-    with live_server(tmp_path / "var", stream_queue_limit=40, **NO_LIMITS) as live:
+    with live_server(tmp_path / "var", stream_send_buffer_bytes=64 * 1024, **NO_LIMITS) as live:
         admin = Admin(live.api, live.admin_token)
         market = "slow"
         admin.market(market)

@@ -27,7 +27,7 @@ class Settings:
     # The WebSocket stream (docs/websocket.md).
     stream_connections_per_key: int = 5  # spec: 5 simultaneous connections per API key
     stream_connections_per_ip: int = 50  # unauthenticated connections per client IP
-    stream_queue_limit: int = 2_000  # messages queued for one connection before it is cut
+    stream_send_buffer_bytes: int = 1 << 20  # unsent bytes of one connection before it is cut
     stream_heartbeat_s: float = 5.0
     stream_ping_interval_s: float = 10.0
     stream_ping_timeout_s: float = 10.0
@@ -56,6 +56,9 @@ class Settings:
             "ws_ping_interval": self.stream_ping_interval_s,
             "ws_ping_timeout": self.stream_ping_timeout_s,
             "ws_max_size": self.stream_max_message_bytes,
+            # Compressing each message once per subscriber costs more CPU than the fan-out
+            # itself; market data is small and a TLS proxy may compress if it likes.
+            "ws_per_message_deflate": False,
         }
 
     @classmethod

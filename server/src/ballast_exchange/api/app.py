@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 
 from ..bootstrap import Runtime
 from ..stream.endpoint import stream
+from ..stream.wire import CaptureTransport
 from . import errors
 from .middleware import BodyLimitMiddleware, RateLimitMiddleware
 from .routes import account, admin, orders, public
@@ -94,4 +95,5 @@ def create_app(runtime: Runtime) -> FastAPI:
         public_limit=settings.public_rate_limit,
         private_limit=settings.private_rate_limit,
     )
+    app.add_middleware(CaptureTransport)  # outermost: it must see uvicorn's own receive
     return app

@@ -2,8 +2,9 @@
 
 Requests are handled one at a time in arrival order. Order entry executes on the exchange as it
 is read and answers once stored, so a client may pipeline orders without waiting. Everything
-sent goes through one bounded queue drained by a writer task; ``push`` never waits, and a
-connection whose queue overflows is cut with 4008 rather than slowing anyone else.
+sent is written straight onto the connection's transport as a ready frame (``wire``); ``push``
+never waits, and a connection whose unsent bytes pass the limit is cut with 4008 rather than
+slowing anyone else.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -33,6 +33,7 @@ from ..domain import commands as c
 from ..service.exchange import ServiceUnavailable, at_time
 from . import feeds
 from .hub import Hub, StreamKey, dumps
+from .wire import Transport, text_frame
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ SIGNED_PATH = "/stream"
 CLOSE_REVOKED = 4001
 CLOSE_SLOW = 4008
 CLOSE_TOO_MANY = 4029
+CLOSE_GRACE_S = 30
 AUTH_FIELDS = frozenset({"op", "id", "api_key", "timestamp", "signature", "cancel_on_disconnect"})
 
 
@@ -70,21 +72,22 @@ def error_message(request_id: Any, op: str | None, error: ApiError) -> str:
 
 
 class Connection:
-    def __init__(self, websocket: WebSocket, hub: Hub, state: AppState, ip: str) -> None:
+    def __init__(
+        self, websocket: WebSocket, transport: Transport, hub: Hub, state: AppState, ip: str
+    ) -> None:
         self.ws = websocket
         self.hub = hub
         self.state = state
         self.ip = ip
-        self.queue: deque[str] = deque()
-        self.limit = hub.settings.stream_queue_limit
-        self.wake = asyncio.Event()
+        self.transport = transport
+        self.limit = hub.settings.stream_send_buffer_bytes
         self.closing = False
         self.record: KeyRecord | None = None
         self.cancel_on_disconnect = False
         self.guarded: set[int] = set()  # orders to cancel when the connection drops
         self.streams: dict[StreamKey, Any] = {}
         self.answers: set[asyncio.Task[None]] = set()
-        self._writer: asyncio.Task[None] | None = None
+        self.closer: asyncio.Task[None] | None = None
 
     @property
     def api_key(self) -> str | None:
@@ -93,37 +96,37 @@ class Connection:
     # ------------------------------------------------------------ outgoing
 
     def push(self, text: str) -> None:
-        """Queue a message; never waits. Overflow cuts the connection as a slow consumer."""
+        self.send(text_frame(text))
+
+    def send(self, frame: bytes) -> None:
+        """Write a ready frame; never waits. Too much unsent cuts the connection as slow."""
         if self.closing:
             return
-        if len(self.queue) >= self.limit:
-            self.queue.clear()
-            asyncio.get_running_loop().create_task(self.close(CLOSE_SLOW, "slow consumer"))
-            return
-        self.queue.append(text)
-        self.wake.set()
+        transport = self.transport
+        transport.write(frame)
+        if transport.get_write_buffer_size() > self.limit:
+            self.close_soon(CLOSE_SLOW, "slow consumer")
 
-    async def _write(self) -> None:
-        queue, wake, send = self.queue, self.wake, self.ws.send_text
-        while True:
-            await wake.wait()
-            wake.clear()
-            while queue:
-                await send(queue.popleft())
+    def close_soon(self, code: int, reason: str) -> None:
+        if self.closer is None:
+            self.closer = asyncio.get_running_loop().create_task(self.close(code, reason))
 
     async def close(self, code: int, reason: str) -> None:
         if self.closing:
             return
         self.closing = True
         self.hub.leave(self)
-        if self._writer is not None:
-            self._writer.cancel()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.ws.close(code, reason), timeout=5)
+        try:
+            # The close frame queues behind what is unsent; a client that takes neither
+            # within the grace period is dropped.
+            await asyncio.wait_for(self.ws.close(code, reason), timeout=CLOSE_GRACE_S)
+        except Exception:
+            if not self.transport.is_closing():
+                self.transport.abort()
 
     def heartbeat(self, now: str | None, exchange_seq: int) -> None:
         if self.record is not None and self.record.revoked:
-            asyncio.get_running_loop().create_task(self.close(CLOSE_REVOKED, "API key revoked"))
+            self.close_soon(CLOSE_REVOKED, "API key revoked")
             return
         subscriptions = []
         for (channel, owner, _), stream in self.streams.items():
@@ -154,9 +157,8 @@ class Connection:
         await self.ws.accept()
         if not self.hub.admit(self):
             self.fail(None, None, too_many("unauthenticated connections from this address"))
-            await self._flush_and_close(CLOSE_TOO_MANY, "too many connections")
+            await self.close(CLOSE_TOO_MANY, "too many connections")
             return
-        self._writer = asyncio.get_running_loop().create_task(self._write())
         try:
             while not self.closing:
                 text = await self.ws.receive_text()
@@ -166,15 +168,9 @@ class Connection:
         finally:
             self.closing = True
             self.hub.leave(self)
-            if self._writer is not None:
-                self._writer.cancel()
+            if self.closer is not None:
+                await self.closer  # returning would let the server drop the socket unclosed
             await self._guard_orders()
-
-    async def _flush_and_close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(Exception):
-            while self.queue:
-                await self.ws.send_text(self.queue.popleft())
-        await self.close(code, reason)
 
     async def _guard_orders(self) -> None:
         """Cancel-on-disconnect: once the answers in flight are stored, cancel what is left."""
@@ -261,7 +257,7 @@ class Connection:
         if not self.hub.authenticated(self, api_key):
             limit = self.hub.settings.stream_connections_per_key
             self.fail(request_id, "auth", too_many(f"more than {limit} connections for this key"))
-            await self._flush_and_close(CLOSE_TOO_MANY, "too many connections")
+            await self.close(CLOSE_TOO_MANY, "too many connections")
             return
         self.record = record
         self.cancel_on_disconnect = cancel

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+
 from starlette.websockets import WebSocket
 
 from ..api.state import AppState
 from .connection import Connection
 from .hub import Hub
+from .wire import TRANSPORT_KEY
+
+log = logging.getLogger(__name__)
 
 
 async def stream(websocket: WebSocket) -> None:
     state: AppState = websocket.app.state.ballast
     hub: Hub = websocket.app.state.stream_hub
-    client = websocket.client
-    await Connection(websocket, hub, state, client.host if client else "unknown").serve()
+    transport = websocket.scope.get(TRANSPORT_KEY)
+    if transport is None:
+        # Only an ASGI server that exposes its transport (uvicorn) can carry the fan-out.
+        log.error("no transport for /stream: serve the app with uvicorn (ballast serve)")
+        await websocket.close(1011, "stream unavailable on this server")
+        return
+    ip = websocket.client.host if websocket.client else "unknown"
+    await Connection(websocket, transport, hub, state, ip).serve()

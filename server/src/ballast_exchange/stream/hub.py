@@ -23,6 +23,7 @@ from ..service.exchange import Exchange
 from ..store.projection import JournalItem, accepted_row, fold_order, ledger_owner, trade_row
 from . import feeds
 from .committed import CommittedView
+from .wire import text_frame
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -61,9 +62,9 @@ class Stream:
 
     def publish(self, exchange_seq: int, now_ms: int, data: Any) -> None:
         self.seq += 1
-        text = self._message("update", exchange_seq, now_ms, data)
+        frame = text_frame(self._message("update", exchange_seq, now_ms, data))
         for connection in self.subscribers:
-            connection.push(text)
+            connection.send(frame)
 
 
 class Hub:
@@ -168,7 +169,7 @@ class Hub:
             # The stored engine can no longer be trusted; subscribers must not be misled.
             log.exception("stream fan-out failed; closing every stream connection")
             for connection in list(self.connections):
-                asyncio.get_running_loop().create_task(connection.close(1011, "internal error"))
+                connection.close_soon(1011, "internal error")
 
     def _committed(self, items: Sequence[JournalItem], now: int) -> None:
         view = self.view
