@@ -9,38 +9,38 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+# errors imports this module too; its names are looked up when a call fails, by then loaded.
+from . import errors
+
 MICRO = Decimal(1_000_000)
 MAX_TICKS = 10**12  # beyond any market's cap; keeps absurd inputs out of arithmetic
 
 
 def parse_decimal(value: Any, field: str) -> Decimal:
     """A JSON number or a decimal string; booleans, NaN and infinities are not numbers here."""
-    from .errors import invalid_request
-
+    not_a_number = f"{field} must be a number or a decimal string"
     if isinstance(value, bool) or value is None:
-        raise invalid_request(field, f"{field} must be a number or a decimal string")
+        raise errors.invalid_request(field, not_a_number)
     try:
         number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
     except (InvalidOperation, TypeError, ValueError):
-        raise invalid_request(field, f"{field} must be a number or a decimal string") from None
+        raise errors.invalid_request(field, not_a_number) from None
     if not number.is_finite():
-        raise invalid_request(field, f"{field} must be finite")
+        raise errors.invalid_request(field, f"{field} must be finite")
     return number
 
 
 def price_to_ticks(value: Any, tick_size: Decimal, field: str = "price") -> int:
-    from .errors import ApiError
-
     number = parse_decimal(value, field)
     ticks = number / tick_size
     if abs(ticks) > MAX_TICKS:
-        raise ApiError(
+        raise errors.ApiError(
             "INVALID_PRICE",
             f"{field} {value} is outside any market's range",
             {"field": field, "price": str(value)},
         )
     if ticks != ticks.to_integral_value():
-        raise ApiError(
+        raise errors.ApiError(
             "INVALID_PRICE",
             f"{field} {number} is not on the market's tick grid of {tick_size}",
             {"field": field, "price": str(number), "tick_size": str(tick_size)},
@@ -53,12 +53,10 @@ def ticks_to_price(ticks: int | None, tick_size: Decimal) -> float | None:
 
 
 def usdc_to_micro(value: Any, field: str = "amount") -> int:
-    from .errors import invalid_request
-
     number = parse_decimal(value, field)
     micro = number * MICRO
     if micro != micro.to_integral_value():
-        raise invalid_request(field, f"{field} has more than 6 decimal places")
+        raise errors.invalid_request(field, f"{field} has more than 6 decimal places")
     return int(micro)
 
 
