@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +31,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import websockets
 
@@ -68,63 +71,139 @@ def percentile(values: list[float], q: float) -> float:
 
 # ---------------------------------------------------------------- subscriber process
 
+# A thousand full WebSocket clients in Python would measure themselves, not the server: the
+# subscribers here speak just enough of RFC 6455 over a bare asyncio protocol (server frames
+# are unmasked text, pings get a pong) and read only each message's head.
+HEAD = re.compile(rb'"type":"(\w+)","channel":"(\w+)".*?"seq":(\d+).*?"time":"([^"]+)"')
+
+
+def masked(opcode: int, payload: bytes) -> bytes:
+    """A client frame (clients must mask; RFC 6455 §5.3)."""
+    key = os.urandom(4)
+    size = len(payload)
+    header = bytes((0x80 | opcode,))
+    if size < 126:
+        header += bytes((0x80 | size,))
+    else:
+        header += bytes((0x80 | 126,)) + size.to_bytes(2, "big")
+    body = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return header + key + body
+
+
+class Subscriber(asyncio.Protocol):
+    def __init__(self, path: str, host: str, stats: dict[str, Any], sample: bool) -> None:
+        self.request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n\r\n"
+        ).encode()
+        self.stats = stats
+        self.sample = sample
+        self.buffer = b""
+        self.upgraded = False
+        self.last: dict[bytes, int] = {}
+        self.ready = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.write(self.request)
+
+    def send_text(self, text: str) -> None:
+        assert self.transport is not None
+        self.transport.write(masked(0x1, text.encode()))
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer + data
+        if not self.upgraded:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                self.buffer = buffer
+                return
+            if not buffer.startswith(b"HTTP/1.1 101"):
+                self.ready.set_exception(RuntimeError(buffer[:200].decode(errors="replace")))
+                return
+            self.upgraded = True
+            self.ready.set_result(None)
+            buffer = buffer[end + 4 :]
+        pos = 0
+        n = len(buffer)
+        while n - pos >= 2:
+            opcode = buffer[pos] & 0x0F
+            size = buffer[pos + 1] & 0x7F
+            start = pos + 2
+            if size == 126:
+                if n - pos < 4:
+                    break
+                size = int.from_bytes(buffer[pos + 2 : pos + 4], "big")
+                start = pos + 4
+            elif size == 127:
+                if n - pos < 10:
+                    break
+                size = int.from_bytes(buffer[pos + 2 : pos + 10], "big")
+                start = pos + 10
+            if n - start < size:
+                break
+            payload = buffer[start : start + size]
+            pos = start + size
+            if opcode == 0x1:
+                self.message(payload)
+            elif opcode == 0x9 and self.transport is not None:
+                self.transport.write(masked(0xA, payload))
+            elif opcode == 0x8:
+                self.stats["closed"] += 1
+        self.buffer = buffer[pos:]
+
+    def message(self, payload: bytes) -> None:
+        head = HEAD.search(payload, 0, 400)
+        if head is None:
+            return
+        kind, channel, seq, stamp = head.groups()
+        number = int(seq)
+        stats = self.stats
+        if kind == b"update" and stats["on"]:
+            stats["messages"] += 1
+            if number != self.last.get(channel, -1) + 1:
+                stats["gaps"] += 1
+            if self.sample:
+                sent = datetime.fromisoformat(stamp.decode()).timestamp()
+                stats["latencies"].append((time.time() - sent) * 1000)
+        self.last[channel] = number
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stats["lost"] += 1
+
 
 async def subscribers(url: str, count: int, seconds: float) -> dict[str, Any]:
     """Open ``count`` connections, subscribe, read for ``seconds``; report what arrived."""
-    latencies: list[float] = []
-    stats = {"messages": 0, "gaps": 0, "closed": 0, "connected": 0}
-
-    async def one(i: int, ready: asyncio.Event, stop: asyncio.Event) -> None:
-        last: dict[str, int] = {}
-        async with websockets.connect(url, max_queue=None, open_timeout=60) as ws:
-            for channel in ("orderbook", "trades"):
-                await ws.send(
-                    json.dumps({"op": "subscribe", "channel": channel, "market_id": MARKET})
-                )
-            stats["connected"] += 1
-            if stats["connected"] == count:
-                ready.set()
-            sample = i % 10 == 0  # every tenth connection times its messages
-            try:
-                while not stop.is_set():
-                    try:
-                        raw = await asyncio.wait_for(ws.recv(), 1)
-                    except TimeoutError:
-                        continue
-                    message = json.loads(raw)
-                    kind = message.get("type")
-                    if kind not in ("update", "snapshot"):
-                        continue
-                    channel = message["channel"]
-                    if kind == "update" and stats_on.is_set():
-                        stats["messages"] += 1
-                        if message["seq"] != last.get(channel, -1) + 1:
-                            stats["gaps"] += 1
-                        if sample:
-                            sent = datetime.fromisoformat(message["time"]).timestamp()
-                            latencies.append((time.time() - sent) * 1000)
-                    last[channel] = message["seq"]
-            except websockets.ConnectionClosed:
-                stats["closed"] += 1
-
-    stats_on = asyncio.Event()
-    ready, stop = asyncio.Event(), asyncio.Event()
-    tasks = []
+    parsed = urlsplit(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
+    stats: dict[str, Any] = {"messages": 0, "gaps": 0, "closed": 0, "lost": 0}
+    stats["latencies"] = []
+    stats["on"] = False
+    loop = asyncio.get_running_loop()
+    clients = []
     for i in range(count):
-        tasks.append(asyncio.create_task(one(i, ready, stop)))
-        if i % 50 == 49:
-            await asyncio.sleep(0.05)
-    await asyncio.wait_for(ready.wait(), 120)
+        _, client = await loop.create_connection(
+            lambda i=i: Subscriber(parsed.path, f"{host}:{port}", stats, i % 10 == 0), host, port
+        )
+        await client.ready
+        for channel in ("orderbook", "trades"):
+            request = {"op": "subscribe", "channel": channel, "market_id": MARKET}
+            client.send_text(json.dumps(request))
+        clients.append(client)
     print("READY", flush=True)
     # The parent starts the order flow now; measure after a second of warm-up.
     await asyncio.sleep(1)
-    stats_on.set()
+    stats["on"] = True
     started = time.monotonic()
     await asyncio.sleep(seconds)
-    stats_on.clear()
+    stats["on"] = False
     elapsed = time.monotonic() - started
-    stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    for client in clients:
+        if client.transport is not None:
+            client.transport.close()
+    latencies: list[float] = stats["latencies"]
     return {
         "subscribers": count,
         "messages_per_s": round(stats["messages"] / elapsed),
@@ -133,7 +212,7 @@ async def subscribers(url: str, count: int, seconds: float) -> dict[str, Any]:
         "latency_ms_max": round(max(latencies, default=float("nan")), 1),
         "latency_samples": len(latencies),
         "seq_gaps": stats["gaps"],
-        "cut_or_closed": stats["closed"],
+        "closed_by_server": stats["closed"],
     }
 
 
@@ -317,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ballast", default=str(BALLAST))
     parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk")
     parser.add_argument("--skip-entry", action="store_true")
+    parser.add_argument("--work-dir", type=Path, help="keep data and logs here (must not exist)")
     parser.add_argument("--subscriber-process", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.subscriber_process:
@@ -324,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(asyncio.run(subscribers(url, int(count), float(seconds)))), flush=True)
         return 0
     with tempfile.TemporaryDirectory(prefix="ballast-fanout-") as tmp:
-        work = Path(tmp)
+        work = Path(args.work_dir or tmp)  # --work-dir keeps the servers' logs
         result: dict[str, Any] = {"fanout": fanout(args, work)}
         if not args.skip_entry:
             result["order_entry"] = entry(args, work)

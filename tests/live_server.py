@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+import uvloop
 
 from ballast_exchange.api.app import create_app
 from ballast_exchange.bootstrap import Runtime
@@ -72,7 +73,7 @@ def live_server(data_dir: Path, **settings: Any) -> Iterator[LiveServer]:
     holder: dict[str, asyncio.AbstractEventLoop] = {}
 
     def run() -> None:
-        loop = asyncio.new_event_loop()
+        loop = uvloop.new_event_loop()  # as `ballast serve` runs it
         holder["loop"] = loop
         loop.run_until_complete(server.serve())
 

@@ -177,3 +177,68 @@ def test_heartbeats_keep_coming_without_data(live: LiveServer) -> None:
         await client.close()
 
     asyncio.run(run())
+
+
+def test_subscribers_that_vanish_mid_flow_disturb_no_one(live: LiveServer) -> None:
+    admin = Admin(live.api, live.admin_token)
+    market = f"vanish-{random.randrange(10**9)}"
+    admin.market(market)
+    trader = admin.account("vanish", 100_000)
+
+    async def run() -> None:
+        steady = await StreamClient.connect(live.url)
+        await steady.subscribe("orderbook", market_id=market, depth=100)
+        doomed = []
+        for _ in range(6):  # within this module's limit of 8 per IP
+            client = await StreamClient.connect(live.url)
+            await client.subscribe("orderbook", market_id=market, depth=100)
+            doomed.append(client)
+
+        def flow() -> None:
+            for i in range(300):
+                price = round(0.01 + (i % 98) / 100, 2)
+                side = "buy" if price < 0.5 else "sell"
+                trader.post(
+                    "/orders", {"market_id": market, "side": side, "price": price, "size": 1}
+                )
+
+        orders = asyncio.create_task(asyncio.to_thread(flow))
+        for client in doomed:  # dropped without a close handshake while updates flow
+            await asyncio.sleep(0.1)
+            client.ws.transport.abort()
+        await orders
+        await steady.sync()
+        updates = steady.data("orderbook", market)
+        seqs = [m["seq"] for m in updates]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+        book = trader.get(f"/markets/{market}/orderbook?depth=100").json()
+        assert updates[-1]["exchange_seq"] == book["seq"]
+        assert len(live.runtime.hub.connections) == 1
+        await steady.close()
+
+    asyncio.run(asyncio.wait_for(run(), 60))
+
+
+@sqlite_only
+def test_publishing_to_a_socket_that_just_died_is_harmless(live: LiveServer) -> None:
+    """The moment between a socket dying and its reader leaving the hub: a publish then must
+    neither raise (uvloop refuses writes to a closed transport) nor touch other subscribers."""
+    admin = Admin(live.api, live.admin_token)
+    market = f"dead-{random.randrange(10**9)}"
+    admin.market(market)
+
+    async def run() -> None:
+        client = await StreamClient.connect(live.url)
+        await client.subscribe("orderbook", market_id=market)
+
+        async def kill_then_publish() -> None:
+            (connection,) = [c for c in live.runtime.hub.connections if c.streams]
+            connection.transport.abort()
+            await asyncio.sleep(0)  # the transport is closed; the reader has not run yet
+            assert connection.transport.is_closing() and connection in live.runtime.hub.connections
+            connection.push('{"type":"test"}')
+
+        live.call(kill_then_publish())
+        await client.close()
+
+    asyncio.run(run())

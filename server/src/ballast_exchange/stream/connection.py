@@ -100,9 +100,9 @@ class Connection:
 
     def send(self, frame: bytes) -> None:
         """Write a ready frame; never waits. Too much unsent cuts the connection as slow."""
-        if self.closing:
-            return
         transport = self.transport
+        if self.closing or transport.is_closing():
+            return  # gone or going: its reader will notice and leave the hub
         transport.write(frame)
         if transport.get_write_buffer_size() > self.limit:
             self.close_soon(CLOSE_SLOW, "slow consumer")
