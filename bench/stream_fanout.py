@@ -219,6 +219,14 @@ async def subscribers(url: str, count: int, seconds: float) -> dict[str, Any]:
 # ---------------------------------------------------------------- order flow over the socket
 
 
+def order_request(rng: random.Random, n: int) -> dict[str, Any]:
+    """The n-th request of http_load's mix: 7 resting, 2 crossing IOC, then a cancel-all."""
+    if n % 10 == 0:
+        return {"op": "cancel_all", "id": n, "params": {"market_id": MARKET}}
+    params = json.loads(order_body(rng, crossing=n % 10 in (3, 7)))
+    return {"op": "place_order", "id": n, "params": params}
+
+
 async def order_flow(
     url: str, makers: list[Account], rate: int, seconds: float, seed: int
 ) -> dict[str, Any]:
@@ -252,12 +260,7 @@ async def order_flow(
             owed -= 1
             n += 1
             ws = sockets[n % len(sockets)]
-            if n % 10 == 0:
-                request = {"op": "cancel_all", "id": n, "params": {"market_id": MARKET}}
-            else:
-                params = json.loads(order_body(rng, crossing=n % 10 in (3, 7)))
-                request = {"op": "place_order", "id": n, "params": params}
-            await ws.send(json.dumps(request))
+            await ws.send(json.dumps(order_request(rng, n)))
             counts["sent"] += 1
         next_tick = started + (n / rate)
         await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
@@ -287,12 +290,7 @@ async def socket_throughput(
             while time.monotonic() < stop or in_flight:
                 while in_flight < window and time.monotonic() < stop:
                     n += 1
-                    if n % 10 == 0:
-                        request = {"op": "cancel_all", "id": n, "params": {"market_id": MARKET}}
-                    else:
-                        params = json.loads(order_body(rng, crossing=n % 10 in (3, 7)))
-                        request = {"op": "place_order", "id": n, "params": params}
-                    await ws.send(json.dumps(request))
+                    await ws.send(json.dumps(order_request(rng, n)))
                     in_flight += 1
                 message = json.loads(await ws.recv())
                 if message.get("type") in ("result", "error"):
@@ -311,10 +309,14 @@ async def socket_throughput(
 # ---------------------------------------------------------------- the run
 
 
-def make_accounts(server: Server, n: int, prefix: str) -> list[Account]:
+def open_market(server: Server, traders: int) -> list[Account]:
+    """The bench market, open, and ``traders`` funded accounts."""
+    market = {"id": MARKET, "name": "Stream bench", "type": "binary", "close_time": FAR_FUTURE_MS}
+    server.admin_post("/markets", market)
+    server.admin_post(f"/markets/{MARKET}/open")
     accounts = []
-    for i in range(n):
-        made = server.admin_post("/accounts", {"name": f"{prefix}-{i}", "deposit": "100000000"})
+    for i in range(traders):
+        made = server.admin_post("/accounts", {"name": f"trader-{i}", "deposit": "100000000"})
         accounts.append(Account(made["account_id"], made["api_key"], made["api_secret"]))
     return accounts
 
@@ -325,10 +327,7 @@ def fanout(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     os.environ["BALLAST_STREAM_CONNECTIONS_PER_IP"] = str(args.subscribers + 100)
     os.environ["BALLAST_STREAM_SEND_BUFFER_BYTES"] = str(args.send_buffer_bytes)
     with serve(args.ballast, data_dir, None) as server:
-        market = {"id": MARKET, "name": "Fan-out", "type": "binary", "close_time": FAR_FUTURE_MS}
-        server.admin_post("/markets", market)
-        server.admin_post(f"/markets/{MARKET}/open")
-        makers = make_accounts(server, args.makers, "maker")
+        makers = open_market(server, args.makers)
         child = subprocess.Popen(
             [
                 sys.executable,
@@ -361,24 +360,25 @@ def entry(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     data_dir = work / "entry" / "var"
     data_dir.mkdir(parents=True)
     with serve(args.ballast, data_dir, None) as server:
-        market = {"id": MARKET, "name": "Entry", "type": "binary", "close_time": FAR_FUTURE_MS}
-        server.admin_post("/markets", market)
-        server.admin_post(f"/markets/{MARKET}/open")
-        accounts = make_accounts(server, args.connections, "entry")
+        accounts = open_market(server, max(args.connections, args.rest_connections))
         socket = asyncio.run(
-            socket_throughput(stream_url(server), accounts, args.entry_seconds, 64, args.seed)
+            socket_throughput(
+                stream_url(server), accounts[: args.connections], args.entry_seconds, 64, args.seed
+            )
         )
         prefix = work / "entry" / "rest-orders"
         host = server.base.removeprefix("http://")
-        write_order_requests(prefix, host, accounts, 1, args.seed)
-        rest = run_wrk(args.wrk, server.base, prefix, 1, args.connections, args.entry_seconds)
-        # wrk counts every request (1 in 10 is a cancel-all); count placements alike.
-        rest_placements = rest["requests"] * 0.9 / rest["duration_s"]
+        rest_accounts = accounts[: args.rest_connections]
+        write_order_requests(prefix, host, rest_accounts, 1, args.seed)
+        rest = run_wrk(args.wrk, server.base, prefix, 1, args.rest_connections, args.entry_seconds)
+        rest_placements = rest["statuses"].get("201", 0) / rest["duration_s"]
         return {
+            "socket_connections": args.connections,
             "socket_placements_per_s": socket["placements_per_s"],
             "socket_errors": socket["errors"],
+            "rest_connections": args.rest_connections,
             "rest_placements_per_s": round(rest_placements),
-            "rest_non_2xx": rest.get("non_2xx", rest.get("errors")),
+            "rest_statuses": rest["statuses"],
             "ratio": round(socket["placements_per_s"] / rest_placements, 2),
         }
 
@@ -390,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument("--makers", type=int, default=4)
     parser.add_argument("--send-buffer-bytes", type=int, default=1 << 20)
-    parser.add_argument("--connections", type=int, default=8, help="order-entry connections")
+    parser.add_argument("--connections", type=int, default=8, help="socket order-entry connections")
+    parser.add_argument("--rest-connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--entry-seconds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--ballast", default=str(BALLAST))
