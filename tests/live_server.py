@@ -55,9 +55,20 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(data_dir: Path, **settings: Any) -> Iterator[LiveServer]:
+def live_server(
+    data_dir: Path,
+    *,
+    port: int | None = None,
+    socket_send_buffer: int | None = None,
+    **settings: Any,
+) -> Iterator[LiveServer]:
+    """A server on ``port`` (a free one by default; give one to restart at the same address).
+
+    ``socket_send_buffer`` sets the kernel send buffer (SO_SNDBUF) of its connections, as a
+    congested link would shrink it, so that large messages back up in the server.
+    """
     settings.setdefault("demo", False)
-    config = Settings(data_dir=data_dir, port=free_port(), **settings)
+    config = Settings(data_dir=data_dir, port=port or free_port(), **settings)
     runtime = Runtime(config)
     app = create_app(runtime)
     server = uvicorn.Server(
@@ -70,19 +81,24 @@ def live_server(data_dir: Path, **settings: Any) -> Iterator[LiveServer]:
             **config.uvicorn_options(),
         )
     )
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if socket_send_buffer is not None:  # accepted connections inherit it
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, socket_send_buffer)
+    listener.bind(("127.0.0.1", config.port))
     holder: dict[str, asyncio.AbstractEventLoop] = {}
 
     def run() -> None:
         loop = uvloop.new_event_loop()  # as `ballast serve` runs it
         holder["loop"] = loop
-        loop.run_until_complete(server.serve())
+        loop.run_until_complete(server.serve(sockets=[listener]))
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
+            raise RuntimeError(f"the test server did not start on port {config.port}")
         time.sleep(0.01)
     live = LiveServer(runtime, server, thread)
     live.server_loop = holder["loop"]
@@ -91,3 +107,4 @@ def live_server(data_dir: Path, **settings: Any) -> Iterator[LiveServer]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        listener.close()

@@ -187,3 +187,27 @@ def test_markets_channel_follows_the_lifecycle(live: LiveServer) -> None:
         await client.close()
 
     asyncio.run(run())
+
+
+def test_one_book_depth_per_market_and_connection(live: LiveServer) -> None:
+    admin = Admin(live.api, live.admin_token)
+    market = f"depth-{random.randrange(10**9)}"
+    admin.market(market)
+
+    async def run() -> None:
+        client = await StreamClient.connect(live.url)
+        await client.subscribe("orderbook", market_id=market, depth=10)
+        # Updates do not say which depth they are for, so a second depth is refused...
+        again = {"op": "subscribe", "channel": "orderbook", "market_id": market, "depth": 5}
+        assert (await client.request(again))["error"]["code"] == "INVALID_REQUEST"
+        wrong = {"op": "unsubscribe", "channel": "orderbook", "market_id": market, "depth": 5}
+        assert (await client.request(wrong))["error"]["code"] == "INVALID_REQUEST"
+        # ...and leaving needs no depth.
+        leave = {"op": "unsubscribe", "channel": "orderbook", "market_id": market}
+        reply = await client.request(leave)
+        assert reply == {**reply, "type": "unsubscribed", "depth": 10}
+        snapshot = await client.subscribe("orderbook", market_id=market, depth=5)
+        assert snapshot["data"]["depth"] == 5
+        await client.close()
+
+    asyncio.run(run())

@@ -46,6 +46,7 @@ from .models import (
     ServerTime,
     Trade,
 )
+from .stream import Stream
 
 __all__ = ["AsyncBallastClient"]
 
@@ -136,6 +137,43 @@ class AsyncBallastClient(ClientCore):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    # -- streaming -------------------------------------------------------------------------
+
+    def stream(
+        self,
+        *,
+        cancel_on_disconnect: bool = False,
+        heartbeats: bool = False,
+        heartbeat_interval: float = 5.0,
+        reconnect: bool = True,
+        max_reconnect_attempts: int | None = None,
+        backoff_base: float = 0.25,
+        backoff_max: float = 30.0,
+        max_queue: int | None = 10_000,
+        request_timeout: float | None = None,
+        validate_orders: bool | None = None,
+    ) -> Stream:
+        """The WebSocket stream at ``stream_url``: ``async with client.stream() as stream``.
+
+        It authenticates with the client's key (when it has one), reconnects and resubscribes
+        by itself, detects gaps, keeps a :class:`~ballast.LocalOrderBook` per ``orderbook``
+        subscription and takes orders; see :class:`~ballast.Stream` for the options.
+        """
+        return Stream(
+            self,
+            self._run,
+            cancel_on_disconnect=cancel_on_disconnect,
+            heartbeats=heartbeats,
+            heartbeat_interval=heartbeat_interval,
+            reconnect=reconnect,
+            max_reconnect_attempts=max_reconnect_attempts,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            max_queue=max_queue,
+            request_timeout=request_timeout,
+            validate_orders=validate_orders,
+        )
 
     # -- market data (public) --------------------------------------------------------------
 

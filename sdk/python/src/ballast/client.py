@@ -45,6 +45,7 @@ from .models import (
     ServerTime,
     Trade,
 )
+from .stream import Stream, SyncStream, _thread_runner
 
 __all__ = ["BallastClient"]
 
@@ -143,6 +144,46 @@ class BallastClient(ClientCore):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    # -- streaming -------------------------------------------------------------------------
+
+    def stream(
+        self,
+        *,
+        cancel_on_disconnect: bool = False,
+        heartbeats: bool = False,
+        heartbeat_interval: float = 5.0,
+        reconnect: bool = True,
+        max_reconnect_attempts: int | None = None,
+        backoff_base: float = 0.25,
+        backoff_max: float = 30.0,
+        max_queue: int | None = 10_000,
+        request_timeout: float | None = None,
+        validate_orders: bool | None = None,
+    ) -> SyncStream:
+        """The WebSocket stream at ``stream_url``, blocking: ``with client.stream() as stream``
+        then ``for message in stream``. An event loop in a background thread drives it; the
+        options and methods are those of :class:`~ballast.Stream` (which
+        ``AsyncBallastClient.stream()`` gives, for asyncio code).
+        """
+
+        def make() -> Stream:
+            return Stream(
+                self,
+                _thread_runner(self._run),
+                cancel_on_disconnect=cancel_on_disconnect,
+                heartbeats=heartbeats,
+                heartbeat_interval=heartbeat_interval,
+                reconnect=reconnect,
+                max_reconnect_attempts=max_reconnect_attempts,
+                backoff_base=backoff_base,
+                backoff_max=backoff_max,
+                max_queue=max_queue,
+                request_timeout=request_timeout,
+                validate_orders=validate_orders,
+            )
+
+        return SyncStream(make)
 
     # -- market data (public) --------------------------------------------------------------
 

@@ -318,17 +318,24 @@ class Connection:
             fields["depth"] = depth
         return fields
 
+    def _subscribed(self, key: StreamKey) -> StreamKey | None:
+        """This connection's stream of the key's channel and market, whatever its depth: one
+        book per market and connection, since messages do not say which depth they are for."""
+        channel, owner, _ = key
+        return next((k for k in self.streams if k[0] == channel and k[1] == owner), None)
+
     async def _subscribe(self, request_id: Any, request: dict[str, Any]) -> None:
         key = self._stream_key(request)
-        if key in self.streams:
-            raise invalid_request("channel", "already subscribed to this stream")
+        if self._subscribed(key) is not None:
+            raise invalid_request("channel", "already subscribed to this stream; unsubscribe first")
         self.reply(request_id, "subscribed", **self._echo(key))
         channel, owner, depth = key
         self.streams[key] = self.hub.subscribe(self, channel, owner, depth)
 
     async def _unsubscribe(self, request_id: Any, request: dict[str, Any]) -> None:
-        key = self._stream_key(request)
-        if key not in self.streams:
+        asked = self._stream_key(request)
+        key = self._subscribed(asked)
+        if key is None or ("depth" in request and key != asked):
             raise invalid_request("channel", "not subscribed to this stream")
         del self.streams[key]
         self.hub.unsubscribe(self, key)
