@@ -39,6 +39,7 @@ from ballast_exchange.domain import (
 )
 from ballast_exchange.domain import commands as c
 from ballast_exchange.domain.events import OrderAccepted
+from ballast_exchange.domain.state import MAX_SIZE, MAX_TIME_MS
 
 MARKET = "bench"
 DEPOSIT = 10**13  # micro-USDC: ten million USDC an account, so risk checks run but rarely bind
@@ -54,9 +55,9 @@ def fresh_engine(accounts: int) -> Engine:
             1_000,
             0,
             1_000,
-            10**15,
+            MAX_TIME_MS,  # never closes during the run
             max_order_size=10**9,
-            max_position=10**12,
+            max_position=MAX_SIZE,
             maker_fee_bps=-2,
             taker_fee_bps=10,
         )
