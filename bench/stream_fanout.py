@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import uvloop
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -196,10 +197,11 @@ async def subscribers(url: str, count: int, seconds: float) -> dict[str, Any]:
     # The parent starts the order flow now; measure after a second of warm-up.
     await asyncio.sleep(1)
     stats["on"] = True
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     await asyncio.sleep(seconds)
     stats["on"] = False
     elapsed = time.monotonic() - started
+    cpu = time.process_time() - cpu
     for client in clients:
         if client.transport is not None:
             client.transport.close()
@@ -213,6 +215,8 @@ async def subscribers(url: str, count: int, seconds: float) -> dict[str, Any]:
         "latency_samples": len(latencies),
         "seq_gaps": stats["gaps"],
         "closed_by_server": stats["closed"],
+        # The subscribers share the machine with the server: near 1.0 they, not it, set the pace.
+        "subscriber_cpu_cores": round(cpu / elapsed, 2),
     }
 
 
@@ -402,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.subscriber_process:
         url, count, seconds = args.subscriber_process
-        print(json.dumps(asyncio.run(subscribers(url, int(count), float(seconds)))), flush=True)
+        print(json.dumps(uvloop.run(subscribers(url, int(count), float(seconds)))), flush=True)
         return 0
     with tempfile.TemporaryDirectory(prefix="ballast-fanout-") as tmp:
         work = Path(args.work_dir or tmp)  # --work-dir keeps the servers' logs

@@ -88,6 +88,7 @@ class Connection:
         self.streams: dict[StreamKey, Any] = {}
         self.answers: set[asyncio.Task[None]] = set()
         self.closer: asyncio.Task[None] | None = None
+        self.held: list[bytes] = []
 
     @property
     def api_key(self) -> str | None:
@@ -106,6 +107,16 @@ class Connection:
         transport.write(frame)
         if transport.get_write_buffer_size() > self.limit:
             self.close_soon(CLOSE_SLOW, "slow consumer")
+
+    def hold(self, frame: bytes) -> None:
+        """Keep a frame for the hub's ``flush`` at the end of its round."""
+        if not self.held:
+            self.hub.holding.append(self)
+        self.held.append(frame)
+
+    def flush(self) -> None:
+        frames, self.held = self.held, []
+        self.send(frames[0] if len(frames) == 1 else b"".join(frames))
 
     def close_soon(self, code: int, reason: str) -> None:
         if self.closer is None:
