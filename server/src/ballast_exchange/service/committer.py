@@ -65,6 +65,11 @@ class Committer:
             self._cond.notify()
         return future
 
+    @property
+    def backlog(self) -> int:
+        """Items handed over and not yet taken into a transaction."""
+        return len(self._pending)
+
     def stop(self) -> None:
         with self._cond:
             self._stopping = True

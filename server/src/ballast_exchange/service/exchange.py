@@ -40,6 +40,7 @@ def now_ms() -> int:
 
 
 ClientOrders = dict[tuple[str, str], int]
+MAX_BACKLOG = 250  # commands waiting for the commit thread before intake pauses
 
 
 def remember_client_order(
@@ -144,6 +145,16 @@ class Exchange:
             raise
         await self.durable(future)
         return events
+
+    async def room(self) -> None:
+        """Wait while storage is far behind, before taking a trading request.
+
+        The loop can take orders faster than the commit thread, which shares the GIL, can store
+        them; left alone, the backlog (and every reply's wait) grows without bound. Pausing
+        intake until the backlog is stored keeps commits, and so replies, flowing.
+        """
+        if self._committer is not None and self._committer.backlog > MAX_BACKLOG:
+            await self.barrier()
 
     async def barrier(self) -> None:
         """Wait until everything executed so far is stored."""

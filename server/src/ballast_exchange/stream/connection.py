@@ -383,6 +383,7 @@ class Connection:
                 f"retry in {decision.retry_after}s",
                 {"retry_after": decision.retry_after, "limit": decision.limit},
             )
+        await self.state.exchange.room()
         return record
 
     def _params(self, request: dict[str, Any], model: type[Any]) -> Any:

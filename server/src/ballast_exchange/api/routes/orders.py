@@ -30,7 +30,9 @@ STATUSES = ("open", "filled", "canceled", "expired", "rejected", "all")
 
 
 async def trader(request: Request, state: Annotated[AppState, Depends(app_state)]) -> Principal:
-    return await authenticate(request, state.keys, state.exchange.clock(), TRADE)
+    principal = await authenticate(request, state.keys, state.exchange.clock(), TRADE)
+    await state.exchange.room()
+    return principal
 
 
 async def reader(request: Request, state: Annotated[AppState, Depends(app_state)]) -> Principal:
