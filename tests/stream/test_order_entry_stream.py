@@ -173,6 +173,9 @@ def test_bad_messages_get_the_error_envelope(live: LiveServer) -> None:
             assert reply["error"]["code"] == code, (message, reply)
             if field is not None:
                 assert reply["error"]["details"]["field"] == field, (message, reply)
+        await client.ws.send(b"\x00binary")
+        reply = await client.wait_for(lambda m: m["type"] == "error")
+        assert reply["error"]["code"] == "INVALID_REQUEST"
         # The connection survived all of it.
         assert (await client.auth(read_only["api_key"], read_only["api_secret"]))["type"] == (
             "authenticated"

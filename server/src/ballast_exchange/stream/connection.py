@@ -88,6 +88,7 @@ class Connection:
         self.streams: dict[StreamKey, Any] = {}
         self.answers: set[asyncio.Task[None]] = set()
         self.closer: asyncio.Task[None] | None = None
+        self.guard: asyncio.Task[None] | None = None  # cancel-on-disconnect, once
         self.held: list[bytes] = []
 
     @property
@@ -127,6 +128,8 @@ class Connection:
             return
         self.closing = True
         self.hub.leave(self)
+        # The dead-man switch fires now, not once a slow client has taken its close frame.
+        self.guard = asyncio.get_running_loop().create_task(self._guard_orders())
         try:
             # The close frame queues behind what is unsent; a client that takes neither
             # within the grace period is dropped.
@@ -172,16 +175,24 @@ class Connection:
             return
         try:
             while not self.closing:
-                text = await self.ws.receive_text()
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                if text is None:
+                    self.fail(None, None, invalid_request("body", "send text frames of JSON"))
+                    continue
                 await self.handle(text)
-        except (WebSocketDisconnect, RuntimeError, KeyError):
-            pass  # the client went away (or sent a binary frame after closing)
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # the client went away
         finally:
             self.closing = True
             self.hub.leave(self)
+            if self.guard is None:
+                self.guard = asyncio.get_running_loop().create_task(self._guard_orders())
+            await self.guard
             if self.closer is not None:
                 await self.closer  # returning would let the server drop the socket unclosed
-            await self._guard_orders()
 
     async def _guard_orders(self) -> None:
         """Cancel-on-disconnect: once the answers in flight are stored, cancel what is left."""

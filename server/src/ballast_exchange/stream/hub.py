@@ -94,8 +94,8 @@ class Hub:
     async def stop(self) -> None:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
-        for connection in list(self.connections):
-            await connection.close(1001, "server shutting down")
+        closing = [c.close(1001, "server shutting down") for c in list(self.connections)]
+        await asyncio.gather(*closing, return_exceptions=True)
 
     # ------------------------------------------------------------ subscriptions
 
