@@ -78,6 +78,7 @@ def announce(runtime: Any) -> None:
         "",
         f"Ballast exchange ({settings.env}) on {base}",
         f"  API          {base}/v1",
+        f"  Stream       {base.replace('http', 'ws', 1)}/stream",
         f"  OpenAPI      {base}/v1/openapi.json",
         f"  Docs         {base}/docs",
         f"  Database     {settings.sqlalchemy_url.split('@')[-1]}",
