@@ -44,6 +44,8 @@ from tests.signed_client import Admin
 MAX_EXAMPLES = 20  # per operation and generation mode; the whole module stays well under 60 s
 MARKET = "st-binary"  # open, tick 0.01, with resting orders on both sides
 ADMIN_MARKET = "st-admin"  # the only market the fuzzed admin endpoints may move
+# Closed markets with a settlement proposed, for the fuzzed finalize to land on.
+PROPOSED_MARKETS = [f"st-proposed-{n}" for n in range(5)]
 PRIVATE = ("/v1/orders", "/v1/fills", "/v1/positions", "/v1/account")
 PRICES = [round(0.01 * n, 2) for n in range(1, 100)]
 CHECKS = [
@@ -159,6 +161,8 @@ def steer(case: schemathesis.Case, draw: Draw, target: Target) -> None:
     body = case.body
     if "market_id" in params and sometimes(draw):
         params["market_id"] = ADMIN_MARKET if admin else MARKET
+        if path.endswith("/settlement/finalize"):
+            params["market_id"] = draw(st.sampled_from(PROPOSED_MARKETS))
     if "order_id" in params and target.run.order_refs and often(draw):
         refs = target.run.open_refs if often(draw) else target.run.order_refs
         params["order_id"] = draw(st.sampled_from(refs or target.run.order_refs))
@@ -304,6 +308,12 @@ def seed(server: LiveServer) -> tuple[Admin, Any, str, str]:
             order = {"market_id": MARKET, "side": side, "price": round(price, 2), "size": 500}
             placed = maker.post("/orders", order)
             assert placed.status_code == 201, placed.text
+    for market_id in PROPOSED_MARKETS:
+        admin.market(market_id)
+        admin.post(f"/markets/{market_id}/close")
+        admin.post(
+            f"/markets/{market_id}/settlement/propose", {"value": 1, "evidence": {"n": market_id}}
+        )
     scratch = admin.post("/accounts", {"name": "scratch", "deposit": 100})
     return admin, trader, scratch["account_id"], scratch["api_key"]
 
@@ -313,7 +323,8 @@ def fuzz_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzRun]:
     tmp = tmp_path_factory.mktemp("schemathesis")
     with (
         fresh_database("sqlite", tmp) as url,
-        live_server(tmp / "var", database_url=url, **NO_LIMITS) as server,
+        # No dispute window, so that a fuzzed finalize can follow a fuzzed proposal.
+        live_server(tmp / "var", database_url=url, dispute_window_s=0, **NO_LIMITS) as server,
         requests.Session() as session,
     ):
         admin, trader, scratch_account, scratch_key = seed(server)

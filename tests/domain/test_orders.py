@@ -120,6 +120,18 @@ def test_expiry_sweep_closes_due_orders_only() -> None:
     assert later in s.engine.orders
 
 
+def test_expiry_sweep_can_stop_short_of_its_time() -> None:
+    """A server catching up after downtime expires what fell due before a market's close."""
+    s = funded("a")
+    due = order_id(s.sell("a", 1, 500, time_in_force=TimeInForce.GTD, expire_at=100))
+    later = order_id(s.sell("a", 1, 510, time_in_force=TimeInForce.GTD, expire_at=200))
+    events = s.run(c.ExpireOrders(300, up_to=150))
+    assert closed(events) == {due: ("expired", "expired")}
+    assert later in s.engine.orders
+    with pytest.raises(DomainError):
+        s.run(c.ExpireOrders(300, up_to="150"))  # type: ignore[arg-type]
+
+
 def test_reduce_only_cannot_open_and_is_capped_by_the_position() -> None:
     s = funded("a", "b", "c")
     s.buy("a", 10, 500)

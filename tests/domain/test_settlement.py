@@ -169,3 +169,30 @@ def test_finalize_needs_a_proposal() -> None:
     with pytest.raises(DomainError) as error:
         s.run(c.FinalizeSettlement(s.tick(), "m"))
     assert error.value.code == "INVALID_TRANSITION"
+
+
+def test_finalize_waits_for_the_dispute_window() -> None:
+    s = binary_pair()
+    close(s)
+    proposed_at = s.tick()
+    s.run(c.ProposeSettlement(proposed_at, "m", 1 * USDC, HASH, "ops", dispute_window=60_000))
+    settlement = s.engine.markets["m"].settlement
+    assert settlement is not None and settlement.final_after == proposed_at + 60_000
+    with pytest.raises(DomainError) as error:
+        s.run(c.FinalizeSettlement(proposed_at + 59_999, "m"))
+    assert error.value.code == "INVALID_TRANSITION"
+    assert error.value.details["final_after"] == proposed_at + 60_000
+    assert s.engine.markets["m"].status is MarketStatus.RESOLVING
+    # Still open to dispute inside the window; final from its last millisecond on.
+    s.run(c.FinalizeSettlement(proposed_at + 60_000, "m"))
+    assert s.engine.markets["m"].status is MarketStatus.SETTLED
+    assert s.total("yes") == 1_030 * USDC
+
+
+def test_a_negative_dispute_window_is_refused() -> None:
+    s = binary_pair()
+    close(s)
+    with pytest.raises(DomainError) as error:
+        s.run(c.ProposeSettlement(s.tick(), "m", 0, HASH, "ops", dispute_window=-1))
+    assert error.value.code == "INVALID_REQUEST"
+    assert s.engine.markets["m"].status is MarketStatus.CLOSED

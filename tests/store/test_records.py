@@ -44,13 +44,13 @@ def test_market_details(stored: Database) -> None:
 
 
 def test_settlement_evidence(stored: Database) -> None:
-    evidence = json.dumps({"source": "port authority", "value": 52.1}, sort_keys=True)
+    body = json.dumps({"source": "port authority", "value": 52.1}, sort_keys=True)
     with stored.engine.begin() as conn:
-        r.attach_settlement_evidence(conn, "idx", "b" * 64, evidence)
+        r.put_evidence(conn, "b" * 64, body, 5)
+        r.put_evidence(conn, "b" * 64, body, 6)  # the same evidence again: kept once
         history = q.list_settlements(conn, "idx")
-        assert [h["evidence"] for h in history] == [None, evidence]
-        market = q.get_market(conn, "idx")
-        assert market is not None and market["evidence"] == evidence
+        assert [h["evidence"] for h in history] == [None, body]
+        assert [h["final_after"] for h in history] == [h["proposed_at"] for h in history]
 
 
 def test_account_name(stored: Database) -> None:
@@ -101,7 +101,7 @@ def test_api_keys(stored: Database) -> None:
         }
         assert [k["api_key"] for k in q.list_api_keys(conn)] == ["bmkt_test_1", "bmkt_test_2"]
         assert [k["api_key"] for k in q.list_api_keys(conn, "bob")] == ["bmkt_test_2"]
-        r.touch_api_key(conn, "bmkt_test_1", 20)
+        r.touch_api_keys(conn, {"bmkt_test_1": 20})
         assert r.set_api_key_tier(conn, "bmkt_test_1", "mm")
         assert not r.set_api_key_tier(conn, "nope", "mm")
         assert r.revoke_api_key(conn, "bmkt_test_1", 30)

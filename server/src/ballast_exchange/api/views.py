@@ -3,11 +3,12 @@ ISO-8601 times and prefixed ids."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ..domain import Engine
+from ..domain import Engine, MarketStatus
 from ..domain.market import Market
 from .money import micro_price, ticks_to_price, to_usdc
 
@@ -102,7 +103,6 @@ def market_view(market: Market, details: dict[str, Any] | None, volume_24h: int)
     step = tick_size(market)
     book = market.book
     details = details or {}
-    settlement = market.settlement
     return {
         "id": market.market_id,
         "name": details.get("name") or market.market_id,
@@ -128,20 +128,53 @@ def market_view(market: Market, details: dict[str, Any] | None, volume_24h: int)
             "maker_fee_bps": market.maker_fee_bps,
             "taker_fee_bps": market.taker_fee_bps,
         },
-        "settlement": None
-        if settlement is None and details.get("settlement_value") is None
-        else {
-            "value": micro_price(
-                settlement.value if settlement is not None else details.get("settlement_value")
-            ),
-            "evidence_hash": settlement.evidence_hash
-            if settlement is not None
-            else details.get("evidence_hash"),
-            "proposed_at": iso(
-                settlement.proposed_at if settlement is not None else details.get("proposed_at")
-            ),
-            "final": market.status.value == "settled",
-        },
+        "settlement": settlement_summary(market),
+    }
+
+
+def settlement_summary(market: Market) -> dict[str, Any] | None:
+    """The market's current proposal (or final settlement) as published on it."""
+    settlement = market.settlement
+    if settlement is None:
+        return None
+    return {
+        "value": micro_price(settlement.value),
+        "evidence_hash": settlement.evidence_hash,
+        "proposed_at": iso(settlement.proposed_at),
+        "dispute_ends_at": iso(settlement.final_after),
+        "final": market.status is MarketStatus.SETTLED,
+    }
+
+
+def proposal_view(row: dict[str, Any]) -> dict[str, Any]:
+    """One stored proposal with its evidence, so anyone can check the hash."""
+    body = row.get("evidence")
+    return {
+        "value": micro_price(row["value"]),
+        "evidence_hash": row["evidence_hash"],
+        "evidence": None if body is None else json.loads(body),
+        "evidence_canonical": body,
+        "proposer": row["proposer"],
+        "proposed_at": iso(row["proposed_at"]),
+        "dispute_ends_at": iso(row["final_after"]),
+        "outcome": row["outcome"],
+        "decided_by": row["decided_by"],
+        "decided_at": iso(row["decided_at"]),
+    }
+
+
+def settlement_view(market: Market, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``GET /v1/markets/{id}/settlement``: the current proposal and every earlier one."""
+    proposals = [proposal_view(row) for row in rows]
+    current = next(
+        (p for p in reversed(proposals) if p["outcome"] in ("proposed", "finalized")), None
+    )
+    return {
+        "market_id": market.market_id,
+        "status": market.status.value,
+        "hash_algorithm": "sha256 of the evidence canonicalized per RFC 8785 (JCS)",
+        "current": current,
+        "proposals": proposals,
     }
 
 

@@ -103,17 +103,27 @@ class AmendOrder(Command):
 
 @dataclass(slots=True, frozen=True)
 class ExpireOrders(Command):
-    """Expire every GTD order whose ``expire_at`` is at or before ``time``."""
+    """Expire every GTD order whose ``expire_at`` is at or before ``time`` (or ``up_to``).
+
+    ``up_to`` lets a server that was down catch up in order: orders due before a market's
+    close expire first, and the close then cancels the ones due after it.
+    """
+
+    up_to: int | None = None
 
 
 @dataclass(slots=True, frozen=True)
 class ProposeSettlement(Command):
-    """``value`` is in micro price units (value × 10⁶), so index values need not sit on the grid."""
+    """``value`` is in micro price units (value × 10⁶), so index values need not sit on the grid.
+
+    ``dispute_window`` (ms) is how long the proposal may be overturned before it can be final.
+    """
 
     market_id: str
     value: int
     evidence_hash: str
     proposer: str
+    dispute_window: int = 0
 
 
 @dataclass(slots=True, frozen=True)

@@ -129,6 +129,7 @@ class SettlementProposed(Event):
     value: int
     evidence_hash: str
     proposer: str
+    final_after: int  # the end of the dispute window: finalizing is refused before it
 
 
 @dataclass(slots=True)

@@ -13,13 +13,16 @@ BPS = 10_000
 class Settlement:
     """A proposed (and, once final, booked) settlement value with its published evidence hash."""
 
-    __slots__ = ("evidence_hash", "proposed_at", "proposer", "value")
+    __slots__ = ("evidence_hash", "final_after", "proposed_at", "proposer", "value")
 
-    def __init__(self, value: int, evidence_hash: str, proposer: str, proposed_at: int) -> None:
+    def __init__(
+        self, value: int, evidence_hash: str, proposer: str, proposed_at: int, final_after: int
+    ) -> None:
         self.value = value
         self.evidence_hash = evidence_hash
         self.proposer = proposer
         self.proposed_at = proposed_at
+        self.final_after = final_after
 
 
 class Market:

@@ -337,7 +337,12 @@ class OrderEntry(Matching):
         self._take(market, account, position, order, c.time)
 
     def _expire_orders(self, c: cmd.ExpireOrders) -> None:
-        self._sweep_expired(c.time)
+        if c.up_to is None:
+            self._sweep_expired(c.time)
+            return
+        if not is_int(c.up_to):
+            raise invalid("up_to", "must be milliseconds since the Unix epoch")
+        self._sweep_expired(min(c.up_to, c.time))
 
     def _sweep_expired(self, time: int) -> None:
         gtd = self._gtd

@@ -41,6 +41,8 @@ class Settling(EngineState):
             raise invalid("evidence_hash", "must be the hex SHA-256 of the canonical evidence")
         if not isinstance(c.proposer, str) or not c.proposer:
             raise invalid("proposer", "must name who proposes")
+        if not is_int(c.dispute_window) or c.dispute_window < 0:
+            raise invalid("dispute_window", "must be a whole number of milliseconds, at least 0")
         low = market.floor * market.tick_value
         high = market.cap * market.tick_value
         if market.kind is MarketKind.BINARY:
@@ -54,11 +56,18 @@ class Settling(EngineState):
         else:
             value = min(max(c.value, low), high)
         self._set_status(market, MarketStatus.RESOLVING, c.time)
-        market.settlement = Settlement(value, c.evidence_hash, c.proposer, c.time)
+        final_after = c.time + c.dispute_window
+        market.settlement = Settlement(value, c.evidence_hash, c.proposer, c.time, final_after)
         self.seq += 1
         self._out.append(
             SettlementProposed(
-                self.seq, c.time, market.market_id, value, c.evidence_hash, c.proposer
+                self.seq,
+                c.time,
+                market.market_id,
+                value,
+                c.evidence_hash,
+                c.proposer,
+                final_after,
             )
         )
 
@@ -95,6 +104,12 @@ class Settling(EngineState):
                 ErrorCode.INVALID_TRANSITION,
                 "only a proposed settlement can be finalized",
                 {"market_id": market.market_id, "status": str(market.status)},
+            )
+        if c.time < settlement.final_after:
+            raise DomainError(
+                ErrorCode.INVALID_TRANSITION,
+                "the dispute window is still open",
+                {"market_id": market.market_id, "final_after": settlement.final_after},
             )
         value = settlement.value
         long_value = value - market.floor * market.tick_value

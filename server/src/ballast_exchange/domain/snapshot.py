@@ -76,6 +76,7 @@ def snapshot(engine: Engine) -> dict[str, Any]:
                 "evidence_hash": s.evidence_hash,
                 "proposer": s.proposer,
                 "proposed_at": s.proposed_at,
+                "final_after": s.final_after,
             }
         )
         data["orders"] = [
@@ -131,7 +132,7 @@ def restore(data: dict[str, Any]) -> Engine:
         s = m["settlement"]
         if s is not None:
             market.settlement = Settlement(
-                s["value"], s["evidence_hash"], s["proposer"], s["proposed_at"]
+                s["value"], s["evidence_hash"], s["proposer"], s["proposed_at"], s["final_after"]
             )
         engine.markets[market.market_id] = market
         for p in m["positions"]:

@@ -27,7 +27,16 @@ from sqlalchemy import (
     union_all,
 )
 
-from .schema import accounts, api_keys, ledger_entries, markets, orders, settlements, trades
+from .schema import (
+    accounts,
+    api_keys,
+    evidence,
+    ledger_entries,
+    markets,
+    orders,
+    settlements,
+    trades,
+)
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1_000
@@ -327,8 +336,12 @@ def list_markets(
 
 
 def list_settlements(conn: Connection, market_id: str) -> list[dict[str, Any]]:
-    """Every settlement proposal of a market, oldest first, with its outcome."""
-    query = select(settlements).where(settlements.c.market_id == market_id)
+    """Every settlement proposal of a market, oldest first, with its outcome and evidence."""
+    query = (
+        select(settlements, evidence.c.body.label("evidence"))
+        .outerjoin(evidence, evidence.c.evidence_hash == settlements.c.evidence_hash)
+        .where(settlements.c.market_id == market_id)
+    )
     return [dict(row) for row in conn.execute(query.order_by(settlements.c.id)).mappings()]
 
 
@@ -372,3 +385,13 @@ def volume_by_second(conn: Connection, since_ms: int) -> list[tuple[str, int, in
         .order_by(second)
     )
     return [(m, int(s), int(v)) for m, s, v in conn.execute(query)]
+
+
+def deposited_with_ref(conn: Connection, account_id: str, ref: str) -> int:
+    """Micro-USDC deposited to an account under one ref (the faucet's per-day ref, say)."""
+    query = select(func.coalesce(func.sum(ledger_entries.c.amount), 0)).where(
+        ledger_entries.c.account_id == account_id,
+        ledger_entries.c.kind == "deposit",
+        ledger_entries.c.ref == ref,
+    )
+    return int(conn.execute(query).scalar_one())

@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, and_, update
+from sqlalchemy import Connection, and_, bindparam, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from .schema import accounts, api_keys, markets, settlements
+from .schema import accounts, api_keys, evidence, markets
 
 # The market columns the service owns; everything else is written only by the projection, so
 # the store can never disagree with the engine about trading rules or lifecycle.
@@ -34,24 +36,18 @@ def upsert_market_details(conn: Connection, market_id: str, **fields: Any) -> No
         raise LookupError(f"market {market_id!r} is not in the store")
 
 
-def attach_settlement_evidence(
-    conn: Connection, market_id: str, evidence_hash: str, evidence: str
-) -> None:
-    """Store the canonical evidence JSON of the proposal published with ``evidence_hash``.
+def put_evidence(conn: Connection, evidence_hash: str, body: str, now: int) -> None:
+    """Keep settlement evidence under its hash; storing the same evidence twice is a no-op.
 
-    The engine only sees the hash; the service keeps the evidence itself beside it.
+    One statement, not a read then a write: on SQLite a transaction that reads first cannot
+    take the write lock while the committer writes, and fails at once instead of waiting.
     """
+    row = {"evidence_hash": evidence_hash, "body": body, "created_at": now}
+    dialect_insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
     conn.execute(
-        update(settlements)
-        .where(
-            and_(settlements.c.market_id == market_id, settlements.c.evidence_hash == evidence_hash)
-        )
-        .values(evidence=evidence)
-    )
-    conn.execute(
-        update(markets)
-        .where(and_(markets.c.market_id == market_id, markets.c.evidence_hash == evidence_hash))
-        .values(evidence=evidence)
+        dialect_insert(evidence)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=["evidence_hash"])
     )
 
 
@@ -102,9 +98,15 @@ def revoke_api_key(conn: Connection, api_key: str, time: int) -> bool:
     return result.rowcount > 0
 
 
-def touch_api_key(conn: Connection, api_key: str, time: int) -> None:
-    """Record when a key was last used."""
-    conn.execute(update(api_keys).where(api_keys.c.api_key == api_key).values(last_used_at=time))
+def touch_api_keys(conn: Connection, used: dict[str, int]) -> None:
+    """Record when keys were last used (``api_key`` → time)."""
+    if used:
+        conn.execute(
+            update(api_keys)
+            .where(api_keys.c.api_key == bindparam("b_api_key"))
+            .values(last_used_at=bindparam("b_time")),
+            [{"b_api_key": key, "b_time": time} for key, time in used.items()],
+        )
 
 
 def set_api_key_tier(conn: Connection, api_key: str, tier: str | None) -> bool:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api.money import micro_price, ticks_to_price
+from ..api.money import ticks_to_price
 from ..api.views import (
     balance_view,
     book_levels,
     iso,
     order_view,
     positions_view,
+    settlement_summary,
     tick_size,
     trade_view,
 )
@@ -117,19 +118,11 @@ def trades_snapshot(view: CommittedView, market: Market) -> dict[str, Any]:
 
 
 def market_state(market: Market) -> dict[str, Any]:
-    settlement = market.settlement
     return {
         "market_id": market.market_id,
         "status": market.status.value,
         "close_time": iso(market.close_time),
-        "settlement": None
-        if settlement is None
-        else {
-            "value": micro_price(settlement.value),
-            "evidence_hash": settlement.evidence_hash,
-            "proposed_at": iso(settlement.proposed_at),
-            "final": market.status.value == "settled",
-        },
+        "settlement": settlement_summary(market),
     }
 
 

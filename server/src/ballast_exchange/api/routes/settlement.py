@@ -1,0 +1,88 @@
+"""Settlement: the public record (evidence and hashes) and the operator's propose, overturn and
+finalize, which go through ``service.settlement`` like the sandbox's own resolver."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from ...domain import DomainError
+from ...service.settlement import EvidenceError
+from ...store import queries
+from ..errors import ApiError, invalid_request
+from ..models import SettlementProposal
+from ..money import parse_decimal
+from ..schemas import ADMIN_ERRORS, PUBLIC_ERRORS, SettlementRecord
+from ..state import AppState
+from ..views import iso, settlement_view
+from .admin import Admin
+from .public import Public, State
+
+public_router = APIRouter(tags=["markets"])
+admin_router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    responses={200: {"model": SettlementRecord}, **ADMIN_ERRORS},
+)
+OPERATOR = "operator"
+
+
+async def current_view(state: AppState, market_id: str) -> dict[str, Any]:
+    market = state.market(market_id)
+    rows = await state.read(queries.list_settlements, market_id)
+    return settlement_view(market, rows)
+
+
+@public_router.get(
+    "/markets/{market_id}/settlement",
+    summary="The settlement: current proposal, every earlier one, evidence and hashes",
+    responses={200: {"model": SettlementRecord}, **PUBLIC_ERRORS},
+)
+async def get_settlement(market_id: str, _: Public, state: State) -> Any:
+    return await current_view(state, market_id)
+
+
+@admin_router.post(
+    "/markets/{market_id}/settlement/propose",
+    summary="Propose a settlement value with its evidence (a JSON object)",
+)
+async def propose(market_id: str, body: SettlementProposal, _: Admin, state: State) -> Any:
+    state.market(market_id)
+    micro = parse_decimal(body.value, "value") * 1_000_000
+    if micro != micro.to_integral_value():
+        raise invalid_request("value", "value has more than 6 decimal places")
+    try:
+        await state.settlements.propose(market_id, int(micro), body.evidence, OPERATOR)
+    except EvidenceError as error:
+        raise invalid_request("evidence", str(error)) from None
+    return await current_view(state, market_id)
+
+
+@admin_router.post(
+    "/markets/{market_id}/settlement/overturn",
+    summary="Overturn the proposal during its dispute window (the market is closed again)",
+)
+async def overturn(market_id: str, _: Admin, state: State) -> Any:
+    state.market(market_id)
+    await state.settlements.overturn(market_id, OPERATOR)
+    return await current_view(state, market_id)
+
+
+@admin_router.post(
+    "/markets/{market_id}/settlement/finalize",
+    summary="Finalize the proposal after its dispute window and book the payouts",
+)
+async def finalize(market_id: str, _: Admin, state: State) -> Any:
+    state.market(market_id)
+    try:
+        await state.settlements.finalize(market_id)
+    except DomainError as error:
+        if "final_after" not in error.details:
+            raise
+        raise ApiError(
+            error.code,
+            "the dispute window is still open; it can be finalized from dispute_ends_at",
+            {"market_id": market_id, "dispute_ends_at": iso(error.details["final_after"])},
+        ) from None
+    return await current_view(state, market_id)
