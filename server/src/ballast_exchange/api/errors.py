@@ -53,6 +53,7 @@ STATUS: dict[str, int] = {
     "PAYLOAD_TOO_LARGE": 413,
     "UNSUPPORTED_MEDIA_TYPE": 415,
     "RATE_LIMIT_EXCEEDED": 429,
+    "FAUCET_LIMIT_EXCEEDED": 429,
     "TOO_MANY_CONNECTIONS": 429,
     "INTERNAL_ERROR": 500,
     "SERVICE_UNAVAILABLE": 503,
@@ -65,11 +66,18 @@ _PRICE_DETAILS = frozenset({"price", "floor", "cap", "opposite_best"})
 
 
 class ApiError(Exception):
-    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.details = details or {}
+        self.headers = headers
 
     @property
     def status(self) -> int:
@@ -132,7 +140,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
-        return error_response(error.code, error.message, error.details)
+        return error_response(error.code, error.message, error.details, error.headers)
 
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, error: DomainError) -> JSONResponse:

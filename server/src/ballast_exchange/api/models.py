@@ -78,6 +78,15 @@ class AmountRequest(Strict):
     amount: Number
 
 
+class SettlementProposal(Strict):
+    value: Number
+    evidence: dict[str, Any]
+
+
+class FaucetRequest(Strict):
+    amount: Number | None = None
+
+
 class CreateKeyRequest(Strict):
     account_id: str
     scopes: list[Literal["read", "trade"]] = ["read", "trade"]  # pydantic copies defaults

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -164,7 +164,36 @@ class SettlementView(Open):
     value: float | None
     evidence_hash: str | None
     proposed_at: str | None
+    dispute_ends_at: str | None
     final: bool
+
+
+class Proposal(Open):
+    value: float
+    evidence_hash: str = Field(description="hex SHA-256 of evidence_canonical")
+    evidence: dict[str, Any] | None
+    evidence_canonical: str | None = Field(description="the evidence as RFC 8785 JSON")
+    proposer: str
+    proposed_at: str
+    dispute_ends_at: str | None
+    outcome: Literal["proposed", "overturned", "finalized"]
+    decided_by: str | None
+    decided_at: str | None
+
+
+class SettlementRecord(Open):
+    market_id: str
+    status: str
+    hash_algorithm: str
+    current: Proposal | None
+    proposals: list[Proposal]
+
+
+class FaucetGrant(Open):
+    amount: float
+    granted_today: float
+    daily_cap: float
+    balance: Balance
 
 
 class Market(Open):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -12,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from ..config import Settings
 from ..domain.market import Market
 from ..service.exchange import Exchange
+from ..service.settlement import Settlements
 from ..store.database import Database
 from .auth import KeyRing
 from .errors import ApiError, invalid_request
@@ -30,6 +32,8 @@ class AppState:
     secrets: SecretBox
     limiter: RateLimiter
     admin_token: str
+    settlements: Settlements
+    faucet_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def market(self, market_id: str) -> Market:
         market = self.exchange.engine.markets.get(market_id)
