@@ -37,6 +37,15 @@ class KeyRecord:
 class KeyRing:
     def __init__(self) -> None:
         self._keys: dict[str, KeyRecord] = {}
+        # Last use per key since the last flush: stored in batches, not on every request.
+        self._used: dict[str, int] = {}
+
+    def used(self, api_key: str, now_ms: int) -> None:
+        self._used[api_key] = now_ms
+
+    def take_used(self) -> dict[str, int]:
+        used, self._used = self._used, {}
+        return used
 
     def put(self, record: KeyRecord) -> None:
         self._keys[record.api_key] = record
@@ -99,6 +108,7 @@ async def authenticate(request: Request, keys: KeyRing, now_ms: int, scope: str)
         body=body,
         now_ms=now_ms,
     )
+    keys.used(record.api_key, now_ms)
     if scope not in record.scopes:
         raise ApiError(
             "FORBIDDEN",

@@ -274,6 +274,7 @@ class Connection:
             body=b"",
             now_ms=self.state.exchange.clock(),
         )
+        self.state.keys.used(api_key, self.state.exchange.clock())
         if READ not in record.scopes:
             raise ApiError("FORBIDDEN", "this API key lacks the 'read' scope", {})
         if not self.hub.authenticated(self, api_key):
@@ -388,6 +389,7 @@ class Connection:
             self.state.limiter, f"key:{record.api_key}", record.limit(settings.private_rate_limit)
         )
         if not decision.allowed:
+            self.hub.metrics.rate_limited("private", "stream")
             raise ApiError(
                 "RATE_LIMIT_EXCEEDED",
                 f"rate limit of {decision.limit} requests a minute exceeded; "

@@ -15,9 +15,9 @@ from ...service.exchange import at_time
 from ...store import queries
 from ...store import records as store_writes
 from ...store.records import upsert_market_details
-from ..auth import KeyRecord, bearer
+from ..auth import bearer
 from ..errors import ApiError, invalid_request
-from ..keys import new_api_key, parse_scopes
+from ..key_issuing import issue_key, key_view, revoke_key
 from ..models import (
     AmountRequest,
     CreateAccountRequest,
@@ -29,7 +29,7 @@ from ..money import parse_decimal, usdc_to_micro
 from ..schemas import ADMIN_ERRORS
 from ..state import AppState, app_state
 from ..timeutil import to_ms
-from ..views import balance_view, iso, market_view
+from ..views import balance_view, market_view
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=ADMIN_ERRORS)
 State = Annotated[AppState, Depends(app_state)]
@@ -48,38 +48,6 @@ async def admin(request: Request, state: State) -> None:
 Admin = Annotated[None, Depends(admin)]
 
 
-async def create_key(
-    state: AppState, account_id: str, scopes: list[str], label: str | None, tier: str | None
-) -> dict[str, Any]:
-    state.exchange.engine.account(account_id)
-    try:
-        scope_set = parse_scopes(scopes)
-    except ValueError as error:
-        raise invalid_request("scopes", str(error)) from None
-    api_key, secret = new_api_key(state.settings.env)
-    now = state.exchange.clock()
-    await state.write(
-        store_writes.insert_api_key,
-        api_key=api_key,
-        account_id=account_id,
-        secret_encrypted=state.secrets.encrypt(secret),
-        scopes=",".join(sorted(scope_set)),
-        tier=tier,
-        label=label or "",
-        created_at=now,
-    )
-    state.keys.put(KeyRecord(api_key, account_id, secret, scope_set, tier))
-    return {
-        "api_key": api_key,
-        "api_secret": secret,
-        "account_id": account_id,
-        "scopes": sorted(scope_set),
-        "label": label,
-        "tier": tier,
-        "created_at": iso(now),
-    }
-
-
 async def account_balance(state: AppState, account_id: str) -> dict[str, Any]:
     engine = state.exchange.engine
     return await state.view(lambda: {"account_id": account_id, **balance_view(engine, account_id)})
@@ -95,7 +63,7 @@ async def create_account(body: CreateAccountRequest, _: Admin, state: State) -> 
     await state.write(store_writes.set_account_name, account_id, body.name)
     if deposit:
         await state.exchange.submit(lambda now: c.Deposit(now, account_id, deposit, "admin"))
-    key = await create_key(state, account_id, ["read", "trade"], "default", None)
+    key = await issue_key(state, account_id, ["read", "trade"], "default", None)
     return {**await account_balance(state, account_id), "name": body.name, **key}
 
 
@@ -121,35 +89,18 @@ async def get_account(account_id: str, _: Admin, state: State) -> Any:
 
 @router.post("/keys", status_code=201, summary="Create an API key; the secret is shown once")
 async def keys_create(body: CreateKeyRequest, _: Admin, state: State) -> Any:
-    return await create_key(state, body.account_id, list(body.scopes), body.label, body.tier)
+    return await issue_key(state, body.account_id, list(body.scopes), body.label, body.tier)
 
 
 @router.get("/keys", summary="List API keys (never their secrets)")
 async def keys_list(_: Admin, state: State, account_id: str | None = None) -> Any:
     rows = await state.read(queries.list_api_keys, account_id)
-    return {
-        "keys": [
-            {
-                "api_key": row["api_key"],
-                "account_id": row["account_id"],
-                "scopes": row["scopes"].split(","),
-                "label": row["label"],
-                "tier": row["tier"],
-                "created_at": iso(row["created_at"]),
-                "revoked_at": iso(row["revoked_at"]),
-                "last_used_at": iso(row["last_used_at"]),
-            }
-            for row in rows
-        ]
-    }
+    return {"keys": [key_view(row) for row in rows]}
 
 
 @router.post("/keys/{api_key}/revoke", summary="Revoke a key, at once")
 async def keys_revoke(api_key: str, _: Admin, state: State) -> Any:
-    found = await state.write(store_writes.revoke_api_key, api_key, state.exchange.clock())
-    if not found:
-        raise ApiError("KEY_NOT_FOUND", f"no API key {api_key!r}", {"api_key": api_key})
-    state.keys.revoke(api_key)
+    await revoke_key(state, api_key)
     return {"api_key": api_key, "revoked": True}
 
 
