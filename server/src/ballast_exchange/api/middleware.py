@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from ..service.metrics import Metrics
 from .auth import KeyRing
 from .errors import envelope
 from .ratelimit import Decision, RateLimiter, hit_with_fallback
@@ -23,8 +24,9 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
-# The operator's API and the health probes are not rate limited; everything else is.
-EXEMPT_PREFIXES = ("/v1/admin", "/healthz", "/readyz")
+# The operator's API, the health probes, the metrics scrape and the dashboard's static files
+# are not rate limited; everything else is.
+EXEMPT_PREFIXES = ("/v1/admin", "/healthz", "/readyz", "/metrics", "/dashboard/static")
 
 
 async def send_error(
@@ -47,12 +49,14 @@ class RateLimitMiddleware:
         keys: KeyRing,
         public_limit: int,
         private_limit: int,
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.keys = keys
         self.public_limit = public_limit
         self.private_limit = private_limit
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
@@ -63,6 +67,8 @@ class RateLimitMiddleware:
         decision = await hit_with_fallback(self.limiter, bucket, limit)
         headers = decision.headers()
         if not decision.allowed:
+            if self.metrics is not None:
+                self.metrics.rate_limited("private" if bucket.startswith("key:") else "public")
             await send_error(send, 429, "RATE_LIMIT_EXCEEDED", _too_many(decision), headers)
             return
         extra = [(k.lower().encode(), v.encode()) for k, v in headers.items()]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine as SqlEngine
 
 from ..store.projection import JournalItem, write_batch
+from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,10 @@ class Committer:
         loop: asyncio.AbstractEventLoop,
         on_committed: Callable[[Sequence[JournalItem], int], None] | None = None,
         max_batch: int = 5_000,
+        metrics: Metrics | None = None,
     ) -> None:
         self._sql = engine
+        self._metrics = metrics
         self._loop = loop
         self._on_committed = on_committed
         self._max_batch = max_batch
@@ -96,13 +99,18 @@ class Committer:
                 if self.failure is None:
                     log.error("commit failed; the exchange stops taking commands: %r", error)
                     self.failure = error
+                    if self._metrics is not None:
+                        self._metrics.commit_failures.inc()
                 self._resolve(batch, StorageFailed(str(error)))
                 continue
             stats = self.stats
             stats.batches += 1
             stats.items += len(items)
             stats.last_batch_size = len(items)
-            stats.last_commit_ms = (time.perf_counter() - started) * 1000
+            elapsed = time.perf_counter() - started
+            stats.last_commit_ms = elapsed * 1000
+            if self._metrics is not None:
+                self._metrics.committed(len(items), elapsed)
             self._resolve(batch, None, items, time.time_ns() // 1_000_000)
 
     def _resolve(

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from time import perf_counter
 
 from sqlalchemy import Engine as SqlEngine
 
@@ -22,6 +23,7 @@ from ..domain.events import Event, OrderAccepted
 from ..store.journal import load_commands
 from ..store.projection import JournalItem
 from .committer import Committer, StorageFailed
+from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +79,39 @@ class Exchange:
         *,
         clock: Callable[[], int] = now_ms,
         on_committed: Callable[[Sequence[JournalItem], int], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.sql = sql
         self.clock = clock
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.metrics.gauge(
+            "ballast_exchange_healthy",
+            "1 while the exchange takes commands; 0 before it starts and once it stops "
+            "(a failed commit, shutdown)",
+            (),
+            lambda: [((), 1.0 if self.healthy else 0.0)],
+        )
+        self.metrics.gauge(
+            "ballast_commit_backlog",
+            "Commands executed and not yet taken into a commit transaction",
+            (),
+            lambda: [((), float(self._committer.backlog if self._committer else 0))],
+        )
+        self.metrics.gauge(
+            "ballast_open_orders",
+            "Orders resting on the books",
+            (),
+            lambda: [((), float(len(self.engine.orders)))],
+        )
+        started = perf_counter()
         self.engine, self.client_orders, self._command_no, self._last_time = recover(sql)
+        recovery = [((), perf_counter() - started)]
+        self.metrics.gauge(
+            "ballast_recovery_seconds",
+            "Time this process took to rebuild the engine from the journal at start",
+            (),
+            lambda: recovery,
+        )
         self.on_committed = on_committed
         self._committer: Committer | None = None
         self._last_future: asyncio.Future[None] | None = None
@@ -89,7 +120,7 @@ class Exchange:
     def start(self) -> None:
         """Start the committer on the running loop and begin taking commands."""
         loop = asyncio.get_running_loop()
-        self._committer = Committer(self.sql, loop, self.on_committed)
+        self._committer = Committer(self.sql, loop, self.on_committed, metrics=self.metrics)
         self.accepting = True
 
     def stop(self) -> None:
@@ -117,18 +148,28 @@ class Exchange:
         ``build`` receives the command time. Raises ``DomainError`` for a rejection (nothing was
         changed or journaled) and ``ServiceUnavailable`` when the exchange is not taking commands.
         """
+        metrics = self.metrics
         if not self.healthy:
+            metrics.refused += 1
             raise ServiceUnavailable("the exchange is not taking commands")
         command = build(self.time())
+        kind = type(command)
         if type(command) is PlaceOrder and command.client_order_id is not None:
             first = self.client_orders.get((command.account_id, command.client_order_id))
             if first is not None:
+                metrics.rejected(kind, "DUPLICATE_CLIENT_ORDER_ID")
                 raise DomainError(
                     "DUPLICATE_CLIENT_ORDER_ID",
                     "this client_order_id was used before",
                     {"client_order_id": command.client_order_id, "order_id": first},
                 )
-        events = self.engine.execute(command)
+        started = perf_counter()
+        try:
+            events = self.engine.execute(command)
+        except DomainError as error:
+            metrics.rejected(kind, error.code, perf_counter() - started)
+            raise
+        metrics.executed(kind, events, perf_counter() - started)
         remember_client_order(self.client_orders, command, events)
         self._command_no += 1
         item = JournalItem(self._command_no, command, events, command.time)

@@ -20,6 +20,7 @@ from ..api.views import fill_view, iso, order_view, position_view, trade_view
 from ..config import Settings
 from ..domain import events as ev
 from ..service.exchange import Exchange
+from ..service.metrics import Metrics
 from ..store.projection import JournalItem, accepted_row, fold_order, ledger_owner, trade_row
 from . import feeds
 from .committed import CommittedView
@@ -69,9 +70,12 @@ class Stream:
 
 
 class Hub:
-    def __init__(self, exchange: Exchange, settings: Settings) -> None:
+    def __init__(
+        self, exchange: Exchange, settings: Settings, metrics: Metrics | None = None
+    ) -> None:
         self.exchange = exchange
         self.settings = settings
+        self.metrics = metrics if metrics is not None else exchange.metrics
         self.view = CommittedView(exchange.engine)
         self.streams: dict[StreamKey, Stream] = {}
         self.by_market: dict[str, list[tuple[Stream, int]]] = {}
@@ -81,6 +85,15 @@ class Hub:
         self.per_key: dict[str, int] = {}
         self.per_ip: dict[str, int] = {}
         self._heartbeat: asyncio.Task[None] | None = None
+        self.metrics.gauge(
+            "ballast_stream_connections",
+            "Open WebSocket connections to /stream, by whether they have authenticated",
+            ("auth",),
+            self._connection_counts,
+        )
+
+    def _connection_counts(self) -> list[tuple[tuple[str], float]]:
+        return [(("anonymous",), sum(self.per_ip.values())), (("key",), sum(self.per_key.values()))]
 
     @property
     def exchange_seq(self) -> int:
@@ -346,15 +359,18 @@ class Hub:
         """Count a new unauthenticated connection; False when its IP has too many."""
         count = self.per_ip.get(connection.ip, 0)
         if count >= self.settings.stream_connections_per_ip:
+            self.metrics.stream_refused["ip"] += 1
             return False
         self.per_ip[connection.ip] = count + 1
         self.connections.add(connection)
+        self.metrics.stream_opened += 1
         return True
 
     def authenticated(self, connection: Connection, api_key: str) -> bool:
         """Move a connection from its IP's count to its key's; False when the key has five."""
         count = self.per_key.get(api_key, 0)
         if count >= self.settings.stream_connections_per_key:
+            self.metrics.stream_refused["key"] += 1
             return False
         self.per_key[api_key] = count + 1
         self._release_ip(connection.ip)
