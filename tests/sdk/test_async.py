@@ -42,7 +42,7 @@ def test_same_methods_and_signatures() -> None:
         "get_markets", "get_market", "get_orderbook", "get_trades", "get_candles",
         "get_server_time", "sync_clock", "place_order", "place_orders", "amend_order",
         "cancel_order", "cancel_all", "get_order", "get_orders", "get_balance", "get_positions",
-        "get_fills", "get_ledger",
+        "get_fills", "get_ledger", "get_settlement", "request_faucet",
     }  # fmt: skip
     assert expected <= set(sync)
     for name in expected:

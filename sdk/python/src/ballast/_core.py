@@ -26,6 +26,7 @@ import httpx
 from ._version import __version__
 from .errors import (
     BallastError,
+    FaucetLimitError,
     ForbiddenError,
     InvalidPriceError,
     InvalidRequestError,
@@ -44,6 +45,7 @@ from .models import (
     BatchResult,
     CanceledOrders,
     Candle,
+    FaucetGrant,
     Fill,
     LedgerEntry,
     Market,
@@ -54,6 +56,7 @@ from .models import (
     Position,
     RateLimit,
     ServerTime,
+    SettlementRecord,
     Trade,
 )
 from .signing import signed_headers
@@ -403,7 +406,8 @@ def check_order(rules: MarketRules, body: Mapping[str, Any]) -> BallastError | N
 class RetryPolicy:
     """When to try a request again, and after how long.
 
-    - 429: wait ``Retry-After`` (plus a little jitter) if that is at most ``max_retry_wait``.
+    - 429: wait ``Retry-After`` (plus a little jitter) if that is at most ``max_retry_wait``;
+      never for ``FAUCET_LIMIT_EXCEEDED`` (a daily cap, not a rate window).
     - 5xx and network failures: exponential backoff with jitter, only for requests that are
       safe to repeat (reads, cancels, orders with a ``client_order_id``); a 503's
       ``Retry-After`` is honoured.
@@ -435,6 +439,9 @@ class RetryPolicy:
         less would only be refused again); backoff delays are capped at ``max_retry_wait``.
         """
         if attempt >= self.max_retries:
+            return None
+        if isinstance(error, FaucetLimitError):
+            # A daily cap, reset at UTC midnight: not a window worth sleeping through.
             return None
         if isinstance(error, RateLimitError):
             if error.retry_after is None:
@@ -767,6 +774,12 @@ class ClientCore:
         )
         return [Candle.from_dict(c) for c in _items(data, "candles")]
 
+    def _get_settlement(self, market_id: str) -> Op[SettlementRecord]:
+        data = yield from self._request(
+            "GET", f"/markets/{_segment(market_id)}/settlement", auth="optional", idempotent=True
+        )
+        return SettlementRecord.from_dict(data)
+
     # -- trading ---------------------------------------------------------------------------
 
     def _rules_for(self, market_id: str) -> Op[MarketRules | None]:
@@ -886,6 +899,14 @@ class ClientCore:
     def _get_balance(self) -> Op[Balance]:
         data = yield from self._request("GET", "/account/balance", auth="private", idempotent=True)
         return Balance.from_dict(data)
+
+    def _request_faucet(self, amount: Number | None) -> Op[FaucetGrant]:
+        body = None if amount is None else {"amount": price_text(amount, "amount")}
+        # A deposit: never repeated after a lost reply, which may have granted it.
+        data = yield from self._request(
+            "POST", "/account/faucet", body=body, auth="private", idempotent=False
+        )
+        return FaucetGrant.from_dict(data)
 
     def _get_positions(self) -> Op[list[Position]]:
         data = yield from self._request("GET", "/positions", auth="private", idempotent=True)

@@ -37,6 +37,7 @@ from .models import (
     BatchResult,
     CanceledOrders,
     Candle,
+    FaucetGrant,
     Fill,
     LedgerEntry,
     Market,
@@ -44,6 +45,7 @@ from .models import (
     OrderBook,
     Position,
     ServerTime,
+    SettlementRecord,
     Trade,
 )
 from .stream import Stream
@@ -220,6 +222,11 @@ class AsyncBallastClient(ClientCore):
         """``GET /markets/{id}/candles``: OHLCV candles from trades, oldest first."""
         return await self._run(self._get_candles(market_id, interval, start, end, limit))
 
+    async def get_settlement(self, market_id: str) -> SettlementRecord:
+        """``GET /markets/{id}/settlement``: the current proposal and every earlier one, each
+        with its evidence; ``record.verify()`` checks the published hashes."""
+        return await self._run(self._get_settlement(market_id))
+
     # -- trading (private) -----------------------------------------------------------------
 
     async def place_order(
@@ -313,6 +320,14 @@ class AsyncBallastClient(ClientCore):
     async def get_balance(self) -> Balance:
         """``GET /account/balance``: ``total_balance = available + reserved``."""
         return await self._run(self._get_balance())
+
+    async def request_faucet(self, amount: Number | None = None) -> FaucetGrant:
+        """``POST /account/faucet`` (sandbox only): deposit test USDC, the server's default
+        amount unless ``amount`` is given. Past the account's daily cap it raises
+        :class:`~ballast.FaucetLimitError` at once (no retry); a production server raises
+        :class:`~ballast.NotFoundError`. Never retried after a lost reply (it may have paid).
+        """
+        return await self._run(self._request_faucet(amount))
 
     async def get_positions(self) -> list[Position]:
         """``GET /positions``: open positions with PnL and margin used."""

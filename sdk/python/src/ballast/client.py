@@ -36,6 +36,7 @@ from .models import (
     BatchResult,
     CanceledOrders,
     Candle,
+    FaucetGrant,
     Fill,
     LedgerEntry,
     Market,
@@ -43,6 +44,7 @@ from .models import (
     OrderBook,
     Position,
     ServerTime,
+    SettlementRecord,
     Trade,
 )
 from .stream import Stream, SyncStream, _thread_runner
@@ -230,6 +232,11 @@ class BallastClient(ClientCore):
         """``GET /markets/{id}/candles``: OHLCV candles from trades, oldest first."""
         return self._run(self._get_candles(market_id, interval, start, end, limit))
 
+    def get_settlement(self, market_id: str) -> SettlementRecord:
+        """``GET /markets/{id}/settlement``: the current proposal and every earlier one, each
+        with its evidence; ``record.verify()`` checks the published hashes."""
+        return self._run(self._get_settlement(market_id))
+
     # -- trading (private) -----------------------------------------------------------------
 
     def place_order(
@@ -321,6 +328,14 @@ class BallastClient(ClientCore):
     def get_balance(self) -> Balance:
         """``GET /account/balance``: ``total_balance = available + reserved``."""
         return self._run(self._get_balance())
+
+    def request_faucet(self, amount: Number | None = None) -> FaucetGrant:
+        """``POST /account/faucet`` (sandbox only): deposit test USDC, the server's default
+        amount unless ``amount`` is given. Past the account's daily cap it raises
+        :class:`~ballast.FaucetLimitError` at once (no retry); a production server raises
+        :class:`~ballast.NotFoundError`. Never retried after a lost reply (it may have paid).
+        """
+        return self._run(self._request_faucet(amount))
 
     def get_positions(self) -> list[Position]:
         """``GET /positions``: open positions with PnL and margin used."""

@@ -13,6 +13,7 @@ Related codes share a base class, so ``except AuthenticationError`` catches ever
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "BallastError",
     "ConflictError",
     "DuplicateClientOrderIdError",
+    "FaucetLimitError",
     "ForbiddenError",
     "InsufficientBalanceError",
     "InternalServerError",
@@ -312,6 +314,34 @@ class RateLimitError(BallastError):
     ) -> None:
         super().__init__(message, code=code, status=status, details=details)
         self.retry_after = retry_after
+
+
+class FaucetLimitError(RateLimitError):
+    """429 ``FAUCET_LIMIT_EXCEEDED``: the sandbox faucet's daily cap for this account is used.
+
+    ``details`` has ``daily_cap``, ``granted_today``, ``requested`` and ``resets_at`` (the next
+    UTC midnight); ``retry_after`` is the seconds until then. Unlike a rate limit, the client
+    never waits this out: it raises at once.
+    """
+
+    default_code = "FAUCET_LIMIT_EXCEEDED"
+
+    @property
+    def resets_at(self) -> datetime | None:
+        """When the cap resets (``details["resets_at"]``, an aware UTC datetime), if given."""
+        value = self.details.get("resets_at")
+        if not isinstance(value, str):
+            return None
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc)
 
 
 class TooManyConnectionsError(BallastError):

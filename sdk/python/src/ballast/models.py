@@ -9,6 +9,8 @@ Fields a newer server adds are kept in ``extra`` (a dict) rather than dropped or
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import types
 import typing
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ __all__ = [
     "BookLevel",
     "CanceledOrders",
     "Candle",
+    "FaucetGrant",
     "Fill",
     "LedgerEntry",
     "Market",
@@ -36,6 +39,8 @@ __all__ = [
     "RateLimit",
     "ServerTime",
     "Settlement",
+    "SettlementProposal",
+    "SettlementRecord",
     "Trade",
     "parse_datetime",
 ]
@@ -91,6 +96,10 @@ def _convert(hint: Any, value: Any) -> Any:
         if not isinstance(value, list):
             raise ValueError(f"expected a list, got {value!r}")
         return [_convert(item, v) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"expected an object, got {value!r}")
+        return value
     if hint is Decimal:
         return _decimal(value)
     if hint is datetime:
@@ -167,12 +176,103 @@ class MarketRules(Model):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Settlement(Model):
-    """A market's proposed or final settlement value and its evidence hash."""
+    """A market's proposed or final settlement value and its evidence hash.
+
+    ``dispute_ends_at`` is when the proposal may no longer be overturned (and may be
+    finalized); the evidence itself is on :class:`SettlementRecord` (``get_settlement``).
+    """
 
     value: Decimal | None = None
     evidence_hash: str | None = None
     proposed_at: datetime | None = None
+    dispute_ends_at: datetime | None = None
     final: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SettlementProposal(Model):
+    """One settlement proposal with its evidence, so anyone can check its hash.
+
+    ``evidence_hash`` is the hex SHA-256 of ``evidence_canonical``, the evidence as RFC 8785
+    canonical JSON; ``evidence`` is the same evidence decoded (decimals as ``Decimal``).
+    ``outcome`` is ``proposed``, ``overturned`` or ``finalized``.
+    """
+
+    value: Decimal
+    evidence_hash: str
+    evidence: dict[str, Any] | None = None
+    evidence_canonical: str | None = None
+    proposer: str = ""
+    proposed_at: datetime | None = None
+    dispute_ends_at: datetime | None = None
+    outcome: str = "proposed"
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+
+    @property
+    def hash_matches(self) -> bool:
+        """``sha256(evidence_canonical) == evidence_hash`` (``False`` without the evidence)."""
+        if self.evidence_canonical is None:
+            return False
+        digest = hashlib.sha256(self.evidence_canonical.encode("utf-8")).hexdigest()
+        return digest == self.evidence_hash.strip().lower()
+
+    def verify(self) -> bool:
+        """Whether the published hash holds: ``evidence_canonical`` hashes to
+        ``evidence_hash``, and ``evidence`` is what ``evidence_canonical`` says."""
+        if not self.hash_matches or self.evidence_canonical is None:
+            return False
+        try:
+            canonical = json.loads(self.evidence_canonical, parse_float=Decimal)
+        except ValueError:
+            return False
+        return self.evidence is None or _same_json(canonical, self.evidence)
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal JSON values, numbers by value (``1 == 1.0``) but booleans never numbers."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict)
+            and a.keys() == b.keys()
+            and all(_same_json(a[key], b[key]) for key in a)
+        )
+    if isinstance(a, list):
+        return (
+            isinstance(b, list)
+            and len(a) == len(b)
+            and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
+        )
+    if isinstance(a, (int, Decimal)):
+        return isinstance(b, (int, Decimal)) and a == b
+    return type(a) is type(b) and a == b
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SettlementRecord(Model):
+    """``GET /markets/{id}/settlement``: the current proposal and every one before it (oldest
+    first, overturned ones included)."""
+
+    market_id: str
+    status: str = ""
+    hash_algorithm: str = ""
+    current: SettlementProposal | None = None
+    proposals: list[SettlementProposal] = field(default_factory=list)
+
+    def _every_proposal(self) -> list[SettlementProposal]:
+        return [*self.proposals, *([] if self.current is None else [self.current])]
+
+    @property
+    def hash_matches(self) -> bool:
+        """Every proposal's ``evidence_canonical`` hashes to its ``evidence_hash``."""
+        return all(p.hash_matches for p in self._every_proposal())
+
+    def verify(self) -> bool:
+        """:meth:`SettlementProposal.verify` for the current proposal and every earlier one
+        (``True`` when there is none yet)."""
+        return all(p.verify() for p in self._every_proposal())
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -369,6 +469,17 @@ class Balance(Model):
     available: Decimal
     reserved: Decimal
     currency: str = "USDC"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FaucetGrant(Model):
+    """What the sandbox faucet deposited: ``amount``, today's total for the account
+    (``granted_today``, at most ``daily_cap``) and the new ``balance``."""
+
+    amount: Decimal
+    granted_today: Decimal
+    daily_cap: Decimal
+    balance: Balance
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
