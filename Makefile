@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: test run lint typecheck pytest bench-engine clean
+.PHONY: test run lint typecheck pytest bench-engine clean chromium
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -30,7 +30,21 @@ typecheck: $(VENV)/.synced
 	$(VENV)/bin/mypy --strict server/src/ballast_exchange/domain
 	$(VENV)/bin/mypy --strict sdk/python/src/ballast
 
-pytest: $(VENV)/.synced
+# The dashboard's browser tests drive Debian's Chromium through Playwright (never a browser
+# Playwright downloads). Installed as root, or with sudo; otherwise those tests skip (and fail
+# under BALLAST_REQUIRE_SERVICES=1).
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	else \
+		echo "chromium is missing and cannot be installed here (not root, no sudo)" >&2; \
+	fi
+
+pytest: $(VENV)/.synced chromium
 	$(VENV)/bin/pytest
 
 # The engine benchmark also replays the stream through third-party engines (the `bench` group).

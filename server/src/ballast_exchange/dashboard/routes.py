@@ -1,0 +1,438 @@
+"""The account dashboard: its pages at ``/`` and its own JSON API under ``/dashboard/api``.
+
+The pages are static HTML, CSS and ES modules (no build step). Their JavaScript reads market
+data from the public REST API (``/v1/...``) and the public channels of ``/stream``, and
+everything about the signed-in user from the endpoints here, which authenticate with the
+session cookie.
+
+Every state-changing request must
+- come from this origin (its ``Origin``, or failing that ``Referer``, names this host), and,
+  once signed in,
+- carry the session's CSRF token in ``X-CSRF-Token`` (compared in constant time).
+The JSON bodies are ``application/json`` only (the body-limit middleware refuses anything
+else), so a cross-site form cannot even reach a handler. Errors come in the spec's envelope.
+
+Orders go through ``api.trading``, the same order entry as ``POST /v1/orders``; keys through
+``api.key_issuing``; lists through the REST handlers themselves, so a row on the dashboard
+looks exactly as the API shows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import FileResponse, RedirectResponse
+from pydantic import Field
+from starlette.staticfiles import StaticFiles
+
+from ..api import trading
+from ..api.auth import Principal
+from ..api.errors import ApiError
+from ..api.faucet import drip
+from ..api.key_issuing import issue_key, key_view, revoke_key
+from ..api.keys import ALL_SCOPES
+from ..api.models import PlaceOrderRequest, Strict
+from ..api.ratelimit import hit_with_fallback
+from ..api.routes import account as account_routes
+from ..api.routes import orders as order_routes
+from ..api.state import AppState, app_state
+from ..api.views import balance_view, positions_view
+from ..store import queries
+from . import users
+from .users import Session
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_PATH = "/dashboard/static"
+COOKIE = "ballast_session"
+SECURE_COOKIE = "__Host-ballast_session"  # the prefix pins it to this host, Secure, Path=/
+CSRF_HEADER = "X-CSRF-Token"
+
+# Login attempts per fixed minute: per client IP, and per email whatever the IP.
+LOGIN_LIMIT_PER_IP = 20
+LOGIN_LIMIT_PER_EMAIL = 5
+SIGNUP_LIMIT_PER_IP = 10
+MAX_LIVE_KEYS = 20
+
+State = Annotated[AppState, Depends(app_state)]
+
+
+def no_store(response: Response) -> None:
+    response.headers["Cache-Control"] = "no-store"
+
+
+router = APIRouter(include_in_schema=False)
+api = APIRouter(prefix="/dashboard/api", dependencies=[Depends(no_store)])
+
+
+# ---- requests and their checks ------------------------------------------------------------------
+
+
+class Credentials(Strict):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=users.PASSWORD_MAX)
+
+
+class NewKey(Strict):
+    label: str = Field(min_length=1, max_length=64)
+    scopes: list[Literal["read", "trade"]] = Field(min_length=1, max_length=2)
+
+
+def is_secure(request: Request, state: AppState) -> bool:
+    """Secure cookies over https and in production; plain-http loopback sandboxes need them
+    without the flag (a browser drops a Secure cookie set over http)."""
+    return request.url.scheme == "https" or state.settings.env == "production"
+
+
+def forbidden(message: str, details: dict[str, Any] | None = None) -> ApiError:
+    return ApiError("FORBIDDEN", message, details)
+
+
+def check_origin(request: Request) -> None:
+    """Refuse a state-changing request that does not come from a page of this origin."""
+    sent = request.headers.get("origin")
+    if sent is None:
+        referer = request.headers.get("referer")
+        if referer:
+            parts = urlsplit(referer)
+            sent = f"{parts.scheme}://{parts.netloc}"
+    host = request.headers.get("host", "")
+    expected = f"{request.url.scheme}://{host}".lower()
+    if sent is None or sent.lower() != expected:
+        raise forbidden(
+            "cross-origin request refused: send it from the dashboard's own pages",
+            {"header": "Origin"},
+        )
+
+
+async def optional_session(request: Request, state: State) -> Session | None:
+    token = request.cookies.get(SECURE_COOKIE if is_secure(request, state) else COOKIE)
+    return await users.find_session(state, token) if token else None
+
+
+async def signed_in(
+    session: Annotated[Session | None, Depends(optional_session)],
+) -> Session:
+    if session is None:
+        raise ApiError("UNAUTHORIZED", "sign in first", {"login": "/#/login"})
+    return session
+
+
+async def guarded(request: Request, session: Annotated[Session, Depends(signed_in)]) -> Session:
+    """A signed-in session on a state-changing request: same origin, and its CSRF token."""
+    check_origin(request)
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
+        raise forbidden("missing or wrong CSRF token", {"header": CSRF_HEADER})
+    return session
+
+
+SignedIn = Annotated[Session, Depends(signed_in)]
+Guarded = Annotated[Session, Depends(guarded)]
+
+
+async def limit(state: AppState, bucket: str, allowed: int, what: str) -> None:
+    decision = await hit_with_fallback(state.limiter, bucket, allowed)
+    if not decision.allowed:
+        raise ApiError(
+            "RATE_LIMIT_EXCEEDED",
+            f"too many {what}; retry in {decision.retry_after}s",
+            {"retry_after": decision.retry_after},
+            headers=decision.headers(),
+        )
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def principal(session: Session) -> Principal:
+    """The session as the REST handlers' caller: the user's own account, nothing else."""
+    return Principal(session.account_id, f"session:{session.user_id}", ALL_SCOPES)
+
+
+def session_view(session: Session | None, state: AppState) -> dict[str, Any]:
+    return {
+        "user": None
+        if session is None
+        else {"user_id": session.user_id, "email": session.email, "account_id": session.account_id},
+        "csrf_token": None if session is None else session.csrf_token,
+        "expires_at": None if session is None else session.expires_at,
+        "env": state.settings.env,
+    }
+
+
+def set_cookie(response: Response, request: Request, state: AppState, token: str) -> None:
+    secure = is_secure(request, state)
+    response.set_cookie(
+        SECURE_COOKIE if secure else COOKIE,
+        token,
+        max_age=users.SESSION_TTL_MS // 1000,
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def clear_cookie(response: Response, request: Request, state: AppState) -> None:
+    secure = is_secure(request, state)
+    response.delete_cookie(
+        SECURE_COOKIE if secure else COOKIE, path="/", secure=secure, httponly=True, samesite="lax"
+    )
+
+
+# ---- sign-up, login, logout ---------------------------------------------------------------------
+
+
+@api.get("/session")
+async def session_info(
+    state: State, session: Annotated[Session | None, Depends(optional_session)]
+) -> Any:
+    """Who is signed in (``user`` null when nobody), with the CSRF token the page must send."""
+    return session_view(session, state)
+
+
+async def start_session(
+    user: users.User,
+    previous: Session | None,
+    request: Request,
+    response: Response,
+    state: AppState,
+) -> dict[str, Any]:
+    """A fresh session (a new token each time: no fixation); the browser's old one ends."""
+    if previous is not None:
+        await users.close_session(state, previous)
+    token, session = await users.open_session(state, user)
+    set_cookie(response, request, state, token)
+    return session_view(session, state)
+
+
+Previous = Annotated[Session | None, Depends(optional_session)]
+
+
+@api.post("/signup", status_code=201)
+async def signup(
+    body: Credentials, request: Request, response: Response, state: State, previous: Previous
+) -> Any:
+    check_origin(request)
+    await limit(state, f"dash-signup-ip:{client_ip(request)}", SIGNUP_LIMIT_PER_IP, "sign-ups")
+    user = await users.sign_up(state, body.email, body.password)
+    return await start_session(user, previous, request, response, state)
+
+
+@api.post("/login")
+async def login(
+    body: Credentials, request: Request, response: Response, state: State, previous: Previous
+) -> Any:
+    check_origin(request)
+    email = body.email.strip().lower()
+    email_bucket = hashlib.sha256(email.encode()).hexdigest()[:32]  # no addresses in Redis
+    await limit(state, f"dash-login-ip:{client_ip(request)}", LOGIN_LIMIT_PER_IP, "login attempts")
+    await limit(state, f"dash-login-email:{email_bucket}", LOGIN_LIMIT_PER_EMAIL, "login attempts")
+    user = await users.check_password(state, body.email, body.password)
+    if user is None:
+        raise ApiError("UNAUTHORIZED", "wrong email or password", {"field": "password"})
+    return await start_session(user, previous, request, response, state)
+
+
+@api.post("/logout")
+async def logout(session: Guarded, request: Request, response: Response, state: State) -> Any:
+    await users.close_session(state, session)
+    clear_cookie(response, request, state)
+    return session_view(None, state)
+
+
+# ---- the account ----------------------------------------------------------------------------
+
+
+@api.get("/account")
+async def account(session: SignedIn, state: State) -> Any:
+    """Everything the account page shows, in one request: balance, positions, open orders,
+    recent fills, ledger entries and order history (each list with its ``next_cursor``)."""
+    engine = state.exchange.engine
+    account_id = session.account_id
+    balance, positions = await state.view(
+        lambda: (balance_view(engine, account_id), positions_view(engine, account_id))
+    )
+    who = principal(session)
+    open_orders = await order_routes.list_orders(
+        principal=who, state=state, status="open", limit=1000
+    )
+    history = await order_routes.list_orders(principal=who, state=state, status="all", limit=50)
+    fills = await account_routes.fills(principal=who, state=state, limit=50)
+    ledger = await account_routes.ledger(principal=who, state=state, limit=50)
+    return {
+        "account_id": account_id,
+        "email": session.email,
+        "balance": balance,
+        "positions": positions["positions"],
+        "open_orders": open_orders["orders"],
+        "orders": history,
+        "fills": fills,
+        "ledger": ledger,
+    }
+
+
+@api.get("/orders")
+async def orders(
+    session: SignedIn,
+    state: State,
+    status: str | None = None,
+    market_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> Any:
+    return await order_routes.list_orders(
+        principal=principal(session),
+        state=state,
+        status=status,
+        market_id=market_id,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@api.get("/fills")
+async def fills(
+    session: SignedIn,
+    state: State,
+    market_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> Any:
+    return await account_routes.fills(
+        principal=principal(session), state=state, market_id=market_id, limit=limit, cursor=cursor
+    )
+
+
+@api.get("/ledger")
+async def ledger(
+    session: SignedIn,
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> Any:
+    return await account_routes.ledger(
+        principal=principal(session), state=state, limit=limit, cursor=cursor
+    )
+
+
+@api.post("/faucet")
+async def faucet(session: Guarded, state: State) -> Any:
+    """Sandbox only: test USDC, within the faucet's daily cap."""
+    if state.settings.env != "sandbox":
+        raise ApiError("NOT_FOUND", "the faucet exists only in the sandbox")
+    return await drip(state, session.account_id)
+
+
+# ---- order entry: the same code as POST /v1/orders -----------------------------------------
+
+
+@api.post("/orders", status_code=201)
+async def place_order(
+    body: PlaceOrderRequest, session: Guarded, state: State, response: Response
+) -> Any:
+    await state.exchange.room()
+    status, view = await trading.place(state, session.account_id, body)
+    response.status_code = status
+    return view
+
+
+@api.delete("/orders/{order_id}")
+async def cancel_order(order_id: str, session: Guarded, state: State) -> Any:
+    await state.exchange.room()
+    _, view = await trading.cancel(state, session.account_id, order_id)
+    return view
+
+
+@api.delete("/orders")
+async def cancel_all(session: Guarded, state: State, market_id: str | None = None) -> Any:
+    await state.exchange.room()
+    _, view = await trading.cancel_all(state, session.account_id, market_id)
+    return view
+
+
+# ---- API keys of the user's own account --------------------------------------------------------
+
+
+@api.get("/keys")
+async def list_keys(session: SignedIn, state: State) -> Any:
+    rows = await state.read(queries.list_api_keys, session.account_id)
+    return {"keys": [key_view(row) for row in reversed(rows)]}  # newest first
+
+
+@api.post("/keys", status_code=201)
+async def create_key(body: NewKey, session: Guarded, state: State) -> Any:
+    """A new key; the reply is the only time its secret is ever shown."""
+    rows = await state.read(queries.list_api_keys, session.account_id)
+    if sum(row["revoked_at"] is None for row in rows) >= MAX_LIVE_KEYS:
+        raise ApiError(
+            "INVALID_REQUEST",
+            f"an account may hold at most {MAX_LIVE_KEYS} live keys: revoke one first",
+            {"field": "scopes", "max_live_keys": MAX_LIVE_KEYS},
+        )
+    return await issue_key(state, session.account_id, sorted(set(body.scopes)), body.label, None)
+
+
+@api.delete("/keys/{api_key}")
+async def delete_key(api_key: str, session: Guarded, state: State) -> Any:
+    row = await state.read(queries.get_api_key, api_key)
+    if row is None or row["account_id"] != session.account_id:  # not yours: not found either way
+        raise ApiError("KEY_NOT_FOUND", f"no API key {api_key!r}", {"api_key": api_key})
+    if row["revoked_at"] is None:
+        await revoke_key(state, api_key)
+        row = await state.read(queries.get_api_key, api_key)
+    return key_view(row)
+
+
+# ---- pages --------------------------------------------------------------------------------------
+
+
+def page_headers(request: Request) -> dict[str, str]:
+    host = request.headers.get("host", "")
+    ws = "wss" if request.url.scheme == "https" else "ws"
+    return {
+        "Content-Security-Policy": (
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"connect-src 'self' {ws}://{host}; font-src 'self'; object-src 'none'; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "same-origin",
+        "Cache-Control": "no-cache",
+    }
+
+
+@router.get("/")
+async def index(request: Request) -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", headers=page_headers(request))
+
+
+@router.get("/dashboard")
+async def dashboard_redirect() -> RedirectResponse:
+    return RedirectResponse("/")
+
+
+class Static(StaticFiles):
+    """The page's assets: revalidated on every load (an upgrade is seen at once), never sniffed."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+router.include_router(api)
+
+
+def install(app: FastAPI) -> None:
+    """Serve the dashboard from ``app``: the pages at ``/``, assets, and its JSON API."""
+    app.include_router(router)
+    app.mount(STATIC_PATH, Static(directory=STATIC_DIR), name="dashboard-static")
