@@ -12,28 +12,35 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
 from .api.auth import KeyRecord, KeyRing
-from .api.keys import SecretBox, new_api_key, parse_scopes
+from .api.key_issuing import issue_key
+from .api.keys import SecretBox, parse_scopes
 from .api.ratelimit import RateLimiter, rate_limiter_from_url
 from .api.state import AppState
 from .config import Settings
-from .domain import MarketKind, MarketStatus
+from .domain import MarketStatus
 from .domain import commands as c
-from .service.exchange import Exchange, at_time
+from .sandbox import Sandbox
+from .service.exchange import Exchange
+from .service.metrics import Metrics
+from .service.settlement import Settlements
 from .store import queries
 from .store import records as account_store
 from .store.database import Database
-from .store.records import upsert_market_details
 from .stream.hub import Hub
 
 log = logging.getLogger(__name__)
 USDC = 1_000_000
 ADMIN_TOKEN_FILE = "admin.token"
 DEMO_FILE = "demo-account.json"
+KEY_USE_FLUSH_TICKS = 20  # store keys' last use every 5 s
+READY_TIMEOUT_S = 2.0  # a storage probe that takes longer counts as a failure
 
 
 def status_change(market_id: str, status: MarketStatus) -> Callable[[int], c.Command]:
@@ -58,6 +65,18 @@ def admin_token(data_dir: Path) -> tuple[str, bool]:
     return token, True
 
 
+def sqlite_identity(database: Database) -> tuple[Path, tuple[int, int]] | None:
+    """The SQLite database file and its (device, inode), or None for other databases."""
+    if database.dialect != "sqlite":
+        return None
+    name = make_url(database.url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    path = Path(name).resolve()
+    found = path.stat()
+    return path, (found.st_dev, found.st_ino)
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -67,17 +86,26 @@ class Runtime:
     limiter: RateLimiter = field(init=False)
     exchange: Exchange = field(init=False)
     hub: Hub = field(init=False)
+    settlements: Settlements = field(init=False)
     state: AppState = field(init=False)
+    metrics: Metrics = field(init=False)
     admin_token_created: bool = False
     demo: dict[str, Any] | None = None
+    sandbox: Sandbox | None = None  # the catalogue, bot and feed: sandbox with demo data only
     on_started: Callable[[], None] | None = None
+    started: bool = False  # recovery and the catch-up timers have run; serving
     _timers: list[asyncio.Task[None]] = field(default_factory=list)
+    _sqlite_file: tuple[Path, tuple[int, int]] | None = None
+    _probe: asyncio.Future[None] | None = None
+    _ready: bool | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.database = Database(s.sqlalchemy_url)
         self.database.upgrade()
+        self._sqlite_file = sqlite_identity(self.database)
+        self.metrics = Metrics()
         self.secrets = SecretBox.from_environment(s.data_dir, s.secret_key)
         self.keys = KeyRing()
         with self.database.engine.connect() as conn:
@@ -94,134 +122,161 @@ class Runtime:
                 )
         self.limiter = rate_limiter_from_url(s.redis_url)
         token, self.admin_token_created = admin_token(s.data_dir)
-        self.exchange = Exchange(self.database.engine)
+        self.exchange = Exchange(self.database.engine, metrics=self.metrics)
         # The stream sees a command once it is stored, never before (DESIGN §6).
-        self.hub = Hub(self.exchange, s)
+        self.hub = Hub(self.exchange, s, self.metrics)
         self.exchange.on_committed = self.hub.committed
+        self.settlements = Settlements(self.exchange, self.database.engine, s.dispute_window_ms)
         self.state = AppState(
-            s, self.database, self.exchange, self.keys, self.secrets, self.limiter, token
+            s,
+            self.database,
+            self.exchange,
+            self.keys,
+            self.secrets,
+            self.limiter,
+            token,
+            self.settlements,
         )
+        if s.env == "sandbox" and s.demo:
+            self.sandbox = Sandbox(s, self.exchange, self.state, self.settlements)
 
     async def start(self) -> None:
         self.hub.start()
         self.exchange.start()
         # Whatever fell due while the server was down is done first, once.
         await self.run_timers_once()
-        if self.settings.env == "sandbox" and self.settings.demo:
+        if self.sandbox is not None:
             self.demo = await self.ensure_demo()
+            await self.sandbox.start()
         self._timers.append(asyncio.create_task(self._tick()))
+        self.started = True
         if self.on_started is not None:
             self.on_started()
 
     async def stop(self) -> None:
+        self.started = False
+        if self.sandbox is not None:
+            await self.sandbox.stop()
         await self.hub.stop()
         for task in self._timers:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.exchange.stop()
+        with contextlib.suppress(Exception):  # storage may be what failed
+            await self.flush_key_use()
         await self.limiter.close()
         self.database.dispose()
 
+    async def readiness(self) -> dict[str, str]:
+        """Each readiness check and its state ("ok" when it passes): the engine has recovered
+        and started, the exchange takes commands, and the database answers ``SELECT 1``."""
+        checks = {
+            "engine": "ok" if self.started else "not started (recovering or shutting down)",
+            "exchange": "ok"
+            if self.exchange.healthy
+            else "stopped taking commands (a commit failed, or shutting down); restart it",
+            "storage": await self._check_storage(),
+        }
+        ready = all(state == "ok" for state in checks.values())
+        if ready != self._ready:
+            if ready:
+                log.info("ready")
+            elif self._ready is not None or self.started:
+                failed = {k: v for k, v in checks.items() if v != "ok"}
+                log.warning("not ready: %s", failed)
+            self._ready = ready
+        return checks
+
+    async def _check_storage(self) -> str:
+        """Probe the database off the loop; one probe at a time, however many ask."""
+        if self._probe is None or self._probe.done():
+            loop = asyncio.get_running_loop()
+            self._probe = loop.run_in_executor(None, self._probe_storage)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._probe), READY_TIMEOUT_S)
+        except TimeoutError:
+            return f"no answer within {READY_TIMEOUT_S:g}s"
+        except Exception as error:
+            log.warning("storage check failed: %r", error)
+            return f"unreachable ({type(error).__name__})"
+        return "ok"
+
+    def _probe_storage(self) -> None:
+        with self.database.engine.connect() as conn:
+            conn.execute(text("SELECT 1")).scalar_one()
+        if self._sqlite_file is not None:
+            # A pooled connection keeps using a file that was deleted or replaced, writing
+            # where no restart will find it; so the file at the path must be the one we opened.
+            path, identity = self._sqlite_file
+            found = os.stat(path)
+            if (found.st_dev, found.st_ino) != identity:
+                raise FileNotFoundError(f"{path} was replaced since the server opened it")
+
     async def _tick(self) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(0.25)
+            ticks += 1
             try:
                 await self.run_timers_once()
+                if ticks % KEY_USE_FLUSH_TICKS == 0:
+                    await self.flush_key_use()
             except Exception:  # a failed timer run must not stop the timers
                 log.exception("timer run failed")
 
+    async def flush_key_use(self) -> None:
+        """Store when keys were last used (kept in memory between flushes, not per request)."""
+        used = self.keys.take_used()
+        if used:
+            await self.state.write(account_store.touch_api_keys, used)
+
     async def run_timers_once(self) -> None:
-        """Close markets past their close time; expire GTD orders that are due."""
+        """Close markets past their close time and expire GTD orders that are due, in the order
+        they fell due (after downtime, an order due before its market's close expires)."""
         exchange = self.exchange
         if not exchange.healthy:
             return
         now = exchange.clock()
-        for market in list(exchange.engine.markets.values()):
-            if market.close_time <= now and market.status in (
-                MarketStatus.OPEN,
-                MarketStatus.HALTED,
-            ):
-                await exchange.submit(status_change(market.market_id, MarketStatus.CLOSED))
-        due = exchange.engine.next_expiry()
-        if due is not None and due <= now:
-            await exchange.submit(lambda t: c.ExpireOrders(t))
+        closing = sorted(
+            (
+                market
+                for market in exchange.engine.markets.values()
+                if market.close_time <= now
+                and market.status in (MarketStatus.OPEN, MarketStatus.HALTED)
+            ),
+            key=lambda market: market.close_time,
+        )
+        for market in closing:
+            await self._expire_until(market.close_time)
+            await exchange.submit(status_change(market.market_id, MarketStatus.CLOSED))
+        await self._expire_until(now)
+        if self.sandbox is not None:
+            # Roll the catalogue (list the next periods) and settle what closed.
+            await self.sandbox.run_once(exchange.clock())
+
+    async def _expire_until(self, until: int) -> None:
+        due = self.exchange.engine.next_expiry()
+        if due is not None and due <= until:
+            await self.exchange.submit(lambda t: c.ExpireOrders(t, up_to=until))
 
     async def ensure_demo(self) -> dict[str, Any]:
-        """Sandbox first start: demo markets and a funded demo account whose key is printed."""
+        """Sandbox first start: a funded demo account whose key is printed (the demo markets
+        are the sandbox catalogue's, listed by ``Sandbox.run_once``)."""
         path = self.settings.data_dir / DEMO_FILE
         if path.exists():
             demo: dict[str, Any] = json.loads(path.read_text())
             return demo
         exchange = self.exchange
-        month_start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        # The last minute of next month, so a fresh sandbox has weeks of trading ahead.
-        month_end = (month_start + timedelta(days=62)).replace(day=1) - timedelta(minutes=1)
-        markets: list[dict[str, Any]] = [
-            {
-                "id": f"suez-{month_end:%b%Y}".lower(),
-                "name": f"Suez Canal Availability - {month_end:%B %Y}",
-                "kind": MarketKind.BINARY,
-                "tick_value": 1_000,
-                "floor": 0,
-                "cap": 1_000,
-                "question": f"Will the Suez Canal be available for tanker transits through "
-                f"{month_end:%B %Y}?",
-                "resolution_source": "Suez Canal Authority navigation notices",
-            },
-            {
-                "id": f"shanghai-congestion-{month_end:%b%Y}".lower(),
-                "name": f"Shanghai Port Congestion Index - {month_end:%B %Y}",
-                "kind": MarketKind.INDEX,
-                "tick_value": 100_000,
-                "floor": 0,
-                "cap": 1_000,
-                "question": f"Where will the Shanghai port congestion index (0-100) read at "
-                f"the end of {month_end:%B %Y}?",
-                "resolution_source": "Published port congestion index, month-end reading",
-            },
-        ]
-        close_ms = int(month_end.timestamp() * 1000)
-        for m in markets:
-            if m["id"] not in exchange.engine.markets:
-                listing = c.CreateMarket(
-                    0,
-                    m["id"],
-                    m["kind"],
-                    m["tick_value"],
-                    m["floor"],
-                    m["cap"],
-                    close_ms,
-                    maker_fee_bps=-5,
-                    taker_fee_bps=20,
-                )
-                await exchange.submit(at_time(listing))
-                await exchange.submit(status_change(m["id"], MarketStatus.OPEN))
-            await self.state.write(
-                upsert_market_details,
-                m["id"],
-                name=m["name"],
-                question=m["question"],
-                description=m["question"],
-                resolution_source=m["resolution_source"],
-                settlement_date=close_ms,
-            )
         account_id = f"acc_{secrets.token_hex(8)}"
         await exchange.submit(lambda t: c.CreateAccount(t, account_id))
         await exchange.submit(lambda t: c.Deposit(t, account_id, 100_000 * USDC, "demo"))
         await self.state.write(account_store.set_account_name, account_id, "Demo desk")
-        api_key, secret = new_api_key(self.settings.env)
-        await self.state.write(
-            account_store.insert_api_key,
-            api_key=api_key,
-            account_id=account_id,
-            secret_encrypted=self.secrets.encrypt(secret),
-            scopes="read,trade",
-            tier=None,
-            label="demo",
-            created_at=exchange.clock(),
-        )
-        self.keys.put(KeyRecord(api_key, account_id, secret, frozenset({"read", "trade"})))
-        demo = {"account_id": account_id, "api_key": api_key, "api_secret": secret}
+        key = await issue_key(self.state, account_id, ["read", "trade"], "demo", None)
+        demo = {
+            "account_id": account_id,
+            "api_key": key["api_key"],
+            "api_secret": key["api_secret"],
+        }
         write_private(path, json.dumps(demo, indent=2) + "\n")
         return demo

@@ -4,17 +4,27 @@ running one through its admin API, with the credential ``serve`` left in the dat
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 SERVER_FILE = "server.json"
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ballast", description="The Ballast exchange")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the exchange (sandbox on SQLite by default)")
@@ -24,27 +34,28 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--data-dir", type=Path)
     serve.add_argument("--database-url")
     serve.add_argument("--redis-url")
-    serve.add_argument("--no-demo", action="store_true", help="sandbox without demo data")
+    serve.add_argument(
+        "--no-demo",
+        action="store_true",
+        help="sandbox without demo data (no catalogue markets, demo account or bot)",
+    )
+    serve.add_argument(
+        "--no-bot", action="store_true", help="sandbox without the liquidity bot (empty books)"
+    )
     serve.add_argument("--log-json", action="store_true", help="structured JSON logs")
     serve.set_defaults(run=run_serve)
     add_admin(commands)
-    args = parser.parse_args(argv)
-    result: int = args.run(args)
-    return result
+    return parser
 
 
 # ---------------------------------------------------------------- serve
 
 
-def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from .api.app import create_app
-    from .bootstrap import Runtime
+def serve_settings(args: argparse.Namespace) -> Settings:
+    """The server's settings: the flags given, then ``BALLAST_*`` variables, then defaults."""
     from .config import Settings
-    from .logs import configure_logging
 
-    settings = Settings.load(
+    return Settings.load(
         env=args.env,
         host=args.host,
         port=args.port,
@@ -52,8 +63,19 @@ def run_serve(args: argparse.Namespace) -> int:
         database_url=args.database_url,
         redis_url=args.redis_url,
         demo=False if args.no_demo else None,
+        bot=False if args.no_bot else None,
         log_json=True if args.log_json else None,
     )
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .api.app import create_app
+    from .bootstrap import Runtime
+    from .logs import configure_logging
+
+    settings = serve_settings(args)
     configure_logging(settings.log_json)
     runtime = Runtime(settings)
     runtime.on_started = lambda: announce(runtime)
@@ -77,6 +99,7 @@ def announce(runtime: Any) -> None:
     lines = [
         "",
         f"Ballast exchange ({settings.env}) on {base}",
+        f"  Dashboard    {base}/",
         f"  API          {base}/v1",
         f"  Stream       {base.replace('http', 'ws', 1)}/stream",
         f"  OpenAPI      {base}/v1/openapi.json",
@@ -100,6 +123,21 @@ def announce(runtime: Any) -> None:
             "  print(client.get_markets())",
             "",
             f"  curl {base}/v1/markets",
+        ]
+    sandbox = getattr(runtime, "sandbox", None)
+    if sandbox is not None:
+        listed = len(sandbox.catalogue.listings(runtime.exchange.clock()))
+        bot = (
+            "a liquidity bot quotes every open market (--no-bot to turn it off)"
+            if settings.bot
+            else "no liquidity bot (--no-bot): the books are yours"
+        )
+        lines += [
+            "",
+            f"Sandbox: {listed} catalogue markets open, rolling weekly and monthly;",
+            f"  {bot};",
+            "  closed catalogue markets settle from a simulated data feed after a "
+            f"{settings.dispute_window_ms / 1000:g} s dispute window.",
         ]
     print("\n".join(lines), flush=True)
 
@@ -196,6 +234,64 @@ def add_admin(commands: Any) -> None:
             run=lambda a, act=action: call(a, "POST", f"/markets/{a.market_id}/{act}")
         )
 
+    settle = area.add_parser("settle", help="propose, overturn, finalize or show a settlement")
+    steps = settle.add_subparsers(dest="action", required=True)
+    propose = steps.add_parser("propose", help="propose a value with its evidence (JSON file)")
+    propose.add_argument("market_id")
+    propose.add_argument("--value", required=True, help="0 or 1 for a binary; an index value")
+    propose.add_argument("--evidence", required=True, type=Path, help="a JSON file")
+    propose.set_defaults(run=propose_settlement)
+    for action in ("overturn", "finalize"):
+        step = steps.add_parser(action)
+        step.add_argument("market_id")
+        step.set_defaults(
+            run=lambda a, act=action: call(a, "POST", f"/markets/{a.market_id}/settlement/{act}")
+        )
+    show = steps.add_parser("show", help="the settlement record, with the hash checked")
+    show.add_argument("market_id")
+    show.set_defaults(run=show_settlement)
+
+
+def propose_settlement(args: argparse.Namespace) -> int:
+    try:
+        evidence = json.loads(args.evidence.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        print(f"error: cannot read evidence from {args.evidence}: {error}", file=sys.stderr)
+        return 2
+    body = {"value": args.value, "evidence": evidence}
+    return call(args, "POST", f"/markets/{args.market_id}/settlement/propose", body)
+
+
+def show_settlement(args: argparse.Namespace) -> int:
+    """Print the record and check every published hash against its evidence, as anyone may."""
+    code = call(args, "GET", f"/markets/{args.market_id}/settlement", admin=False, quiet=True)
+    if code != 0 or args.record is None:
+        return code
+    record = args.record
+    if args.json:
+        print(json.dumps(record))
+        return 0
+    print(f"{record['market_id']}  status {record['status']}")
+    for proposal in record["proposals"]:
+        canonical = proposal.get("evidence_canonical") or ""
+        verified = (
+            hashlib.sha256(canonical.encode("utf-8")).hexdigest() == proposal["evidence_hash"]
+        )
+        print(
+            f"  {proposal['outcome']:<10} value {proposal['value']}  proposed "
+            f"{proposal['proposed_at']} by {proposal['proposer']}  dispute window ends "
+            f"{proposal['dispute_ends_at']}"
+        )
+        print(
+            f"             evidence sha256 {proposal['evidence_hash']} "
+            + ("(matches the evidence)" if verified else "(DOES NOT MATCH the evidence)")
+        )
+        if not verified:
+            code = 1
+    if not record["proposals"]:
+        print("  no settlement proposed yet")
+    return code
+
 
 def create_market(args: argparse.Namespace) -> int:
     body = {
@@ -226,8 +322,16 @@ def server_url(args: argparse.Namespace) -> str:
 
 
 def call(
-    args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None
+    args: argparse.Namespace,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    *,
+    admin: bool = True,
+    quiet: bool = False,
 ) -> int:
+    """Call the server and print its answer; ``quiet`` leaves the answer in ``args.record``."""
+    args.record = None
     token_file = args.data_dir / "admin.token"
     if not token_file.exists():
         print(
@@ -241,9 +345,10 @@ def call(
     try:
         response = httpx.request(
             method,
-            f"{url}/v1/admin{path}",
+            f"{url}/v1{'/admin' if admin else ''}{path}",
             json=payload,
-            headers={"Authorization": f"Bearer {token_file.read_text().strip()}"},
+            # Public reads go without it: a public endpoint takes a Bearer as an API key.
+            headers={"Authorization": f"Bearer {token_file.read_text().strip()}"} if admin else {},
             timeout=10,
         )
     except httpx.TransportError:
@@ -265,6 +370,9 @@ def call(
         if error.get("details"):
             print(json.dumps(error["details"], indent=2), file=sys.stderr)
         return 1
+    args.record = data
+    if quiet:
+        return 0
     if getattr(args, "json", False):
         print(json.dumps(data))
     else:

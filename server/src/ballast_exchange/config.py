@@ -22,8 +22,20 @@ class Settings:
     public_rate_limit: int = 100  # requests a minute per IP (spec)
     private_rate_limit: int = 300  # requests a minute per API key (spec)
     max_body_bytes: int = 64 * 1024
-    demo: bool = True  # sandbox only: demo market and funded demo account on first start
+    demo: bool = True  # sandbox only: the market catalogue and a funded demo account
+    # Sandbox with demo data only: the liquidity bot (``--no-bot`` turns it off) and its cycle.
+    bot: bool = True
+    bot_interval_s: float = 1.0
+    # Sandbox catalogue calendar: None is the real one (weekly series close Fridays 16:00 UTC,
+    # monthly ones on the last day at 23:59 UTC); a number of seconds compresses it, for demos
+    # and tests: weekly series roll every that many seconds, monthly ones every 4x.
+    sandbox_period_s: float | None = None
     log_json: bool = False
+    # Sandbox only: test USDC on demand (POST /v1/account/faucet), in micro-USDC.
+    faucet_amount: int = 10_000 * 1_000_000
+    faucet_daily_cap: int = 100_000 * 1_000_000
+    # How long a settlement proposal may be overturned: 24 h by default, 2 min in the sandbox.
+    dispute_window_s: float | None = None
     # The WebSocket stream (docs/websocket.md).
     stream_connections_per_key: int = 5  # spec: 5 simultaneous connections per API key
     stream_connections_per_ip: int = 50  # unauthenticated connections per client IP
@@ -39,6 +51,17 @@ class Settings:
         self.data_dir = Path(self.data_dir)
         if self.env == "production":
             self.demo = False
+            self.bot = False
+        if self.bot_interval_s <= 0:
+            raise ValueError("bot_interval_s must be positive")
+        if self.sandbox_period_s is not None and self.sandbox_period_s < 1:
+            raise ValueError("sandbox_period_s must be at least 1 second")
+
+    @property
+    def dispute_window_ms(self) -> int:
+        if self.dispute_window_s is not None:
+            return int(self.dispute_window_s * 1000)
+        return 120_000 if self.env == "sandbox" else 86_400_000
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -7,15 +7,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..bootstrap import Runtime
+from ..dashboard import install as install_dashboard
 from ..stream.endpoint import stream
 from ..stream.wire import CaptureTransport
 from . import errors
+from .access import AccessMiddleware
 from .middleware import BodyLimitMiddleware, RateLimitMiddleware
-from .routes import account, admin, orders, public
+from .routes import account, admin, faucet, orders, public, settlement
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +54,44 @@ def create_app(runtime: Runtime) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for router in (public.router, orders.router, account.router, admin.router):
+    for router in (
+        public.router,
+        settlement.public_router,
+        orders.router,
+        account.router,
+        admin.router,
+        settlement.admin_router,
+    ):
         app.include_router(router, prefix="/v1")
+    if runtime.settings.env == "sandbox":
+        app.include_router(faucet.router, prefix="/v1")
 
     app.add_api_websocket_route("/stream", stream)
+    install_dashboard(app)  # the account dashboard: pages at /, its API at /dashboard/api
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
+        """Alive: the process serves HTTP. Nothing else is checked."""
         return {"status": "ok"}
 
     @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> dict[str, str]:
-        if not runtime.state.exchange.healthy:
-            raise errors.ApiError("SERVICE_UNAVAILABLE", "the exchange is not taking commands")
-        return {"status": "ready"}
+    async def readyz() -> JSONResponse:
+        """Ready for traffic: recovered, taking commands, and the database answers."""
+        checks = await runtime.readiness()
+        failed = [name for name, state in checks.items() if state != "ok"]
+        if failed:
+            return errors.error_response(
+                "SERVICE_UNAVAILABLE",
+                f"not ready: the {', '.join(failed)} check{'s' if len(failed) > 1 else ''} failed",
+                {"failed": failed, "checks": checks},
+                {"Retry-After": "5"},
+            )
+        return JSONResponse({"status": "ready", "checks": checks})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus text format; rendered on the loop, where the counters are bumped."""
+        return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -94,6 +122,13 @@ def create_app(runtime: Runtime) -> FastAPI:
         keys=runtime.keys,
         public_limit=settings.public_rate_limit,
         private_limit=settings.private_rate_limit,
+        metrics=runtime.metrics,
+    )
+    # Outside the rate limits: 429s get a request id, an access line and a count too.
+    app.add_middleware(
+        AccessMiddleware,
+        metrics=runtime.metrics,
+        templates=lambda: app.openapi().get("paths", {}).keys(),
     )
     app.add_middleware(CaptureTransport)  # outermost: it must see uvicorn's own receive
     return app

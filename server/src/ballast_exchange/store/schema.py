@@ -98,7 +98,6 @@ markets = Table(
     # The current (proposed or final) settlement; cleared when a proposal is overturned.
     Column("settlement_value", BigInteger, nullable=True),  # micro price units (value × 10⁶)
     Column("evidence_hash", Text, nullable=True),
-    Column("evidence", Text, nullable=True),  # canonical evidence JSON
     Column("proposer", Text, nullable=True),
     Column("proposed_at", BigInteger, nullable=True),
     Column("settled_at", BigInteger, nullable=True),
@@ -112,13 +111,23 @@ settlements = Table(
     Column("market_id", Text, ForeignKey("markets.market_id"), nullable=False),
     Column("value", BigInteger, nullable=False),
     Column("evidence_hash", Text, nullable=False),
-    Column("evidence", Text, nullable=True),
     Column("proposer", Text, nullable=False),
     Column("proposed_at", BigInteger, nullable=False),
+    Column("final_after", BigInteger, nullable=True),  # the dispute window ends here
     Column("outcome", Text, nullable=False),  # proposed | overturned | finalized
     Column("decided_by", Text, nullable=True),
     Column("decided_at", BigInteger, nullable=True),
     Index("ix_settlements_market_id", "market_id", "id"),
+)
+
+# Settlement evidence by the hex SHA-256 of its canonical JSON (RFC 8785), stored before the
+# proposal that publishes the hash.
+evidence = Table(
+    "evidence",
+    metadata,
+    Column("evidence_hash", Text, primary_key=True),
+    Column("body", Text, nullable=False),  # the canonical JSON itself
+    Column("created_at", BigInteger, nullable=False),
 )
 
 orders = Table(
@@ -186,4 +195,40 @@ ledger_entries = Table(
     Index("ix_ledger_account_seq", "account_id", "seq"),
 )
 
-ALL_TABLES = (journal, accounts, api_keys, markets, settlements, orders, trades, ledger_entries)
+# The dashboard's people (an email and an argon2 password hash, each owning one trading
+# account) and their browser sessions, keyed by the SHA-256 of the cookie's token.
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("email", Text, nullable=False),  # normalised: trimmed, lower case
+    Column("password_hash", Text, nullable=False),
+    Column("account_id", Text, ForeignKey("accounts.account_id"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("email"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", Text, primary_key=True),
+    Column("user_id", Text, ForeignKey("users.user_id"), nullable=False),
+    Column("csrf_token", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_sessions_user_id", "user_id"),
+)
+
+ALL_TABLES = (
+    journal,
+    accounts,
+    api_keys,
+    markets,
+    settlements,
+    evidence,
+    orders,
+    trades,
+    ledger_entries,
+    users,
+    sessions,
+)
