@@ -40,6 +40,7 @@ OUR_FAMILIES = {
     "ballast_stream_connections": "gauge",
     "ballast_stream_connections_opened": "counter",
     "ballast_stream_connections_refused": "counter",
+    "ballast_stream_connections_cut": "counter",
 }
 
 
@@ -321,10 +322,13 @@ def test_websocket_connections_gauge_and_refusals(limited: LiveServer) -> None:
         # Authenticating moves a connection from its address's count to its key's.
         assert (await first.auth(trader.api_key, trader.api_secret))["type"] == "authenticated"
         assert connections(scrape(limited)) == (1, 1)
-        await first.close()
+        admin.post(f"/keys/{trader.api_key}/revoke")
+        assert await first.closed_with() == 4001
         await second.close()
 
     asyncio.run(run())
     after = eventually(limited, lambda s: connections(s) == (0, 0))
     assert delta(before, after, "ballast_stream_connections_opened_total") == 2
     assert delta(before, after, "ballast_stream_connections_refused_total", limit="ip") == 1
+    cut = "ballast_stream_connections_cut_total"
+    assert delta(before, after, cut, reason="API key revoked") == 1

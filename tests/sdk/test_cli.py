@@ -263,7 +263,7 @@ def test_book_once_shows_what_rest_shows(
     assert cells == [["6", "6", "0.5", "0.55", "3", "3"], ["11", "5", "0.48", "0.6", "8", "11"]]
 
     failed(
-        ballast("book", "no-such-market", "--once", env=public_env), 1, "error MARKET_NOT_FOUND:"
+        ballast("book", "no-such-market", "--once", env=public_env), 1, "error: MARKET_NOT_FOUND:"
     )
 
 
@@ -320,7 +320,7 @@ def test_trades(
     table = ok(ballast("trades", market, env=public_env)).out
     row = next(line for line in table.splitlines() if trade["trade_id"] in line)
     assert "0.5" in row and " 4 " in row and "sell" in row
-    failed(ballast("trades", "no-such-market", env=public_env), 1, "error MARKET_NOT_FOUND:")
+    failed(ballast("trades", "no-such-market", env=public_env), 1, "error: MARKET_NOT_FOUND:")
 
 
 # ---------------------------------------------------------------- trading
@@ -369,7 +369,7 @@ def test_place_list_and_cancel(new_market: MarketFactory, make_trader: Any) -> N
     assert [o["order_id"] for o in history.json()["orders"]] == [order_id]
 
     again = ballast("cancel", order_id, env=trader.env)
-    failed(again, 1, "error ORDER_NOT_CANCELABLE:")
+    failed(again, 1, "error: ORDER_NOT_CANCELABLE:")
 
     as_json = ok(ballast("cancel", second_id, "--json", env=trader.env)).json()
     assert as_json == rest(trader.rest.get(f"/orders/{second_id}"))
@@ -441,14 +441,14 @@ def test_order_options(new_market: MarketFactory, make_trader: Any) -> None:
             "order", "buy", market, "--price", "0.7", "--size", "1", "--post-only", env=trader.env
         ),
         1,
-        "error POST_ONLY_WOULD_CROSS:",
+        "error: POST_ONLY_WOULD_CROSS:",
     )
     failed(
         ballast(
             "order", "buy", market, "--price", "0.1", "--size", "9", "--reduce-only", env=trader.env
         ),
         1,
-        "error REDUCE_ONLY_WOULD_INCREASE:",
+        "error: REDUCE_ONLY_WOULD_INCREASE:",
     )
     failed(
         ballast(
@@ -466,27 +466,27 @@ def test_api_errors(server: LiveServer, new_market: MarketFactory, make_trader: 
     unknown = ballast(
         "order", "buy", "no-such-market", "--price", "0.5", "--size", "1", env=trader.env
     )
-    failed(unknown, 1, "error MARKET_NOT_FOUND: ")
+    failed(unknown, 1, "error: MARKET_NOT_FOUND: ")
 
     broke = ballast("order", "buy", market, "--price", "0.5", "--size", "1000", env=trader.env)
-    failed(broke, 1, "error INSUFFICIENT_BALANCE: ")
+    failed(broke, 1, "error: INSUFFICIENT_BALANCE: ")
     assert "required: 500.0" in broke.err and "available: 100.0" in broke.err
 
     off_grid = ballast("order", "sell", market, "--price", "0.5001", "--size", "1", env=trader.env)
-    failed(off_grid, 1, "error INVALID_PRICE: ")
-    failed(ballast("cancel", "ord_nope", env=trader.env), 1, "error ORDER_NOT_FOUND: ")
+    failed(off_grid, 1, "error: INVALID_PRICE: ")
+    failed(ballast("cancel", "ord_nope", env=trader.env), 1, "error: ORDER_NOT_FOUND: ")
     failed(
         ballast("orders", "--market", "no-such-market", env=trader.env),
         1,
-        "error MARKET_NOT_FOUND:",
+        "error: MARKET_NOT_FOUND:",
     )
 
     wrong_secret = {**trader.env, "BALLAST_API_SECRET": "bmkt_secret_wrong"}
-    failed(ballast("balance", env=wrong_secret), 1, "error INVALID_SIGNATURE: ")
+    failed(ballast("balance", env=wrong_secret), 1, "error: INVALID_SIGNATURE: ")
 
     # (A REST call to nowhere: see the credentials test.)
     nobody_home = {**trader.env, "BALLAST_BASE_URL": f"http://127.0.0.1:{free_port()}/v1"}
-    failed(ballast("book", market, "--once", env=nobody_home), 1, "error NETWORK_ERROR: ")
+    failed(ballast("book", market, "--once", env=nobody_home), 1, "error: NETWORK_ERROR: ")
     assert rest(trader.rest.get("/orders?status=all"))["orders"] == []
 
 
@@ -572,7 +572,7 @@ def test_credentials_from_profiles_environment_and_flags(
     failed(
         ballast("balance", "--base-url", dead, env={**env_b, "BALLAST_BASE_URL": server.api}),
         1,
-        "error NETWORK_ERROR:",
+        "error: NETWORK_ERROR:",
     )
 
     failed(

@@ -11,6 +11,7 @@ from typing import Any
 
 import websockets
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 
 def stream_url(base_url: str) -> str:
@@ -94,6 +95,16 @@ class StreamClient:
         assert pong["type"] == "pong", pong
         exchange_seq: int = pong["exchange_seq"]
         return exchange_seq
+
+    async def closed_with(self) -> int | None:
+        """Read until the server closes the connection; its close code."""
+        try:
+            while True:
+                await self.receive(timeout=10)
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd is not None else None
+        except TimeoutError:
+            return None  # still open after ten silent seconds
 
     def data(self, channel: str, market_id: str | None = None) -> list[dict[str, Any]]:
         """Every snapshot and update read so far on one channel (and market)."""

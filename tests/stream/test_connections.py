@@ -7,6 +7,7 @@ import contextlib
 import random
 from pathlib import Path
 
+import httpx
 from websockets.exceptions import ConnectionClosed
 
 from tests.live_server import NO_LIMITS, LiveServer, live_server, sqlite_only
@@ -14,17 +15,6 @@ from tests.signed_client import Admin
 from tests.stream.stream_client import StreamClient
 
 LIVE_SETTINGS = {"stream_heartbeat_s": 0.2, "stream_connections_per_ip": 8}
-
-
-async def closed_with(client: StreamClient) -> int | None:
-    """Read until the server closes the connection; its close code."""
-    try:
-        while True:
-            await client.receive(timeout=10)
-    except ConnectionClosed as closed:
-        return closed.rcvd.code if closed.rcvd is not None else None
-    except TimeoutError:
-        return None  # still open after ten silent seconds
 
 
 @sqlite_only
@@ -41,7 +31,7 @@ def test_the_sixth_connection_of_a_key_is_refused(live: LiveServer) -> None:
         sixth = await StreamClient.connect(live.url)
         reply = await sixth.auth(trader.api_key, trader.api_secret)
         assert reply["error"]["code"] == "TOO_MANY_CONNECTIONS", reply
-        assert await closed_with(sixth) == 4029
+        assert await sixth.closed_with() == 4029
         # One leaves; the next one gets in.
         await clients.pop().close()
         await asyncio.sleep(0.2)
@@ -62,7 +52,7 @@ def test_unauthenticated_connections_are_limited_per_ip(live: LiveServer) -> Non
         extra = await StreamClient.connect(live.url)
         refusal = await extra.receive()
         assert refusal["error"]["code"] == "TOO_MANY_CONNECTIONS"
-        assert await closed_with(extra) == 4029
+        assert await extra.closed_with() == 4029
         for client in clients:
             await client.close()
 
@@ -78,7 +68,7 @@ def test_a_revoked_key_is_disconnected(live: LiveServer) -> None:
         client = await StreamClient.connect(live.url)
         await client.auth(trader.api_key, trader.api_secret)
         admin.post(f"/keys/{trader.api_key}/revoke")
-        assert await closed_with(client) == 4001
+        assert await client.closed_with() == 4001
 
     asyncio.run(run())
 
@@ -153,7 +143,7 @@ def test_a_slow_consumer_is_cut_and_a_fast_one_keeps_up(tmp_path: Path) -> None:
                     await slow.send({**request, "depth": 100})
                     await slow.send({**request, "op": "unsubscribe", "depth": 100})
             # It has been cut by now; it reads what it was sent, up to the close frame.
-            slow_end = asyncio.create_task(closed_with(slow))
+            slow_end = asyncio.create_task(slow.closed_with())
             await orders
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -168,6 +158,8 @@ def test_a_slow_consumer_is_cut_and_a_fast_one_keeps_up(tmp_path: Path) -> None:
             await fast.close()
 
         asyncio.run(asyncio.wait_for(run(), 120))
+        metrics = httpx.get(f"{live.url}/metrics", timeout=10).text
+        assert 'ballast_stream_connections_cut_total{reason="slow consumer"} 1.0' in metrics
 
 
 @sqlite_only

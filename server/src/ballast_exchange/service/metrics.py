@@ -104,6 +104,7 @@ class Metrics:
         self.limited: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.stream_opened = 0
         self.stream_refused: defaultdict[str, int] = defaultdict(int)
+        self.stream_cut: defaultdict[str, int] = defaultdict(int)
         self.gauges: list[tuple[str, str, Sequence[str], Gauge]] = []
         self._names: dict[type, str] = {}
         # Observed by the commit thread, once per group commit.
@@ -282,6 +283,14 @@ class _LoopCollector:
         for limit, value in sorted(m.stream_refused.items()):
             refused.add_metric([limit], value)
         yield refused
+        cut = CounterMetricFamily(
+            "ballast_stream_connections_cut",
+            "WebSocket connections the server closed, by why (slow consumer, key revoked, error)",
+            labels=["reason"],
+        )
+        for reason, value in sorted(m.stream_cut.items()):
+            cut.add_metric([reason], value)
+        yield cut
         for name, help_text, labels, read in m.gauges:
             gauge = GaugeMetricFamily(name, help_text, labels=labels)
             for label_values, reading in read():

@@ -121,6 +121,7 @@ class Connection:
 
     def close_soon(self, code: int, reason: str) -> None:
         if self.closer is None:
+            self.hub.metrics.stream_cut[reason] += 1
             self.closer = asyncio.get_running_loop().create_task(self.close(code, reason))
 
     async def close(self, code: int, reason: str) -> None:

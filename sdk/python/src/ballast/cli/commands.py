@@ -588,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def print_error(error: BallastError) -> None:
-    print(f"error {error.code}: {error.message}", file=sys.stderr)
+    print(f"error: {error.code}: {error.message}", file=sys.stderr)
     if error.code == "NETWORK_ERROR":
         return
     for key, value in error.details.items():
