@@ -16,7 +16,8 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -197,6 +198,19 @@ class Metrics:
         self.commit_time.observe(seconds)
 
 
+def labelled(
+    name: str,
+    help_text: str,
+    labels: Sequence[str],
+    counts: Mapping[Any, int],
+) -> CounterMetricFamily:
+    """A counter family from a dict keyed by label values (a tuple, or one string)."""
+    family = CounterMetricFamily(name, help_text, labels=labels)
+    for key, value in sorted(counts.items()):
+        family.add_metric([key] if isinstance(key, str) else list(key), value)
+    return family
+
+
 class _LoopCollector:
     """Turns the loop's plain counters into metric families when scraped (on the loop)."""
 
@@ -205,38 +219,29 @@ class _LoopCollector:
 
     def collect(self) -> Iterator[Metric]:
         m = self.m
-        commands = CounterMetricFamily(
+        yield labelled(
             "ballast_commands",
             "Commands run by the exchange, by command type and outcome "
             "(code: the rejection's error code)",
-            labels=["command", "outcome", "code"],
+            ["command", "outcome", "code"],
+            m.commands,
         )
-        for (name, outcome, code), value in sorted(m.commands.items()):
-            commands.add_metric([name, outcome, code], value)
-        yield commands
         yield CounterMetricFamily(
             "ballast_commands_refused",
             "Commands refused unexecuted because the exchange had stopped (503)",
             value=m.refused,
         )
-        orders = CounterMetricFamily(
+        yield labelled(
             "ballast_orders",
             "Orders by outcome: accepted; rejected (reason: error code); filled, canceled, "
             "expired when they leave the book (reason: why)",
-            labels=["outcome", "reason"],
+            ["outcome", "reason"],
+            m.orders,
         )
-        for (outcome, reason), value in sorted(m.orders.items()):
-            orders.add_metric([outcome, reason], value)
-        yield orders
-        trades = CounterMetricFamily("ballast_trades", "Trades by market", labels=["market"])
-        contracts = CounterMetricFamily(
-            "ballast_traded_contracts", "Contracts traded by market", labels=["market"]
+        yield labelled("ballast_trades", "Trades by market", ["market"], m.trades)
+        yield labelled(
+            "ballast_traded_contracts", "Contracts traded by market", ["market"], m.traded
         )
-        for market_id, value in sorted(m.trades.items()):
-            trades.add_metric([market_id], value)
-            contracts.add_metric([market_id], m.traded[market_id])
-        yield trades
-        yield contracts
         matching = HistogramMetricFamily(
             "ballast_matching_seconds",
             "Engine time to execute one command (validation, matching, booking)",
@@ -245,14 +250,12 @@ class _LoopCollector:
         for name, histogram in sorted(m.matching.items()):
             matching.add_metric([name], histogram.cumulative(), histogram.sum)
         yield matching
-        requests = CounterMetricFamily(
+        yield labelled(
             "ballast_http_requests",
             "HTTP requests by method, route template and status",
-            labels=["method", "route", "status"],
+            ["method", "route", "status"],
+            m.http,
         )
-        for request_key, value in sorted(m.http.items()):
-            requests.add_metric(list(request_key), value)
-        yield requests
         latency = HistogramMetricFamily(
             "ballast_http_request_seconds",
             "HTTP request time, from the request's arrival to its last byte handed over",
@@ -261,36 +264,30 @@ class _LoopCollector:
         for route_key, histogram in sorted(m.http_time.items()):
             latency.add_metric(list(route_key), histogram.cumulative(), histogram.sum)
         yield latency
-        limited = CounterMetricFamily(
+        yield labelled(
             "ballast_rate_limited",
             "Requests refused with RATE_LIMIT_EXCEEDED, by scope (public: per IP, private: "
             "per API key) and where they came in (http, stream)",
-            labels=["scope", "via"],
+            ["scope", "via"],
+            m.limited,
         )
-        for limit_key, value in sorted(m.limited.items()):
-            limited.add_metric(list(limit_key), value)
-        yield limited
         yield CounterMetricFamily(
             "ballast_stream_connections_opened",
             "WebSocket connections admitted to the stream",
             value=m.stream_opened,
         )
-        refused = CounterMetricFamily(
+        yield labelled(
             "ballast_stream_connections_refused",
             "WebSocket connections refused with TOO_MANY_CONNECTIONS, by the limit hit",
-            labels=["limit"],
+            ["limit"],
+            m.stream_refused,
         )
-        for limit, value in sorted(m.stream_refused.items()):
-            refused.add_metric([limit], value)
-        yield refused
-        cut = CounterMetricFamily(
+        yield labelled(
             "ballast_stream_connections_cut",
             "WebSocket connections the server closed, by why (slow consumer, key revoked, error)",
-            labels=["reason"],
+            ["reason"],
+            m.stream_cut,
         )
-        for reason, value in sorted(m.stream_cut.items()):
-            cut.add_metric([reason], value)
-        yield cut
         for name, help_text, labels, read in m.gauges:
             gauge = GaugeMetricFamily(name, help_text, labels=labels)
             for label_values, reading in read():
