@@ -24,6 +24,7 @@ import pytest
 from ballast_exchange.logs import JsonFormatter, TextFormatter
 from tests.databases import fresh_database
 from tests.live_server import LiveServer, live_server
+from tests.scraped_metrics import reading, scrape
 from tests.services import POSTGRES_URL, require_postgres
 from tests.signed_client import Admin, signature
 
@@ -167,14 +168,6 @@ def test_readyz_fails_while_storage_is_unreachable_and_recovers(
         assert ready.json()["checks"]["storage"] == "ok"
 
 
-def scrape_value(server: LiveServer, name: str) -> float:
-    text = httpx.get(f"{server.url}/metrics", timeout=10).text
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
-
-
 def test_a_failed_commit_stops_the_exchange_and_readyz_keeps_saying_so(tmp_path: Path) -> None:
     """PostgreSQL only: as root (as tests run here), nothing short of moving the file makes a
     SQLite commit fail, and a moved file still takes writes through the open connection."""
@@ -194,11 +187,11 @@ def test_a_failed_commit_stops_the_exchange_and_readyz_keeps_saying_so(tmp_path:
         # The database is back, but the exchange stays stopped until restarted (DESIGN §6).
         checks = assert_not_ready(httpx.get(f"{server.url}/readyz", timeout=10), ["exchange"])
         assert checks["storage"] == "ok"
-        assert scrape_value(server, "ballast_commit_failures_total") == 1
-        assert scrape_value(server, "ballast_exchange_healthy") == 0
-        refused = scrape_value(server, "ballast_commands_refused_total")
+        assert reading(scrape(server), "ballast_commit_failures_total") == 1
+        assert reading(scrape(server), "ballast_exchange_healthy") == 0
+        refused = reading(scrape(server), "ballast_commands_refused_total")
         assert trader.post("/orders", order).status_code == 503
-        assert scrape_value(server, "ballast_commands_refused_total") == refused + 1
+        assert reading(scrape(server), "ballast_commands_refused_total") == refused + 1
 
 
 # ---------------------------------------------------------------- logs

@@ -15,10 +15,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.live_server import LiveServer, live_server
+from tests.scraped_metrics import Samples, delta, scrape, total, value
 from tests.signed_client import Admin, SignedClient
 from tests.stream.stream_client import StreamClient
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 OUR_FAMILIES = {
     "ballast_commands": "counter",
@@ -42,31 +41,6 @@ OUR_FAMILIES = {
     "ballast_stream_connections_refused": "counter",
     "ballast_stream_connections_cut": "counter",
 }
-
-
-def scrape(server: LiveServer) -> Samples:
-    response = httpx.get(f"{server.url}/metrics", timeout=10)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain")
-    samples: Samples = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    """The sum over every series of ``name`` whose labels include ``labels``."""
-    wanted = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
-
-
-def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
-    return value(after, name, **labels) - value(before, name, **labels)
 
 
 def order(market_id: str, side: str, price: float, size: int, **extra: object) -> dict[str, object]:
