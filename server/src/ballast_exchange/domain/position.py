@@ -5,11 +5,15 @@ size could lock, plus its fee. An opposite position covers that many contracts, 
 close it instead of opening: if it covers every open contract on the side, only fees are
 reserved; otherwise the covered contracts are credited at the side's smallest per-contract lock
 (the edge price: lowest buy, highest sell). Crediting the cheapest lock keeps the reservation
-sufficient whichever orders fill first, never counts one position for two orders, and costs
-O(1) per change (docs/adr/0002-reservation-coverage.md).
+sufficient whichever orders fill first and never counts one position for two orders. Each side
+keeps its distinct prices sorted, so the edge is read in O(1); a price level that opens or empties
+costs a binary search and a list shift over the account's own prices on that side
+(docs/adr/0002-reservation-coverage.md).
 """
 
 from __future__ import annotations
+
+from bisect import bisect_left, insort
 
 from .order import Order
 
@@ -18,6 +22,7 @@ class Position:
     __slots__ = (
         "account_id",
         "buy_levels",
+        "buy_prices",
         "buys",
         "collateral",
         "collateral_key",
@@ -32,6 +37,7 @@ class Position:
         "rem_buy",
         "rem_sell",
         "sell_levels",
+        "sell_prices",
         "sells",
         "size",
     )
@@ -55,9 +61,12 @@ class Position:
         self.fee_sell = 0
         self.full_buy = 0
         self.full_sell = 0
-        # price -> [open orders at that price, their per-contract lock], to find the edge.
+        # price -> [open orders at that price, their per-contract lock], and each side's prices
+        # ascending, so the edge (lowest buy, highest sell) is read without a scan.
         self.buy_levels: dict[int, list[int]] = {}
         self.sell_levels: dict[int, list[int]] = {}
+        self.buy_prices: list[int] = []
+        self.sell_prices: list[int] = []
 
     def add_order(self, order: Order) -> None:
         r = order.remaining
@@ -65,6 +74,7 @@ class Position:
         level = levels.get(order.price)
         if level is None:
             levels[order.price] = [1, order.unit_lock]
+            insort(self.buy_prices if order.is_buy else self.sell_prices, order.price)
         else:
             level[0] += 1
         if order.is_buy:
@@ -81,14 +91,15 @@ class Position:
     def remove_order(self, order: Order) -> None:
         if order.is_buy:
             del self.buys[order.order_id]
-            levels = self.buy_levels
+            levels, prices = self.buy_levels, self.buy_prices
         else:
             del self.sells[order.order_id]
-            levels = self.sell_levels
+            levels, prices = self.sell_levels, self.sell_prices
         level = levels[order.price]
         level[0] -= 1
         if not level[0]:
             del levels[order.price]
+            del prices[bisect_left(prices, order.price)]
         self.shrink_order(order, order.remaining)
 
     def shrink_order(self, order: Order, quantity: int) -> None:
@@ -112,14 +123,14 @@ class Position:
             if cover >= self.rem_buy:
                 return self.fee_buy
             # All buys share the floor, so the lowest price has the smallest lock.
-            edge_lock = self.buy_levels[min(self.buy_levels)][1]
+            edge_lock = self.buy_levels[self.buy_prices[0]][1]
             return self.full_buy - cover * edge_lock
         cover = size if size > 0 else 0
         if cover == 0:
             return self.full_sell
         if cover >= self.rem_sell:
             return self.fee_sell
-        edge_lock = self.sell_levels[max(self.sell_levels)][1]
+        edge_lock = self.sell_levels[self.sell_prices[-1]][1]
         return self.full_sell - cover * edge_lock
 
     def unrealized_pnl(self, mark: int, floor: int, cap: int, tick_value: int) -> int:
