@@ -16,6 +16,7 @@ import uvicorn
 import uvloop
 
 from ballast_exchange.api.app import create_app
+from ballast_exchange.api.http_limits import raise_open_files_limit
 from ballast_exchange.bootstrap import Runtime
 from ballast_exchange.config import Settings
 
@@ -68,6 +69,7 @@ def live_server(
     congested link would shrink it, so that large messages back up in the server.
     """
     settings.setdefault("demo", False)
+    raise_open_files_limit()  # as `ballast serve` does
     config = Settings(data_dir=data_dir, port=port or free_port(), **settings)
     runtime = Runtime(config)
     app = create_app(runtime)

@@ -72,11 +72,13 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .api.app import create_app
+    from .api.http_limits import raise_open_files_limit
     from .bootstrap import Runtime
     from .logs import configure_logging
 
     settings = serve_settings(args)
     configure_logging(settings.log_json)
+    raise_open_files_limit()  # before uvicorn_options(), which caps connections below it
     runtime = Runtime(settings)
     runtime.on_started = lambda: announce(runtime)
     app = create_app(runtime)

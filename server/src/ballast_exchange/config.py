@@ -44,6 +44,17 @@ class Settings:
     stream_ping_interval_s: float = 10.0
     stream_ping_timeout_s: float = 10.0
     stream_max_message_bytes: int = 64 * 1024
+    # Connections (api/http_limits.py; docs/operations.md "Limits"). The cap counts HTTP and
+    # WebSocket connections alike and is lowered at start to what the open-files limit allows.
+    http_max_connections: int = 4096
+    http_header_timeout_s: float = 5.0  # a request head must arrive whole within this
+    http_keep_alive_timeout_s: float = 5.0  # an idle kept-alive connection closes after this
+    http_max_head_bytes: int = 16 * 1024  # request line and headers together
+    http_max_headers: int = 100
+    # Dashboard passwords (dashboard/users.py): argon2id hashes computed at once, each ~19 MiB.
+    password_hash_concurrency: int = field(
+        default_factory=lambda: max(1, (os.cpu_count() or 2) // 2)
+    )
 
     def __post_init__(self) -> None:
         if self.env not in ENVIRONMENTS:
@@ -56,6 +67,13 @@ class Settings:
             raise ValueError("bot_interval_s must be positive")
         if self.sandbox_period_s is not None and self.sandbox_period_s < 1:
             raise ValueError("sandbox_period_s must be at least 1 second")
+        for name in ("http_max_connections", "http_max_head_bytes", "http_max_headers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.http_header_timeout_s <= 0 or self.http_keep_alive_timeout_s <= 0:
+            raise ValueError("http_header_timeout_s and http_keep_alive_timeout_s must be positive")
+        if self.password_hash_concurrency < 1:
+            raise ValueError("password_hash_concurrency must be at least 1")
 
     @property
     def dispute_window_ms(self) -> int:
@@ -74,8 +92,21 @@ class Settings:
         return f"http://{self.host}:{self.port}"
 
     def uvicorn_options(self) -> dict[str, Any]:
-        """What uvicorn needs from these settings: WebSocket keepalive and frame limit."""
+        """What uvicorn needs from these settings: the connection limits (with the HTTP protocol
+        that enforces them), WebSocket keepalive and frame limit. ``ballast serve`` and the
+        tests' servers both start uvicorn with exactly these."""
+        from .api.http_limits import HttpLimits, effective_max_connections, protocol_class
+
+        limits = HttpLimits(
+            max_connections=effective_max_connections(self.http_max_connections),
+            header_timeout_s=self.http_header_timeout_s,
+            max_head_bytes=self.http_max_head_bytes,
+            max_headers=self.http_max_headers,
+        )
         return {
+            "http": protocol_class(limits),
+            "timeout_keep_alive": self.http_keep_alive_timeout_s,
+            "h11_max_incomplete_event_size": self.http_max_head_bytes,  # should h11 ever be used
             "ws_ping_interval": self.stream_ping_interval_s,
             "ws_ping_timeout": self.stream_ping_timeout_s,
             "ws_max_size": self.stream_max_message_bytes,
