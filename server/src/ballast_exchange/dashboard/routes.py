@@ -19,8 +19,8 @@ looks exactly as the API shows it.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -37,13 +37,13 @@ from ..api.faucet import drip
 from ..api.key_issuing import issue_key, key_view, revoke_key
 from ..api.keys import ALL_SCOPES
 from ..api.models import PlaceOrderRequest, Strict
-from ..api.ratelimit import hit_with_fallback
 from ..api.routes import account as account_routes
 from ..api.routes import orders as order_routes
 from ..api.state import AppState, app_state
 from ..api.views import balance_view, positions_view
 from ..store import queries
 from . import users
+from .login_guard import login_failures
 from .users import Session
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -52,9 +52,9 @@ COOKIE = "ballast_session"
 SECURE_COOKIE = "__Host-ballast_session"  # the prefix pins it to this host, Secure, Path=/
 CSRF_HEADER = "X-CSRF-Token"
 
-# Login attempts per fixed minute: per client IP, and per email whatever the IP.
+# Login attempts per fixed minute per client IP (every attempt counts); wrong passwords back
+# off per (IP, email) in login_guard, so nobody elsewhere can lock the owner out.
 LOGIN_LIMIT_PER_IP = 20
-LOGIN_LIMIT_PER_EMAIL = 5
 SIGNUP_LIMIT_PER_IP = 10
 MAX_LIVE_KEYS = 20
 
@@ -136,7 +136,7 @@ Guarded = Annotated[Session, Depends(guarded)]
 
 
 async def limit(state: AppState, bucket: str, allowed: int, what: str) -> None:
-    decision = await hit_with_fallback(state.limiter, bucket, allowed)
+    decision = await state.limiter.hit(bucket, allowed)
     if not decision.allowed:
         raise ApiError(
             "RATE_LIMIT_EXCEEDED",
@@ -230,13 +230,23 @@ async def login(
     body: Credentials, request: Request, response: Response, state: State, previous: Previous
 ) -> Any:
     check_origin(request)
-    email = body.email.strip().lower()
-    email_bucket = hashlib.sha256(email.encode()).hexdigest()[:32]  # no addresses in Redis
-    await limit(state, f"dash-login-ip:{client_ip(request)}", LOGIN_LIMIT_PER_IP, "login attempts")
-    await limit(state, f"dash-login-email:{email_bucket}", LOGIN_LIMIT_PER_EMAIL, "login attempts")
+    ip = client_ip(request)
+    await limit(state, f"dash-login-ip:{ip}", LOGIN_LIMIT_PER_IP, "login attempts")
+    failures = login_failures(state.exchange)
+    pair = failures.key(ip, body.email)
+    wait = failures.charge(pair)
+    if wait is not None:
+        retry_after = max(1, math.ceil(wait))
+        raise ApiError(
+            "RATE_LIMIT_EXCEEDED",
+            f"too many wrong passwords for this email from this address; retry in {retry_after}s",
+            {"retry_after": retry_after},
+            headers={"Retry-After": str(retry_after)},
+        )
     user = await users.check_password(state, body.email, body.password)
     if user is None:
         raise ApiError("UNAUTHORIZED", "wrong email or password", {"field": "password"})
+    failures.succeeded(pair)
     return await start_session(user, previous, request, response, state)
 
 
