@@ -327,7 +327,6 @@ export class BallastClient {
   readonly #signer: Signer | null;
   readonly #fetch: FetchLike;
   readonly #rules = new Map<string, MarketRules>();
-  readonly #basePath: string;
   #lastTimestamp = 0;
 
   constructor(options: BallastClientOptions = {}) {
@@ -353,7 +352,6 @@ export class BallastClient {
     this.environment = urls.environment;
     this.baseUrl = urls.baseUrl;
     this.streamUrl = urls.streamUrl;
-    this.#basePath = new URL(this.baseUrl).pathname.replace(/\/+$/, "");
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.validateOrders = options.validateOrders ?? true;
     this.retry = new RetryPolicy({ maxRetries, maxRetryWaitMs: options.maxRetryWaitMs ?? 60_000 });
@@ -399,6 +397,11 @@ export class BallastClient {
     const next = Math.max(this.nowMs(), this.#lastTimestamp + 1);
     this.#lastTimestamp = next;
     return next;
+  }
+
+  /** The wait between retries (a subclass may observe or shorten it). */
+  protected sleep(ms: number): Promise<void> {
+    return sleep(ms);
   }
 
   /** The cached rules of a market (fetched on its first order, or by `getMarket`). */
@@ -475,7 +478,7 @@ export class BallastClient {
           throw failure;
         }
         attempt += 1;
-        await sleep(delay);
+        await this.sleep(delay);
         continue;
       }
       const limits = rateLimitOf(response.headers);
@@ -525,7 +528,7 @@ export class BallastClient {
         throw error;
       }
       attempt += 1;
-      await sleep(delay);
+      await this.sleep(delay);
     }
   }
 
@@ -900,10 +903,5 @@ export class BallastClient {
       syncClock: () => this.syncClock(),
       precheck: (body: JsonObject) => this.precheck(body),
     };
-  }
-
-  /** @internal The path the server sees for `path` (with the base path, e.g. `/v1`). */
-  signedPath(path: string): string {
-    return this.#basePath + path;
   }
 }
