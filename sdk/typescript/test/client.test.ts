@@ -1,6 +1,8 @@
 /** Every REST method of BallastClient against a real server. */
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import {
   BallastClient,
@@ -15,8 +17,6 @@ import {
   SettlementRecord,
   VERSION,
 } from "@ballast/sdk";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { PACKAGE_ROOT, sharedServer, type TestServer } from "./harness.js";
 import { levels, newClient } from "./util.js";
 
@@ -58,7 +58,8 @@ describe("configuration", () => {
     try {
       assert.throws(
         () => new BallastClient({ apiKey: "bmkt_test_abc", apiSecret: "bmkt_secret_xyz" }),
-        (error: Error) => error instanceof TypeError && /sandbox key/.test(error.message) && /production/.test(error.message),
+        (error: Error) =>
+          error instanceof TypeError && /sandbox key/.test(error.message) && /production/.test(error.message),
       );
       // Any explicit choice is fine, and so is one from the environment.
       new BallastClient({ apiKey: "bmkt_test_abc", apiSecret: "bmkt_secret_xyz", environment: "sandbox" });
@@ -139,14 +140,27 @@ describe("market data", () => {
     await maker.placeOrder({ marketId: market, side: "sell", price: "0.6", size: 10 });
     await maker.placeOrder({ marketId: market, side: "buy", price: "0.4", size: 7 });
     const book = await taker.getOrderbook(market);
-    assert.deepEqual(levels(book), [[["0.4", 7]], [["0.6", 10], ["0.61", 5]]]);
+    assert.deepEqual(levels(book), [
+      [["0.4", 7]],
+      [
+        ["0.6", 10],
+        ["0.61", 5],
+      ],
+    ]);
     assert.deepEqual([book.bestBid, book.bestAsk, book.spread, book.mid], ["0.4", "0.6", "0.2", "0.5"]);
     assert.equal(typeof book.seq, "number");
     const shallow = await taker.getOrderbook(market, { depth: 1 });
     assert.deepEqual(levels(shallow), [[["0.4", 7]], [["0.6", 10]]]);
 
     for (let i = 0; i < 3; i += 1) {
-      await taker.placeOrder({ marketId: market, side: "buy", orderType: "limit", price: "0.6", size: 1, timeInForce: "IOC" });
+      await taker.placeOrder({
+        marketId: market,
+        side: "buy",
+        orderType: "limit",
+        price: "0.6",
+        size: 1,
+        timeInForce: "IOC",
+      });
     }
     const trades = await taker.getTrades(market);
     assert.equal(trades.length, 3);
@@ -156,8 +170,14 @@ describe("market data", () => {
     for await (const trade of taker.trades(market, { pageSize: 1 })) {
       paged.push(trade.tradeId);
     }
-    assert.deepEqual(paged, trades.map((t) => t.tradeId));
-    assert.deepEqual((await taker.getTrades(market, { limit: 2, pageSize: 1 })).map((t) => t.tradeId), paged.slice(0, 2));
+    assert.deepEqual(
+      paged,
+      trades.map((t) => t.tradeId),
+    );
+    assert.deepEqual(
+      (await taker.getTrades(market, { limit: 2, pageSize: 1 })).map((t) => t.tradeId),
+      paged.slice(0, 2),
+    );
 
     const candles = await taker.getCandles(market, { interval: "1m" });
     assert.ok(candles.length >= 1);
@@ -185,7 +205,12 @@ describe("market data", () => {
     assert.equal(record.status, "resolving");
     assert.equal(record.current?.value, "52.3");
     assert.equal(record.current?.outcome, "proposed");
-    assert.deepEqual(record.current?.evidence, { source: "port authority", reading: "52.3", samples: [1, "2.5"], note: "é" });
+    assert.deepEqual(record.current?.evidence, {
+      source: "port authority",
+      reading: "52.3",
+      samples: [1, "2.5"],
+      note: "é",
+    });
     assert.ok(record.current?.disputeEndsAt instanceof Date);
     assert.equal(await record.hashMatches(), true);
     assert.equal(await record.verify(), true);
@@ -259,14 +284,27 @@ describe("trading", () => {
       ["GTD", true, "cancel_both", "desk-1:quote.42"],
     );
     assert.equal(order.expireAt?.getTime(), expireAt.getTime());
-    const again = await client.placeOrder({ marketId: market, side: "sell", price: "0.75", size: 20, clientOrderId: "desk-1:quote.42", timeInForce: "GTD", expireAt, postOnly: true, stp: "cancel_both" });
+    const again = await client.placeOrder({
+      marketId: market,
+      side: "sell",
+      price: "0.75",
+      size: 20,
+      clientOrderId: "desk-1:quote.42",
+      timeInForce: "GTD",
+      expireAt,
+      postOnly: true,
+      stp: "cancel_both",
+    });
     assert.equal(again.id, order.id);
     assert.equal((await client.getOrders({ status: "all" })).length, 1);
     // A market order walks the book; reduce-only closes.
     const { client: buyer } = await newClient(server);
     const bought = await buyer.placeOrder({ marketId: market, side: "buy", orderType: "market", size: 5 });
     assert.deepEqual([bought.type, bought.filledSize, bought.status], ["market", 5, "filled"]);
-    assert.deepEqual(bought.fills.map((f) => [f.price, f.size]), [["0.75", 5]]);
+    assert.deepEqual(
+      bought.fills.map((f) => [f.price, f.size]),
+      [["0.75", 5]],
+    );
     assert.ok(decimal.isValid(bought.fills[0]?.fee ?? "x"));
     const closed = await buyer.placeOrder({ marketId: market, side: "sell", price: "0.5", size: 5, reduceOnly: true });
     assert.equal(closed.reduceOnly, true);
@@ -332,7 +370,10 @@ describe("trading", () => {
       assert.equal(l.details.field ?? null, r.details.field ?? null, code);
     }
     assert.equal((await unchecked.getOrders()).length, 0);
-    await assert.rejects(client.placeOrder({ marketId: market, side: "buy", price: "abc", size: 1 }), InvalidRequestError);
+    await assert.rejects(
+      client.placeOrder({ marketId: market, side: "buy", price: "abc", size: 1 }),
+      InvalidRequestError,
+    );
   });
 });
 
@@ -342,20 +383,32 @@ describe("account", () => {
     const { client: maker } = await newClient(server, "1000.5");
     const { client: taker } = await newClient(server, 2000);
     const start = await maker.getBalance();
-    assert.deepEqual([start.totalBalance, start.available, start.reserved, start.currency], ["1000.5", "1000.5", "0", "USDC"]);
+    assert.deepEqual(
+      [start.totalBalance, start.available, start.reserved, start.currency],
+      ["1000.5", "1000.5", "0", "USDC"],
+    );
     const resting = await maker.placeOrder({ marketId: market, side: "sell", price: "0.7", size: 10 });
     const reserved = await maker.getBalance();
     assert.equal(reserved.reserved, "3");
     assert.equal(decimal.add(reserved.available, reserved.reserved), reserved.totalBalance);
     await taker.placeOrder({ marketId: market, side: "buy", price: "0.7", size: 4 });
     const [position] = await taker.getPositions();
-    assert.deepEqual([position?.marketId, position?.size, position?.averagePrice, position?.marginUsed], [market, 4, "0.7", "2.8"]);
+    assert.deepEqual(
+      [position?.marketId, position?.size, position?.averagePrice, position?.marginUsed],
+      [market, 4, "0.7", "2.8"],
+    );
     const [short] = await maker.getPositions();
     assert.equal(short?.size, -4);
     const fills = await maker.getFills();
     assert.equal(fills.length, 1);
-    assert.deepEqual([fills[0]?.orderId, fills[0]?.liquidity, fills[0]?.side, fills[0]?.price, fills[0]?.size], [resting.id, "maker", "sell", "0.7", 4]);
-    assert.deepEqual(await maker.getFills({ marketId: market, startDate: "2000-01-01", endDate: new Date(Date.now() + 86_400_000) }), fills);
+    assert.deepEqual(
+      [fills[0]?.orderId, fills[0]?.liquidity, fills[0]?.side, fills[0]?.price, fills[0]?.size],
+      [resting.id, "maker", "sell", "0.7", 4],
+    );
+    assert.deepEqual(
+      await maker.getFills({ marketId: market, startDate: "2000-01-01", endDate: new Date(Date.now() + 86_400_000) }),
+      fills,
+    );
     assert.deepEqual(await maker.getFills({ endDate: "2000-01-01" }), []);
     const ledger = await taker.getLedger();
     assert.ok(ledger.length >= 2);
@@ -367,10 +420,16 @@ describe("account", () => {
     for await (const entry of taker.ledger({ pageSize: 1, limit: 2 })) {
       firstTwo.push(entry.entryId);
     }
-    assert.deepEqual(firstTwo, ledger.slice(0, 2).map((e) => e.entryId));
+    assert.deepEqual(
+      firstTwo,
+      ledger.slice(0, 2).map((e) => e.entryId),
+    );
 
     const open = await maker.getOrders({ status: "open" });
-    assert.deepEqual(open.map((o) => [o.id, o.filledSize, o.remainingSize]), [[resting.id, 4, 6]]);
+    assert.deepEqual(
+      open.map((o) => [o.id, o.filledSize, o.remainingSize]),
+      [[resting.id, 4, 6]],
+    );
     const all = await taker.getOrders({ status: "all", marketId: market, startDate: new Date(Date.now() - 60_000) });
     assert.equal(all.length, 1);
     assert.equal(all[0]?.status, "filled");
@@ -381,7 +440,12 @@ describe("account", () => {
     const market = await server.market();
     const { client } = await newClient(server);
     const placed = await client.placeOrders(
-      Array.from({ length: 12 }, (_, i) => ({ marketId: market, side: "buy" as const, price: decimal.add("0.1", decimal.mul(i, "0.01")), size: 1 })),
+      Array.from({ length: 12 }, (_, i) => ({
+        marketId: market,
+        side: "buy" as const,
+        price: decimal.add("0.1", decimal.mul(i, "0.01")),
+        size: 1,
+      })),
     );
     assert.ok(placed.every((r) => r.ok));
     const seen: string[] = [];
@@ -390,7 +454,10 @@ describe("account", () => {
     }
     assert.equal(seen.length, 12);
     assert.equal(new Set(seen).size, 12);
-    assert.deepEqual(seen, [...placed].reverse().map((r) => r.order?.id)); // newest first
+    assert.deepEqual(
+      seen,
+      [...placed].reverse().map((r) => r.order?.id),
+    ); // newest first
     const firstFive: string[] = [];
     for await (const order of client.orders({ status: "open", pageSize: 2 })) {
       firstFive.push(order.id);
@@ -399,14 +466,20 @@ describe("account", () => {
       }
     }
     assert.deepEqual(firstFive, seen.slice(0, 5));
-    assert.deepEqual((await client.getOrders({ status: "open", limit: 3 })).map((o) => o.id), seen.slice(0, 3));
+    assert.deepEqual(
+      (await client.getOrders({ status: "open", limit: 3 })).map((o) => o.id),
+      seen.slice(0, 3),
+    );
     await assert.rejects(client.orders({ pageSize: 0 }).next(), RangeError);
   });
 
   test("the sandbox faucet", async () => {
     const { client } = await newClient(server, 0);
     const grant = await client.requestFaucet();
-    assert.deepEqual([grant.amount, grant.grantedToday, grant.dailyCap, grant.balance.totalBalance], ["10000", "10000", "100000", "10000"]);
+    assert.deepEqual(
+      [grant.amount, grant.grantedToday, grant.dailyCap, grant.balance.totalBalance],
+      ["10000", "10000", "100000", "10000"],
+    );
     const more = await client.requestFaucet({ amount: "5000.25" });
     assert.deepEqual([more.amount, more.grantedToday, more.balance.available], ["5000.25", "15000.25", "15000.25"]);
     assert.equal((await client.getBalance()).totalBalance, "15000.25");

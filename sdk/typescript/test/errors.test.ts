@@ -8,8 +8,8 @@ import {
   BallastClient,
   BallastError,
   ConflictError,
-  decimal,
   DuplicateClientOrderIdError,
+  decimal,
   errorClass,
   errorFromBody,
   FaucetLimitError,
@@ -32,9 +32,9 @@ import {
   OrderNotCancelableError,
   OrderNotFoundError,
   OrderRejectedError,
-  type OrderStatus,
   OrderSizeTooLargeError,
   OrderSizeTooSmallError,
+  type OrderStatus,
   PayloadTooLargeError,
   PositionLimitExceededError,
   PostOnlyWouldCrossError,
@@ -100,7 +100,10 @@ test("every code of docs/api.md has its class, with its family", () => {
     for (const base of bases) {
       assert.ok(error instanceof base, `${code} is a ${base.name}`);
     }
-    assert.deepEqual([error.code, error.status, error.message, error.details], [code, status, `m ${code}`, { a: "1.5" }]);
+    assert.deepEqual(
+      [error.code, error.status, error.message, error.details],
+      [code, status, `m ${code}`, { a: "1.5" }],
+    );
     assert.equal(error.name, cls.name);
     assert.ok(String(error).includes(code));
   }
@@ -135,7 +138,11 @@ test("order rejections from the server", async () => {
     [{ marketId: market, side: "buy", price: "0.5", size: 501 }, OrderSizeTooLargeError, "ORDER_SIZE_TOO_LARGE"],
     [{ marketId: market, side: "buy", price: "0.5", size: 51 }, PositionLimitExceededError, "POSITION_LIMIT_EXCEEDED"],
     [{ marketId: market, side: "buy", price: "0.5", size: 40 }, InsufficientBalanceError, "INSUFFICIENT_BALANCE"],
-    [{ marketId: market, side: "sell", price: "0.5", size: 2, reduceOnly: true }, ReduceOnlyWouldIncreaseError, "REDUCE_ONLY_WOULD_INCREASE"],
+    [
+      { marketId: market, side: "sell", price: "0.5", size: 2, reduceOnly: true },
+      ReduceOnlyWouldIncreaseError,
+      "REDUCE_ONLY_WOULD_INCREASE",
+    ],
     [{ marketId: "no-such-market", side: "buy", price: "0.5", size: 2 }, MarketNotFoundError, "MARKET_NOT_FOUND"],
   ];
   for (const [params, cls, code] of cases) {
@@ -148,7 +155,9 @@ test("order rejections from the server", async () => {
   assert.ok(decimal.eq(String(poor.details.required), "20") && decimal.eq(String(poor.details.available), "10"));
   const { client: maker } = await newClient(server);
   await maker.placeOrder({ marketId: market, side: "sell", price: "0.6", size: 2 });
-  const cross = await caught(client.placeOrder({ marketId: market, side: "buy", price: "0.6", size: 2, postOnly: true }));
+  const cross = await caught(
+    client.placeOrder({ marketId: market, side: "buy", price: "0.6", size: 2, postOnly: true }),
+  );
   assert.ok(cross instanceof PostOnlyWouldCrossError);
   const bad = await caught(client.getOrders({ status: "bogus" as OrderStatus }));
   assert.ok(bad instanceof InvalidRequestError);
@@ -168,7 +177,10 @@ test("authentication, scopes, missing things and conflicts", async () => {
   assert.ok(errorFromBody(old.status, old.json) instanceof TimestampExpiredError);
   const readOnly = await server.key(account.account_id, ["read"]);
   const reader = new BallastClient({ apiKey: readOnly.api_key, apiSecret: readOnly.api_secret, baseUrl: server.api });
-  assert.ok((await caught(reader.placeOrder({ marketId: market, side: "buy", price: "0.5", size: 1 }))) instanceof ForbiddenError);
+  assert.ok(
+    (await caught(reader.placeOrder({ marketId: market, side: "buy", price: "0.5", size: 1 }))) instanceof
+      ForbiddenError,
+  );
   assert.equal((await reader.getBalance()).currency, "USDC");
 
   assert.ok((await caught(client.getOrder("ord_999999999"))) instanceof OrderNotFoundError);
@@ -200,13 +212,20 @@ test("authentication, scopes, missing things and conflicts", async () => {
   await client.cancelOrder(order.id);
   assert.ok((await caught(client.cancelOrder(order.id))) instanceof OrderNotCancelableError);
   await server.admin("POST", `/markets/${market}/halt`);
-  assert.ok((await caught(client.placeOrder({ marketId: market, side: "buy", price: "0.5", size: 1 }))) instanceof MarketClosedError);
+  assert.ok(
+    (await caught(client.placeOrder({ marketId: market, side: "buy", price: "0.5", size: 1 }))) instanceof
+      MarketClosedError,
+  );
 });
 
 test("operator errors come back in the same envelope", async () => {
   const market = await server.market();
   const admin = { Authorization: `Bearer ${server.adminToken}`, "Content-Type": "application/json" };
-  const again = await fetch(`${server.api}/admin/markets/${market}/open`, { method: "POST", headers: admin, body: "{}" });
+  const again = await fetch(`${server.api}/admin/markets/${market}/open`, {
+    method: "POST",
+    headers: admin,
+    body: "{}",
+  });
   assert.ok(errorFromBody(again.status, await again.json()) instanceof InvalidTransitionError);
   await fetch(`${server.api}/admin/markets/${market}/close`, { method: "POST", headers: admin, body: "{}" });
   const half = await fetch(`${server.api}/admin/markets/${market}/settlement/propose`, {
@@ -219,7 +238,9 @@ test("operator errors come back in the same envelope", async () => {
 
 test("transport-level refusals", async () => {
   const { account } = await newClient(server);
-  const big = await rawRequest(server.api, account, "POST", "/orders", { body: JSON.stringify({ pad: "x".repeat(70_000) }) });
+  const big = await rawRequest(server.api, account, "POST", "/orders", {
+    body: JSON.stringify({ pad: "x".repeat(70_000) }),
+  });
   assert.ok(errorFromBody(big.status, big.json) instanceof PayloadTooLargeError);
   const text = await rawRequest(server.api, account, "POST", "/orders", { body: "hello", contentType: "text/plain" });
   assert.ok(errorFromBody(text.status, text.json) instanceof UnsupportedMediaTypeError);

@@ -140,14 +140,10 @@ export class TestServer {
 
   async #launch(): Promise<void> {
     const log = createWriteStream(join(this.dataDir, "server.log"), { flags: "a" });
-    const child = spawn(
-      ballastBin(),
-      ["serve", "--port", String(this.port), "--data-dir", this.dataDir, "--no-demo"],
-      {
-        env: { ...process.env, BALLAST_LOG_JSON: "", ...this.env },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
+    const child = spawn(ballastBin(), ["serve", "--port", String(this.port), "--data-dir", this.dataDir, "--no-demo"], {
+      env: { ...process.env, BALLAST_LOG_JSON: "", ...this.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
     this.#process = child;

@@ -18,8 +18,9 @@ interface Vector {
   signature: string;
 }
 
-const VECTORS: Vector[] = JSON.parse(readFileSync(join(REPO_ROOT, "tests", "sdk", "signing_vectors.json"), "utf8"))
-  .vectors;
+const VECTORS: Vector[] = JSON.parse(
+  readFileSync(join(REPO_ROOT, "tests", "sdk", "signing_vectors.json"), "utf8"),
+).vectors;
 
 test("the vectors file has the docs' worked example and more", () => {
   assert.ok(VECTORS.length >= 8);
@@ -33,12 +34,18 @@ test("the vectors file has the docs' worked example and more", () => {
 
 for (const vector of VECTORS) {
   test(`sign(): ${vector.name}`, async () => {
-    assert.equal(await sign(vector.secret, vector.timestamp, vector.method, vector.path, vector.body), vector.signature);
+    assert.equal(
+      await sign(vector.secret, vector.timestamp, vector.method, vector.path, vector.body),
+      vector.signature,
+    );
     // The same with the body as bytes, and through a reused Signer (its key imported once).
     const bytes = new TextEncoder().encode(vector.body);
     const signer = new Signer(vector.secret);
     assert.equal(await signer.sign(vector.timestamp, vector.method, vector.path, bytes), vector.signature);
-    assert.equal(await signer.sign(vector.timestamp, vector.method.toLowerCase(), vector.path, vector.body), vector.signature);
+    assert.equal(
+      await signer.sign(vector.timestamp, vector.method.toLowerCase(), vector.path, vector.body),
+      vector.signature,
+    );
   });
 }
 

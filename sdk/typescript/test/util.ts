@@ -57,7 +57,13 @@ export async function rawRequest(
     const timestamp = String(options.timestamp ?? Date.now());
     headers.Authorization = `Bearer ${account.api_key}`;
     headers["X-BM-Timestamp"] = timestamp;
-    headers["X-BM-Signature"] = await sign(account.api_secret, timestamp, method, url.pathname + url.search, options.body ?? "");
+    headers["X-BM-Signature"] = await sign(
+      account.api_secret,
+      timestamp,
+      method,
+      url.pathname + url.search,
+      options.body ?? "",
+    );
   }
   const init: RequestInit = { method, headers };
   if (options.body !== undefined) {
