@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from ballast_exchange.domain import (
-    Engine,
     MarketKind,
     MarketStatus,
     OrderType,
@@ -16,13 +15,16 @@ from ballast_exchange.domain import (
 from ballast_exchange.domain import commands as c
 from ballast_exchange.domain.events import Event, OrderClosed, Trade
 
+from .twins import new_engine
+
 USDC = 1_000_000  # micro-USDC per USDC
 BINARY_TICK = 1_000  # tick 0.001: micro-USDC per tick per contract
 FAR_FUTURE = 10**13
 
 
 class Scenario:
-    """One engine, one market ``m``, accounts funded in whole USDC; time ticks by 1 ms a step."""
+    """One engine (of the twin under test), one market ``m``, accounts funded in whole USDC;
+    time ticks by 1 ms a step."""
 
     def __init__(
         self,
@@ -37,7 +39,7 @@ class Scenario:
         min_size: int = 1,
         close_time: int = FAR_FUTURE,
     ) -> None:
-        self.engine = Engine()
+        self.engine = new_engine()
         self.time = 1
         self.run(
             c.CreateMarket(

@@ -40,7 +40,6 @@ from ballast_exchange.domain import (
     Side,
     TimeInForce,
     digest,
-    restore,
     snapshot,
 )
 from ballast_exchange.domain import commands as c
@@ -55,9 +54,12 @@ from ballast_exchange.domain.events import (
     SettlementFinalized,
     Trade,
 )
-from ballast_exchange.domain.order import Order
 
+from . import twins
 from .invariants import check_invariants
+from .twins import new_engine, restore_twin
+
+ORDER_TYPES = twins.order_types()
 
 ACCOUNTS = [f"acct{i}" for i in range(5)]
 GHOST = "ghost"  # never created: commands naming it must be rejected
@@ -165,7 +167,7 @@ def _plain(value: Any) -> Any:
         return tuple(sorted((k, _plain(v)) for k, v in value.items()))
     if kind is list:
         return tuple(_plain(v) for v in value)
-    if kind is Order:
+    if kind in ORDER_TYPES:
         return value.order_id
     return value
 
@@ -197,11 +199,15 @@ def event_key(event: Event) -> tuple[Any, ...]:
 
 
 class EngineMachine(RuleBasedStateMachine):
-    """Random command streams against one engine, with DESIGN §3 checked after every step."""
+    """Random command streams against one engine, with DESIGN §3 checked after every step.
+
+    ``TWIN`` names the engine twin it drives (a subclass drives the compiled one)."""
+
+    TWIN = "reference"
 
     def __init__(self) -> None:
         super().__init__()
-        self.engine = Engine()
+        self.engine = twins.engine_factory(self.TWIN)()
         self.time = START
         self.net_deposits = 0
         self.slots: list[Slot] = []
@@ -656,7 +662,7 @@ class EngineMachine(RuleBasedStateMachine):
     def snapshot_and_restore(self) -> None:
         """Carry on with a restored copy: it must equal the original in every structure, and
         every later step then checks it behaves like one."""
-        restored = restore(json.loads(json.dumps(snapshot(self.engine))))
+        restored = twins.restorer(self.TWIN)(json.loads(json.dumps(snapshot(self.engine))))
         assert fingerprint(restored) == fingerprint(self.engine)
         self.engine = restored
 
@@ -781,13 +787,25 @@ class EngineMachine(RuleBasedStateMachine):
                 assert abs(position.size) <= market.max_position, position.size
 
 
-TestEngineMachine = EngineMachine.TestCase
-TestEngineMachine.settings = settings(
+class CompiledEngineMachine(EngineMachine):
+    TWIN = "compiled"
+
+
+MACHINE_SETTINGS = settings(
     max_examples=700,
     stateful_step_count=80,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
+TestEngineMachine = EngineMachine.TestCase
+TestEngineMachine.settings = MACHINE_SETTINGS
+
+
+class TestCompiledEngineMachine(CompiledEngineMachine.TestCase):  # type: ignore[name-defined]
+    settings = MACHINE_SETTINGS
+
+    def setUp(self) -> None:
+        twins.require("compiled")
 
 
 # ---------------------------------------------------------------------- replaying seeded streams
@@ -940,7 +958,7 @@ def _stream(seed: int, count: int = 4_000) -> list[c.Command]:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_same_commands_same_events_and_digest(seed: int) -> None:
     commands = _stream(seed)
-    first, second = Engine(), Engine()
+    first, second = new_engine(), new_engine()
     events_first = replay(first, commands)
     events_second = replay(second, commands)
     assert events_first == events_second
@@ -955,11 +973,11 @@ def test_same_commands_same_events_and_digest(seed: int) -> None:
 def test_restored_engine_continues_identically(seed: int, cut: float) -> None:
     commands = _stream(seed)
     split = int(len(commands) * cut)
-    original = Engine()
+    original = new_engine()
     replay(original, commands[:split])
     # Through JSON text, to prove the snapshot is plain JSON data.
     data = json.loads(json.dumps(snapshot(original)))
-    restored = restore(data)
+    restored = restore_twin(data)
     assert fingerprint(restored) == fingerprint(original)  # the digest and derived structures
     assert snapshot(restored) == snapshot(original)
     check_invariants(restored, _net_deposits(restored))
@@ -999,7 +1017,7 @@ def test_generated_stream_covers_every_command() -> None:
 def test_amending_a_due_gtd_order_does_not_let_it_trade() -> None:
     """GTD orders never trade at or after expire_at (§4), however they are reached: here a due
     order not yet swept is re-priced through the book by an amend."""
-    e = Engine()
+    e = new_engine()
     for account_id in ("a", "b"):
         e.execute(c.CreateAccount(0, account_id))
         e.execute(c.Deposit(0, account_id, 10_000_000))
@@ -1019,7 +1037,7 @@ def test_amending_a_due_gtd_order_does_not_let_it_trade() -> None:
 def test_self_trade_decrement_reports_consistent_sizes() -> None:
     """filled + remaining = size (§3) in every order event, also for a market order cut to
     what the account can afford that then shrinks against its own resting order."""
-    e = Engine()
+    e = new_engine()
     e.execute(c.CreateAccount(0, "a"))
     e.execute(c.Deposit(0, "a", 300_000_000))
     e.execute(market_spec(MarketKind.INDEX, "m", (5, 10), 10_000))

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from ballast_exchange.domain import (
     DomainError,
-    Engine,
     MarketKind,
     MarketStatus,
     OrderType,
@@ -45,6 +44,7 @@ from .reference_matcher import (
     ReferenceMatcher,
     Rejected,
 )
+from .twins import new_engine
 
 ACCOUNTS = ("a", "b", "c")
 MARKET_ID = "m"
@@ -159,7 +159,7 @@ class Pair:
 
     def __init__(self) -> None:
         self.time = 1
-        self.engine = Engine()
+        self.engine = new_engine()
         for account in ACCOUNTS:
             self.engine.execute(c.CreateAccount(self._now(), account))
             self.engine.execute(c.Deposit(self._now(), account, RICH))

@@ -7,7 +7,7 @@ number. An accepted command returns its events, numbered by one global sequence.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import commands as cmd
@@ -72,6 +72,17 @@ class Engine(OrderEntry, Settling):
         self._out = out
         handler(command)
         return out
+
+    def execute_many(self, commands: Iterable[cmd.Command]) -> list[list[Event] | DomainError]:
+        """Apply commands in order; one entry per command: its events, or the ``DomainError``
+        that rejected it (which changed nothing). The sequencer's batch entry point."""
+        results: list[list[Event] | DomainError] = []
+        for command in commands:
+            try:
+                results.append(self.execute(command))
+            except DomainError as error:
+                results.append(error)
+        return results
 
     def _create_account(self, c: cmd.CreateAccount) -> None:
         if not isinstance(c.account_id, str) or not c.account_id:

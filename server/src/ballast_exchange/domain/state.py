@@ -93,7 +93,8 @@ class EngineState:
         self._out: list[Event] = []
 
     def account(self, account_id: str) -> Account:
-        account = self.accounts.get(account_id)
+        # Not a string (an unhashable one included) is not found, never a TypeError.
+        account = self.accounts.get(account_id) if isinstance(account_id, str) else None
         if account is None:
             raise DomainError(
                 ErrorCode.ACCOUNT_NOT_FOUND,
