@@ -8,17 +8,19 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from fastapi import Request
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from ..config import Settings
 from ..domain.market import Market
-from ..service.exchange import Exchange
+from ..service.exchange import Exchange, ServiceUnavailable
 from ..service.settlement import Settlements
-from ..store.database import Database
+from ..store.database import Database, begin_write, is_lock_wait
 from .auth import KeyRing
 from .errors import ApiError, invalid_request
 from .keys import SecretBox
 from .ratelimit import RateLimiter
+from .replay import ReplayCache
 
 T = TypeVar("T")
 
@@ -33,6 +35,7 @@ class AppState:
     limiter: RateLimiter
     admin_token: str
     settlements: Settlements
+    replays: ReplayCache
     faucet_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def market(self, market_id: str) -> Market:
@@ -64,7 +67,10 @@ class AppState:
         return await run_in_threadpool(run)
 
     async def page(self, query: Any, *args: Any, **kwargs: Any) -> Any:
-        """``read`` for a paged list: a cursor this server did not give out is a bad request."""
+        """``read`` for a paged list: a cursor this server did not give out is a bad request;
+        an empty one (``cursor=``) asks for the first page."""
+        if kwargs.get("cursor") == "":
+            kwargs["cursor"] = None
         try:
             return await self.read(query, *args, **kwargs)
         except ValueError:
@@ -74,10 +80,15 @@ class AppState:
         """Run a store write of the API's own (keys, market details) in one transaction."""
 
         def run() -> Any:
-            with self.database.engine.begin() as conn:
+            with begin_write(self.database.engine) as conn:
                 return action(conn, *args, **kwargs)
 
-        return await run_in_threadpool(run)
+        try:
+            return await run_in_threadpool(run)
+        except OperationalError as error:
+            if is_lock_wait(error):  # contention, not a broken store: the client may retry
+                raise ServiceUnavailable("the database is busy; retry shortly") from None
+            raise
 
 
 async def app_state(request: Request) -> AppState:

@@ -3,6 +3,8 @@
 The event loop hands over items as commands execute and awaits their futures; the thread takes
 everything pending, writes it in one transaction, then resolves the futures. A failed commit
 fails every pending future and every later one: the exchange must not run ahead of its storage.
+A lock wait (another SQLite writer held the lock past the busy timeout) is not a failure: the
+same batch is tried again until it commits.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine as SqlEngine
 
+from ..store.database import begin_write, is_lock_wait
 from ..store.projection import JournalItem, write_batch
 from .metrics import Metrics
 
@@ -33,6 +36,7 @@ class CommitStats:
     items: int = 0
     last_batch_size: int = 0
     last_commit_ms: float = 0.0
+    lock_waits: int = 0  # transactions that found the write lock taken and were tried again
 
 
 class Committer:
@@ -93,8 +97,7 @@ class Committer:
             try:
                 if self.failure is not None:
                     raise StorageFailed(str(self.failure))
-                with self._sql.begin() as conn:
-                    write_batch(conn, items)
+                self._write(items)
             except BaseException as error:  # any failure stops acknowledgements for good
                 if self.failure is None:
                     log.error("commit failed; the exchange stops taking commands: %r", error)
@@ -112,6 +115,27 @@ class Committer:
             if self._metrics is not None:
                 self._metrics.committed(len(items), elapsed)
             self._resolve(batch, None, items, time.time_ns() // 1_000_000)
+
+    def _write(self, items: list[JournalItem]) -> None:
+        """Store the items in one transaction, waiting out any other writer's lock."""
+        pause = 0.01
+        while True:
+            try:
+                with begin_write(self._sql) as conn:
+                    write_batch(conn, items)
+                return
+            except Exception as error:
+                if not is_lock_wait(error):
+                    raise
+                self.stats.lock_waits += 1
+                if self.stats.lock_waits == 1 or self.stats.lock_waits % 100 == 0:
+                    log.warning(
+                        "the database's write lock is held elsewhere; commit retried "
+                        "(%d waits so far)",
+                        self.stats.lock_waits,
+                    )
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
 
     def _resolve(
         self,

@@ -98,6 +98,13 @@ class Exchange:
             lambda: [((), float(self._committer.backlog if self._committer else 0))],
         )
         self.metrics.gauge(
+            "ballast_commit_lock_waits",
+            "Group commits that found the database's write lock held by another writer and "
+            "were tried again (contention, not failure; a running count)",
+            (),
+            lambda: [((), float(self._committer.stats.lock_waits if self._committer else 0))],
+        )
+        self.metrics.gauge(
             "ballast_open_orders",
             "Orders resting on the books",
             (),
@@ -142,11 +149,15 @@ class Exchange:
         self._last_time = max(self._last_time, self.clock())
         return self._last_time
 
-    def execute(self, build: Callable[[int], Command]) -> tuple[list[Event], asyncio.Future[None]]:
+    def execute(
+        self, build: Callable[[int], Command], guarded: bool = False
+    ) -> tuple[list[Event], asyncio.Future[None]]:
         """Run one command now; return its events and the future of their commit.
 
-        ``build`` receives the command time. Raises ``DomainError`` for a rejection (nothing was
-        changed or journaled) and ``ServiceUnavailable`` when the exchange is not taking commands.
+        ``build`` receives the command time. ``guarded`` stores a placement that rests as under
+        cancel-on-disconnect, in the same commit. Raises ``DomainError`` for a rejection
+        (nothing was changed or journaled) and ``ServiceUnavailable`` when the exchange is not
+        taking commands.
         """
         metrics = self.metrics
         if not self.healthy:
@@ -172,7 +183,7 @@ class Exchange:
         metrics.executed(kind, events, perf_counter() - started)
         remember_client_order(self.client_orders, command, events)
         self._command_no += 1
-        item = JournalItem(self._command_no, command, events, command.time)
+        item = JournalItem(self._command_no, command, events, command.time, guarded=guarded)
         future = self.committer.submit(item)
         self._last_future = future
         return events, future

@@ -16,6 +16,7 @@ from sqlalchemy import Engine as SqlEngine
 
 from ..domain import MarketStatus
 from ..domain import commands as c
+from ..store.database import begin_write
 from ..store.records import put_evidence
 from .exchange import Exchange
 
@@ -73,5 +74,5 @@ class Settlements:
         ]
 
     def _store(self, digest: str, body: str, now: int) -> None:
-        with self.sql.begin() as conn:
+        with begin_write(self.sql) as conn:
             put_evidence(conn, digest, body, now)

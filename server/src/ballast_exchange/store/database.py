@@ -3,23 +3,48 @@
 SQLite runs in WAL mode with ``synchronous=FULL`` so that a committed group is on disk before
 the exchange acknowledges it (DESIGN §6), and with real ``BEGIN`` transactions so that
 migrations and batches are atomic (the sqlite3 module's own transaction handling is not).
+
+A transaction that will write opens with ``begin_write``: on SQLite that is ``BEGIN IMMEDIATE``,
+which takes the write lock up front (waiting up to the busy timeout for it). A deferred
+transaction that reads first and then writes cannot wait: if another writer committed since
+its read, SQLite refuses it at once with "database is locked" (docs/adr/0010).
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
+_BEGIN_MODE = "ballast_sqlite_begin"  # the execution option naming SQLite's BEGIN mode
+
+
+def begin_write(engine: Engine) -> AbstractContextManager[Connection]:
+    """A transaction that writes: on SQLite it holds the write lock from its first statement."""
+    return engine.execution_options(**{_BEGIN_MODE: "IMMEDIATE"}).begin()
+
+
+def is_lock_wait(error: BaseException) -> bool:
+    """SQLite's busy or locked answer: another writer held the lock past the busy timeout.
+
+    That is contention, not a broken store: the transaction can simply be tried again.
+    """
+    if not isinstance(error, OperationalError):
+        return False
+    text = str(error.orig).lower()
+    return "database is locked" in text or "database is busy" in text
 
 
 def normalize_url(url: str) -> str:
@@ -40,7 +65,7 @@ class Database:
         if self.dialect == "sqlite":
             database = parsed.database
             if database and database != ":memory:" and not database.startswith("file:"):
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                private_database_file(Path(database))
             self.engine: Engine = create_engine(self.url)
             _configure_sqlite(self.engine)
         elif self.dialect == "postgresql":
@@ -68,13 +93,27 @@ class Database:
 
     def _migrate(self, step: Any, revision: str) -> None:
         config = self.alembic_config()
-        with self.engine.begin() as connection:
+        with begin_write(self.engine) as connection:
             config.attributes["connection"] = connection
             step(config, revision)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def private_database_file(path: Path) -> None:
+    """Make the SQLite file (and its WAL and shared-memory files) readable by its owner only.
+
+    It holds password and session hashes, encrypted API secrets and every trade. SQLite gives
+    the -wal and -shm files the database file's mode, so creating that one 0600 is enough;
+    files left by an older version are tightened.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if name.exists() and name.stat().st_mode & 0o077:
+            os.chmod(name, 0o600)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -93,4 +132,5 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        mode = connection.get_execution_options().get(_BEGIN_MODE, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")

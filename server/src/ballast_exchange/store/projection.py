@@ -21,7 +21,16 @@ from ballast_exchange.domain import events as ev
 
 from .journal import encode_command
 from .records import upsert_market_details as upsert_market_details  # the caller's half
-from .schema import accounts, journal, ledger_entries, markets, orders, settlements, trades
+from .schema import (
+    accounts,
+    guarded_orders,
+    journal,
+    ledger_entries,
+    markets,
+    orders,
+    settlements,
+    trades,
+)
 
 MICRO = 1_000_000
 
@@ -31,7 +40,8 @@ class JournalItem:
     """One accepted command and the events the engine returned for it.
 
     ``last_seq`` is the engine's event seq after the command; left as None it is taken from
-    the last event (or, for a command without events, carried over from before).
+    the last event (or, for a command without events, carried over from before). ``guarded``
+    marks a placement under cancel-on-disconnect: if it rests, it is stored as guarded.
     """
 
     command_no: int
@@ -39,6 +49,7 @@ class JournalItem:
     events: list[ev.Event]
     time: int
     last_seq: int | None = None
+    guarded: bool = False
 
 
 @dataclass(slots=True)
@@ -78,6 +89,7 @@ class _Fold:
     order_patches: dict[int, _OrderPatch] = field(default_factory=dict)
     trades: list[dict[str, Any]] = field(default_factory=list)
     ledger: list[dict[str, Any]] = field(default_factory=list)
+    guarded: list[dict[str, Any]] = field(default_factory=list)
 
 
 def write_batch(conn: Connection, items: Sequence[JournalItem]) -> None:
@@ -110,7 +122,19 @@ def write_batch(conn: Connection, items: Sequence[JournalItem]) -> None:
             handler = _HANDLERS.get(type(event))
             if handler is not None:
                 handler(fold, item, event)
+        if item.guarded:
+            _guard(fold, item)
     _flush(conn, fold)
+
+
+def _guard(fold: _Fold, item: JournalItem) -> None:
+    accepted = item.events[0] if item.events else None
+    if not isinstance(accepted, ev.OrderAccepted):
+        return
+    order_id = accepted.order_id
+    closed = any(isinstance(e, ev.OrderClosed) and e.order_id == order_id for e in item.events)
+    if not closed:
+        fold.guarded.append({"order_id": order_id, "account_id": accepted.account_id})
 
 
 # ---- folding events ---------------------------------------------------------------------------
@@ -489,6 +513,7 @@ def _flush(conn: Connection, fold: _Fold) -> None:
     if fold.new_settlements:  # the id comes from the database: not every column is given
         conn.execute(settlements.insert(), fold.new_settlements)
     _insert_many(conn, orders, list(fold.new_orders.values()))
+    _insert_many(conn, guarded_orders, fold.guarded)
     if fold.order_patches:
         conn.execute(
             _ORDER_UPDATE,

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, update
+from sqlalchemy import Connection, and_, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from .schema import accounts, api_keys, evidence, markets
+from .schema import accounts, api_keys, evidence, guarded_orders, markets
 
 # The market columns the service owns; everything else is written only by the projection, so
 # the store can never disagree with the engine about trading rules or lifecycle.
@@ -113,3 +113,20 @@ def set_api_key_tier(conn: Connection, api_key: str, tier: str | None) -> bool:
     """Set a key's rate-limit tier (None: the default); False when there is no such key."""
     result = conn.execute(update(api_keys).where(api_keys.c.api_key == api_key).values(tier=tier))
     return result.rowcount > 0
+
+
+def stored_guards(conn: Connection) -> list[tuple[int, str]]:
+    """``(order_id, account_id)`` of every order stored as under cancel-on-disconnect."""
+    rows = conn.execute(
+        select(guarded_orders.c.order_id, guarded_orders.c.account_id).order_by(
+            guarded_orders.c.order_id
+        )
+    )
+    return [(int(order_id), str(account_id)) for order_id, account_id in rows]
+
+
+def clear_guards(conn: Connection, order_ids: Iterable[int]) -> None:
+    """Forget guards whose orders are no longer open (canceled at recovery, or finished)."""
+    ids = list(order_ids)
+    if ids:
+        conn.execute(delete(guarded_orders).where(guarded_orders.c.order_id.in_(ids)))

@@ -130,6 +130,15 @@ evidence = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 
+# Orders placed over a stream connection with cancel-on-disconnect, stored in the same commit
+# as the order: after a crash, recovery cancels those still open (their connections are gone).
+guarded_orders = Table(
+    "guarded_orders",
+    metadata,
+    Column("order_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("account_id", Text, nullable=False),
+)
+
 orders = Table(
     "orders",
     metadata,

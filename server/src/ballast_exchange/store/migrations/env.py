@@ -30,11 +30,11 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    from ballast_exchange.store.database import Database
+    from ballast_exchange.store.database import Database, begin_write
 
     database = Database(context.config.get_main_option("sqlalchemy.url") or "")
     try:
-        with database.engine.begin() as conn:
+        with begin_write(database.engine) as conn:
             _run(conn)
     finally:
         database.dispose()
