@@ -23,6 +23,7 @@ class SignedClient:
         self.api_key = api_key
         self.api_secret = api_secret
         self.http = httpx.Client(timeout=30)
+        self._last_ts = 0
 
     def request(
         self,
@@ -36,7 +37,7 @@ class SignedClient:
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         raw = "" if body is None else json.dumps(body)
-        ts = str(timestamp if timestamp is not None else int(time.time() * 1000))
+        ts = str(timestamp if timestamp is not None else self.next_timestamp())
         signed_path = sign_path if sign_path is not None else self.base_path + path
         sig = signature(
             self.api_secret, ts, method, signed_path, raw if sign_body is None else sign_body
@@ -50,6 +51,12 @@ class SignedClient:
             all_headers["Content-Type"] = "application/json"
         all_headers.update(headers or {})
         return self.http.request(method, self.api + path, content=raw or None, headers=all_headers)
+
+    def next_timestamp(self) -> int:
+        """Now, but later than this client's last timestamp: the server refuses a signature
+        it has seen, and two requests in one millisecond can sign the same message."""
+        self._last_ts = max(int(time.time() * 1000), self._last_ts + 1)
+        return self._last_ts
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return self.request("GET", path, **kw)

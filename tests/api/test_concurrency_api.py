@@ -33,7 +33,7 @@ async def signed(
 ) -> httpx.Response:
     """One signed request over a shared async client (the same canonical message as the spec)."""
     raw = "" if body is None else json.dumps(body)
-    ts = str(int(time.time() * 1000))
+    ts = str(client.next_timestamp())
     headers = {
         "Authorization": f"Bearer {client.api_key}",
         "X-BM-Timestamp": ts,

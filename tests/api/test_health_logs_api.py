@@ -87,6 +87,7 @@ def test_healthz_and_readyz_when_all_is_well(live: LiveServer) -> None:
     assert ready.json() == {
         "status": "ready",
         "checks": {"engine": "ok", "exchange": "ok", "storage": "ok"},
+        "degraded": {},
     }
     for response in (health, ready):
         assert "X-RateLimit-Limit" not in response.headers

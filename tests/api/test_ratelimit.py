@@ -18,8 +18,10 @@ from ballast_exchange.api.ratelimit import (
     RateLimitBackendError,
     RateLimiter,
     RedisRateLimiter,
+    SharedRateLimiter,
     rate_limiter_from_url,
 )
+from ballast_exchange.api.redis_breaker import RedisBreaker
 from tests.services import require_redis
 
 # 2025-03-15T10:31:00Z: a multiple of 60, so windows of 60 s start exactly here.
@@ -282,7 +284,42 @@ async def test_rate_limiter_from_url() -> None:
         assert isinstance(made, MemoryRateLimiter)
         await made.close()
     made = rate_limiter_from_url("redis://127.0.0.1:6379/0")
-    assert isinstance(made, RedisRateLimiter)
+    assert isinstance(made, SharedRateLimiter)
     await made.close()
     with pytest.raises(ValueError):
         rate_limiter_from_url("postgres://localhost/db")
+
+
+@pytest.mark.anyio
+async def test_shared_limiter_falls_back_at_once_and_probes_on_a_schedule() -> None:
+    # A refused Redis: the first hit finds it down and is counted by the process instead; the
+    # next ones skip Redis entirely until the probe interval has passed.
+    now = [0.0]
+    breaker = RedisBreaker(retry_interval_s=5.0, clock=lambda: now[0])
+    limiter = SharedRateLimiter("redis://127.0.0.1:1/0", breaker)
+    try:
+        first = await limiter.hit("b", 2, 60, now=T0)
+        assert first.allowed and first.remaining == 1
+        assert not breaker.up and breaker.failures == 1
+        second = await limiter.hit("b", 2, 60, now=T0)
+        third = await limiter.hit("b", 2, 60, now=T0)
+        assert second.allowed and not third.allowed  # the fallback still limits
+        assert breaker.failures == 1  # neither of them tried Redis
+        now[0] = 5.0
+        await limiter.hit("b", 2, 60, now=T0)  # the probe: tries Redis again, fails again
+        assert breaker.failures == 2 and not breaker.up
+    finally:
+        await limiter.close()
+
+
+@pytest.mark.anyio
+async def test_shared_limiter_closes_the_breaker_when_redis_answers(redis_url: str) -> None:
+    breaker = RedisBreaker()
+    breaker.failed(ConnectionError("earlier"))
+    breaker._next_probe = 0.0  # due for a probe now
+    limiter = SharedRateLimiter(redis_url, breaker)
+    try:
+        await limiter.hit(f"probe-{time.time_ns()}", 5)
+        assert breaker.up
+    finally:
+        await limiter.close()

@@ -22,12 +22,14 @@ from .api.auth import KeyRecord, KeyRing
 from .api.key_issuing import issue_key
 from .api.keys import SecretBox, parse_scopes
 from .api.ratelimit import RateLimiter, rate_limiter_from_url
+from .api.redis_breaker import RedisBreaker
+from .api.replay import ReplayCache, replay_cache_from_url
 from .api.state import AppState
 from .config import Settings
-from .domain import MarketStatus
+from .domain import CancelReason, MarketStatus
 from .domain import commands as c
 from .sandbox import Sandbox
-from .service.exchange import Exchange
+from .service.exchange import Exchange, at_time
 from .service.metrics import Metrics
 from .service.settlement import Settlements
 from .store import queries
@@ -54,6 +56,16 @@ def write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     os.chmod(path, 0o600)
+
+
+def private_directory(path: Path) -> None:
+    """The data directory, for its owner only: it holds the database, the secret key and the
+    admin credential. One made by hand with a wider mode is tightened, and that is logged."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        os.chmod(path, 0o700)
+        log.warning("data directory %s had mode %o; set to 700", path, mode)
 
 
 def admin_token(data_dir: Path) -> tuple[str, bool]:
@@ -84,6 +96,8 @@ class Runtime:
     secrets: SecretBox = field(init=False)
     keys: KeyRing = field(init=False)
     limiter: RateLimiter = field(init=False)
+    redis: RedisBreaker = field(init=False)
+    replays: ReplayCache = field(init=False)
     exchange: Exchange = field(init=False)
     hub: Hub = field(init=False)
     settlements: Settlements = field(init=False)
@@ -101,7 +115,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(s.data_dir)
         self.database = Database(s.sqlalchemy_url)
         self.database.upgrade()
         self._sqlite_file = sqlite_identity(self.database)
@@ -120,7 +134,24 @@ class Runtime:
                         row["revoked_at"] is not None,
                     )
                 )
-        self.limiter = rate_limiter_from_url(s.redis_url)
+        # One breaker for the one Redis: rate limits and the replay cache fail over together.
+        self.redis = RedisBreaker()
+        self.limiter = rate_limiter_from_url(s.redis_url, self.redis)
+        self.replays = replay_cache_from_url(s.redis_url, self.redis)
+        if s.redis_url:
+            self.metrics.gauge(
+                "ballast_redis_up",
+                "1 while the shared Redis answers; 0 while rate limits and the replay cache "
+                "fall back to this process",
+                (),
+                lambda: [((), 1.0 if self.redis.up else 0.0)],
+            )
+            self.metrics.gauge(
+                "ballast_redis_fallbacks",
+                "Calls that found Redis failing and were served by the per-process fallback",
+                (),
+                lambda: [((), float(self.redis.failures))],
+            )
         token, self.admin_token_created = admin_token(s.data_dir)
         self.exchange = Exchange(self.database.engine, metrics=self.metrics)
         # The stream sees a command once it is stored, never before (DESIGN §6).
@@ -136,6 +167,7 @@ class Runtime:
             self.limiter,
             token,
             self.settlements,
+            self.replays,
         )
         if s.env == "sandbox" and s.demo:
             self.sandbox = Sandbox(s, self.exchange, self.state, self.settlements)
@@ -143,6 +175,7 @@ class Runtime:
     async def start(self) -> None:
         self.hub.start()
         self.exchange.start()
+        await self.cancel_orphaned_guards()
         # Whatever fell due while the server was down is done first, once.
         await self.run_timers_once()
         if self.sandbox is not None:
@@ -166,6 +199,7 @@ class Runtime:
         with contextlib.suppress(Exception):  # storage may be what failed
             await self.flush_key_use()
         await self.limiter.close()
+        await self.replays.close()
         self.database.dispose()
 
     async def readiness(self) -> dict[str, str]:
@@ -187,6 +221,13 @@ class Runtime:
                 log.warning("not ready: %s", failed)
             self._ready = ready
         return checks
+
+    def degraded(self) -> dict[str, str]:
+        """What works, but in a lesser way, without making the server unready: a Redis that
+        does not answer (rate limits and the replay cache are then per process)."""
+        if self.settings.redis_url and not self.redis.up:
+            return {"redis": self.redis.describe()}
+        return {}
 
     async def _check_storage(self) -> str:
         """Probe the database off the loop; one probe at a time, however many ask."""
@@ -212,6 +253,27 @@ class Runtime:
             found = os.stat(path)
             if (found.st_dev, found.st_ino) != identity:
                 raise FileNotFoundError(f"{path} was replaced since the server opened it")
+
+    async def cancel_orphaned_guards(self) -> None:
+        """Cancel-on-disconnect across a restart: every connection of the last process is gone,
+        so each order it placed under cancel-on-disconnect that still rests is canceled now,
+        journaled with the reason ``disconnect`` (a crash gave the connection no chance to)."""
+        guards = await self.state.read(account_store.stored_guards)
+        exchange = self.exchange
+        canceled = 0
+        for order_id, account_id in guards:
+            order = exchange.engine.orders.get(order_id)
+            if order is None or order.account_id != account_id:
+                continue  # filled or canceled before the restart
+            cancel = c.CancelOrder(0, account_id, order_id, CancelReason.DISCONNECT)
+            await exchange.submit(at_time(cancel))
+            canceled += 1
+        if guards:
+            await self.state.write(account_store.clear_guards, [o for o, _ in guards])
+        if canceled:
+            log.info(
+                "canceled %d cancel-on-disconnect orders of connections lost in a restart", canceled
+            )
 
     async def _tick(self) -> None:
         ticks = 0

@@ -147,9 +147,9 @@ class AccessMiddleware:
                 log.exception("cannot list the route templates for the HTTP metrics")
                 templates = []
             for template in templates:
-                pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$"
-                self._patterns.append((re.compile(pattern), template))
-        for pattern, template in self._patterns:
-            if pattern.match(path):
+                source = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$"
+                self._patterns.append((re.compile(source), template))
+        for compiled, template in self._patterns:
+            if compiled.match(path):
                 return template
         return UNMATCHED

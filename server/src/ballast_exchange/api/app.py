@@ -78,15 +78,16 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def readyz() -> JSONResponse:
         """Ready for traffic: recovered, taking commands, and the database answers."""
         checks = await runtime.readiness()
+        degraded = runtime.degraded()
         failed = [name for name, state in checks.items() if state != "ok"]
         if failed:
             return errors.error_response(
                 "SERVICE_UNAVAILABLE",
                 f"not ready: the {', '.join(failed)} check{'s' if len(failed) > 1 else ''} failed",
-                {"failed": failed, "checks": checks},
+                {"failed": failed, "checks": checks, "degraded": degraded},
                 {"Retry-After": "5"},
             )
-        return JSONResponse({"status": "ready", "checks": checks})
+        return JSONResponse({"status": "ready", "checks": checks, "degraded": degraded})
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from .errors import ApiError
-from .signing import verify
+from .rate_gate import RATE_GATE, RateGate
+from .replay import ReplayCache
+from .signing import AuthError, verify
 
 TIERS: dict[str, int] = {"standard": 300, "market_maker": 3_000}
 
@@ -29,7 +31,7 @@ class KeyRecord:
     def limit(self, default: int) -> int:
         if self.tier is None:
             return default
-        if self.tier.isdigit():
+        if self.tier.isascii() and self.tier.isdigit():
             return int(self.tier)
         return TIERS.get(self.tier, default)
 
@@ -87,7 +89,37 @@ def request_path(request: Request) -> str:
     return f"{path}?{query.decode('latin-1')}" if query else path
 
 
-async def authenticate(request: Request, keys: KeyRing, now_ms: int, scope: str) -> Principal:
+async def authenticate(
+    request: Request, keys: KeyRing, now_ms: int, scope: str, replays: ReplayCache
+) -> Principal:
+    """The caller of a signed request, whose signature is new; counts it against its key once
+    the signature holds."""
+    gate: RateGate | None = request.scope.get(RATE_GATE)
+    try:
+        record = await _verified(request, keys, now_ms, replays)
+    except (ApiError, AuthError):
+        if gate is not None:
+            decision = await gate.anonymous()
+            if not decision.allowed:
+                raise gate.refuse(decision, "public") from None
+        raise
+    if gate is not None:
+        decision = await gate.authenticated(record.api_key, record.limit(gate.private_limit))
+        if not decision.allowed:
+            raise gate.refuse(decision, "private")
+    keys.used(record.api_key, now_ms)
+    if scope not in record.scopes:
+        raise ApiError(
+            "FORBIDDEN",
+            f"this API key lacks the '{scope}' scope",
+            {"required_scope": scope, "key_scopes": sorted(record.scopes)},
+        )
+    return Principal(record.account_id, record.api_key, record.scopes)
+
+
+async def _verified(
+    request: Request, keys: KeyRing, now_ms: int, replays: ReplayCache
+) -> KeyRecord:
     token = bearer(request)
     if not token:
         raise ApiError(
@@ -99,20 +131,29 @@ async def authenticate(request: Request, keys: KeyRing, now_ms: int, scope: str)
     if record is None or record.revoked:
         raise ApiError("UNAUTHORIZED", "unknown or revoked API key", {"header": "Authorization"})
     body = await request.body()
-    verify(
+    timestamp = request.headers.get("x-bm-timestamp")
+    signature = request.headers.get("x-bm-signature")
+    verified_at = verify(
         secret=record.secret,
-        timestamp=request.headers.get("x-bm-timestamp"),
-        signature=request.headers.get("x-bm-signature"),
+        timestamp=timestamp,
+        signature=signature,
         method=request.method,
         path=request_path(request),
         body=body,
         now_ms=now_ms,
     )
-    keys.used(record.api_key, now_ms)
-    if scope not in record.scopes:
-        raise ApiError(
-            "FORBIDDEN",
-            f"this API key lacks the '{scope}' scope",
-            {"required_scope": scope, "key_scopes": sorted(record.scopes)},
+    if signature is not None:
+        await refuse_replay(replays, record.api_key, signature, verified_at)
+    return record
+
+
+async def refuse_replay(
+    replays: ReplayCache, api_key: str, signature: str, timestamp_ms: int
+) -> None:
+    """Raise ``INVALID_SIGNATURE`` (reason ``replayed``) for a signature used before."""
+    if not await replays.first_use(api_key, signature.strip().lower(), timestamp_ms):
+        raise AuthError(
+            "INVALID_SIGNATURE",
+            "this signature was used before: sign every request anew, with a new timestamp",
+            {"reason": "replayed", "timestamp": timestamp_ms},
         )
-    return Principal(record.account_id, record.api_key, record.scopes)

@@ -176,7 +176,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def crash(request: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response("INTERNAL_ERROR", "an internal error occurred")
+        # The server closes the connection after an unhandled error: say so, so a client
+        # does not send its next request into a socket that is going away.
+        return error_response(
+            "INTERNAL_ERROR", "an internal error occurred", {}, {"Connection": "close"}
+        )
 
 
 def _problem(problem: Any) -> dict[str, Any]:

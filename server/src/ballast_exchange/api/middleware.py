@@ -12,9 +12,11 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ..service.metrics import Metrics
+from . import strict_json
 from .auth import KeyRing
-from .errors import envelope
-from .ratelimit import Decision, RateLimiter, hit_with_fallback
+from .errors import ApiError, envelope
+from .rate_gate import RATE_GATE, RateGate, too_many
+from .ratelimit import RateLimiter
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -30,9 +32,14 @@ EXEMPT_PREFIXES = ("/v1/admin", "/healthz", "/readyz", "/metrics", "/dashboard/s
 
 
 async def send_error(
-    send: Send, status: int, code: str, message: str, headers: dict[str, str]
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str],
+    details: dict[str, Any] | None = None,
 ) -> None:
-    body = json.dumps(envelope(code, message)).encode()
+    body = json.dumps(envelope(code, message, details)).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
@@ -40,7 +47,7 @@ async def send_error(
 
 
 class RateLimitMiddleware:
-    """Public requests count per client IP; requests with a known API key count per key."""
+    """Public requests count per client IP; requests signed with an API key count per key."""
 
     def __init__(
         self,
@@ -63,45 +70,46 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or path.startswith(EXEMPT_PREFIXES):
             await self.app(scope, receive, send)
             return
-        bucket, limit = self._bucket(scope)
-        decision = await hit_with_fallback(self.limiter, bucket, limit)
-        headers = decision.headers()
-        if not decision.allowed:
-            if self.metrics is not None:
-                self.metrics.rate_limited("private" if bucket.startswith("key:") else "public")
-            await send_error(send, 429, "RATE_LIMIT_EXCEEDED", _too_many(decision), headers)
-            return
-        extra = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        client = scope.get("client") or ("unknown", 0)
+        gate = RateGate(
+            self.limiter, client[0], self.public_limit, self.private_limit, self.metrics
+        )
+        if not self._names_known_key(scope):
+            decision = await gate.anonymous()
+            if not decision.allowed:
+                if self.metrics is not None:
+                    self.metrics.rate_limited("public")
+                await send_error(
+                    send, 429, "RATE_LIMIT_EXCEEDED", too_many(decision), decision.headers()
+                )
+                return
+        # Authentication counts a keyed request (``auth.authenticate``); one that never gets
+        # there (an unknown route, a body refused first) counts per IP when it answers.
+        scope[RATE_GATE] = gate
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                decision = await gate.anonymous()
+                extra = [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
-    def _bucket(self, scope: Scope) -> tuple[str, int]:
+    def _names_known_key(self, scope: Scope) -> bool:
         for name, value in scope.get("headers", ()):
             if name == b"authorization":
                 scheme, _, token = value.decode("latin-1").partition(" ")
-                record = self.keys.get(token.strip()) if scheme.lower() == "bearer" else None
-                if record is not None:
-                    return f"key:{record.api_key}", record.limit(self.private_limit)
-                break
-        client = scope.get("client") or ("unknown", 0)
-        return f"ip:{client[0]}", self.public_limit
-
-
-def _too_many(decision: Decision) -> str:
-    limit, wait = decision.limit, decision.retry_after
-    return f"rate limit of {limit} requests a minute exceeded; retry in {wait}s"
+                return scheme.lower() == "bearer" and self.keys.get(token.strip()) is not None
+        return False
 
 
 class BodyLimitMiddleware:
-    """413 for bodies over the limit (declared or streamed), 415 for non-JSON bodies.
+    """413 for bodies over the limit (declared or streamed), whatever the method; 415 for a
+    non-JSON body to a write; 400 for JSON with a repeated key or nested too deep.
 
-    Bodies are small, so the whole body is read here first: an oversized chunked upload is
-    refused before the application starts parsing it.
+    Bodies are small, so the whole body is read here first: an oversized upload is refused
+    after at most the limit's bytes, before authentication or parsing spends anything on it.
     """
 
     def __init__(self, app: App, max_bytes: int) -> None:
@@ -109,13 +117,16 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers", ()))
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             await send_error(send, 413, "PAYLOAD_TOO_LARGE", self._too_large(), {})
+            return
+        if length is None and b"chunked" not in headers.get(b"transfer-encoding", b""):
+            await self.app(scope, receive, send)  # no body at all: nothing to read
             return
         chunks: list[bytes] = []
         size = 0
@@ -131,13 +142,19 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if size and content_type != b"application/json":
-            await send_error(
-                send, 415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json", {}
-            )
-            return
         body = b"".join(chunks)
+        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if size and scope.get("method") in ("POST", "PUT", "PATCH"):
+            if content_type != b"application/json":
+                await send_error(
+                    send, 415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json", {}
+                )
+                return
+            try:
+                strict_json.loads(body)
+            except ApiError as error:
+                await send_error(send, 400, error.code, error.message, {}, error.details)
+                return
         delivered = False
 
         async def replay() -> Message:

@@ -9,8 +9,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictBool, StrictInt
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    StrictInt,
+)
 from pydantic.json_schema import WithJsonSchema
+
+from ..domain.state import MAX_FEE_BPS, MAX_SIZE
 
 
 def _number(value: Any) -> Any:
@@ -20,11 +30,110 @@ def _number(value: Any) -> Any:
     return value
 
 
+def _whole(value: Any) -> Any:
+    # JSON Schema calls 85529.0 an integer, so the API does too; 1.5 and "3" stay refused.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# What the document promises is what validation accepts (a schema-driven client or fuzzer
+# that follows it is never refused as malformed): decimal strings without exponents, and
+# numbers within any market's reach. Validation itself is more lenient (it also takes
+# "8.7e-1"), never stricter.
+DECIMAL = r"^-?[0-9]{1,15}(\.[0-9]{1,15})?$"
+# Money has six decimals; a positive amount (below a billion, the most one deposit moves) has a
+# non-zero digit among them or before.
+POSITIVE_MONEY = (
+    r"^(0*[1-9][0-9]{0,8}(\.[0-9]{1,6})?"
+    r"|0*\.([1-9][0-9]{0,5}|0[1-9][0-9]{0,4}|00[1-9][0-9]{0,3}|000[1-9][0-9]{0,2}"
+    r"|0000[1-9][0-9]?|00000[1-9]))$"
+)
+MONEY = r"^-?[0-9]{1,12}(\.[0-9]{1,6})?$"
+
 Number = Annotated[
     int | float | str,
     PlainValidator(_number),
-    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}]}),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": -1e15, "maximum": 1e15},
+                {"type": "string", "pattern": DECIMAL},
+            ]
+        }
+    ),
 ]
+Money = Annotated[
+    int | float | str,
+    PlainValidator(_number),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": -1e12, "maximum": 1e12, "multipleOf": 0.000001},
+                {"type": "string", "pattern": MONEY},
+            ]
+        }
+    ),
+]
+PositiveMoney = Annotated[
+    int | float | str,
+    PlainValidator(_number),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "exclusiveMaximum": 1e9,
+                    "multipleOf": 0.000001,
+                },
+                {"type": "string", "pattern": POSITIVE_MONEY},
+            ]
+        }
+    ),
+]
+WholeNumber = Annotated[StrictInt, BeforeValidator(_whole)]
+TIER = r"^(standard|market_maker|[1-9][0-9]{0,8})$"  # a named tier, or requests a minute
+
+NOT_NULL = {"not": {"type": "null"}}
+# The rules between a placement's fields, in the document as validation applies them.
+PLACE_ORDER_RULES: dict[str, Any] = {
+    "allOf": [
+        {  # a market order is immediate-or-cancel and cannot be post-only; a limit needs a price
+            "if": {"properties": {"type": {"const": "market"}}, "required": ["type"]},
+            "then": {
+                "properties": {
+                    "time_in_force": {"enum": ["IOC", None]},
+                    "post_only": {"const": False},
+                }
+            },
+            "else": {"required": ["price"], "properties": {"price": NOT_NULL}},
+        },
+        {  # GTD orders, and only they, expire
+            "if": {
+                "properties": {"time_in_force": {"const": "GTD"}},
+                "required": ["time_in_force"],
+            },
+            "then": {"required": ["expire_at"], "properties": {"expire_at": NOT_NULL}},
+            "else": {"properties": {"expire_at": {"type": "null"}}},
+        },
+        {  # a post-only order must be able to rest
+            "if": {
+                "properties": {"time_in_force": {"enum": ["IOC", "FOK"]}},
+                "required": ["time_in_force"],
+            },
+            "then": {"properties": {"post_only": {"const": False}}},
+        },
+    ]
+}
+
+# An amend changes the price, the size or both.
+AMEND_ORDER_RULES: dict[str, Any] = {
+    "anyOf": [
+        {"required": ["price"], "properties": {"price": NOT_NULL}},
+        {"required": ["size"], "properties": {"size": NOT_NULL}},
+    ]
+}
 
 
 class Strict(BaseModel):
@@ -32,6 +141,8 @@ class Strict(BaseModel):
 
 
 class PlaceOrderRequest(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=PLACE_ORDER_RULES)
+
     market_id: str = Field(min_length=1, max_length=64, examples=["suez-apr2025"])
     side: Literal["buy", "sell"]
     type: Literal["limit", "market"] = "limit"
@@ -41,7 +152,7 @@ class PlaceOrderRequest(Strict):
         "market's tick grid, as a number or a decimal string.",
         examples=[0.87],
     )
-    size: StrictInt = Field(gt=0, description="Contracts.", examples=[1000])
+    size: WholeNumber = Field(gt=0, description="Contracts.", examples=[1000])
     time_in_force: Literal["GTC", "IOC", "FOK", "GTD"] | None = Field(
         default=None, description="Default GTC for limit orders, IOC for market orders."
     )
@@ -65,37 +176,39 @@ class BatchOrdersRequest(Strict):
 
 
 class AmendOrderRequest(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=AMEND_ORDER_RULES)
+
     price: Number | None = None
-    size: StrictInt | None = Field(default=None, gt=0, description="New total size.")
+    size: WholeNumber | None = Field(default=None, gt=0, description="New total size.")
 
 
 class CreateAccountRequest(Strict):
     name: str = Field(min_length=1, max_length=100)
-    deposit: Number | None = None
+    deposit: PositiveMoney | None = None
 
 
 class AmountRequest(Strict):
-    amount: Number
+    amount: PositiveMoney
 
 
 class SettlementProposal(Strict):
-    value: Number
+    value: Money
     evidence: dict[str, Any]
 
 
 class FaucetRequest(Strict):
-    amount: Number | None = None
+    amount: PositiveMoney | None = None
 
 
 class CreateKeyRequest(Strict):
     account_id: str
-    scopes: list[Literal["read", "trade"]] = ["read", "trade"]  # pydantic copies defaults
+    scopes: list[Literal["read", "trade"]] = Field(default=["read", "trade"], min_length=1)
     label: str | None = Field(default=None, max_length=100)
-    tier: str | None = None
+    tier: str | None = Field(default=None, pattern=TIER)
 
 
 class TierRequest(Strict):
-    tier: str | None
+    tier: str | None = Field(pattern=TIER)
 
 
 class CreateMarketRequest(Strict):
@@ -107,11 +220,11 @@ class CreateMarketRequest(Strict):
     tick_size: Number | None = None
     floor: Number | None = None
     cap: Number | None = None
-    min_size: StrictInt = Field(default=1, gt=0)
-    max_order_size: StrictInt = Field(default=1_000_000, gt=0)
-    max_position: StrictInt = Field(default=10_000_000, gt=0)
-    maker_fee_bps: StrictInt = 0
-    taker_fee_bps: StrictInt = 0
+    min_size: WholeNumber = Field(default=1, gt=0, le=MAX_SIZE)
+    max_order_size: WholeNumber = Field(default=1_000_000, gt=0, le=MAX_SIZE)
+    max_position: WholeNumber = Field(default=10_000_000, gt=0, le=MAX_SIZE)
+    maker_fee_bps: WholeNumber = Field(default=0, ge=-MAX_FEE_BPS, le=MAX_FEE_BPS)
+    taker_fee_bps: WholeNumber = Field(default=0, ge=0, le=MAX_FEE_BPS)
     question: str | None = None
     description: str | None = None
     resolution_source: str | None = None

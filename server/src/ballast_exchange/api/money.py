@@ -6,7 +6,7 @@ refused, never rounded.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
 # errors imports this module too; its names are looked up when a call fails, by then loaded.
@@ -14,6 +14,12 @@ from . import errors
 
 MICRO = Decimal(1_000_000)
 MAX_TICKS = 10**12  # beyond any market's cap; keeps absurd inputs out of arithmetic
+# No price or amount needs more: a value with more significant digits, or further from 1,
+# is refused before any arithmetic, so the exact arithmetic below can neither overflow nor
+# round (its precision exceeds the digits of any admitted value divided by any grid step).
+MAX_DIGITS = 40
+MAX_MAGNITUDE = 18  # |adjusted exponent|: 1e18 and 1e-18 are the extremes admitted
+EXACT_PRECISION = 120
 
 
 def parse_decimal(value: Any, field: str) -> Decimal:
@@ -30,9 +36,29 @@ def parse_decimal(value: Any, field: str) -> Decimal:
     return number
 
 
+def admissible(number: Decimal) -> bool:
+    """Within the digits and magnitude any price or amount can have (zero always is)."""
+    if not number:
+        return True
+    return len(number.as_tuple().digits) <= MAX_DIGITS and abs(number.adjusted()) <= MAX_MAGNITUDE
+
+
+def exact_quotient(number: Decimal, step: Decimal) -> Decimal:
+    """``number / step`` computed exactly (both admissible), so off-grid stays off-grid."""
+    with localcontext() as context:
+        context.prec = EXACT_PRECISION
+        return number / step
+
+
 def price_to_ticks(value: Any, tick_size: Decimal, field: str = "price") -> int:
     number = parse_decimal(value, field)
-    ticks = number / tick_size
+    if not admissible(number):
+        raise errors.ApiError(
+            "INVALID_PRICE",
+            f"{field} {value} has more digits than any market's tick grid or range allows",
+            {"field": field, "price": str(value)},
+        )
+    ticks = exact_quotient(number, tick_size)
     if abs(ticks) > MAX_TICKS:
         raise errors.ApiError(
             "INVALID_PRICE",
@@ -54,7 +80,9 @@ def ticks_to_price(ticks: int | None, tick_size: Decimal) -> float | None:
 
 def usdc_to_micro(value: Any, field: str = "amount") -> int:
     number = parse_decimal(value, field)
-    micro = number * MICRO
+    if not admissible(number) or abs(number) >= 10**MAX_MAGNITUDE:
+        raise errors.invalid_request(field, f"{field} is out of range")
+    micro = exact_quotient(number, 1 / MICRO)
     if micro != micro.to_integral_value():
         raise errors.invalid_request(field, f"{field} has more than 6 decimal places")
     return int(micro)

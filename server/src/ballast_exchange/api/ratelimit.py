@@ -21,13 +21,15 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from .redis_breaker import RedisBreaker, redis_client
+
 __all__ = [
     "Decision",
     "MemoryRateLimiter",
     "RateLimitBackendError",
     "RateLimiter",
     "RedisRateLimiter",
-    "hit_with_fallback",
+    "SharedRateLimiter",
     "rate_limiter_from_url",
 ]
 
@@ -160,7 +162,7 @@ class RedisRateLimiter:
     """Counters in Redis, shared by every server process that points at the same instance."""
 
     def __init__(self, url: str, *, key_prefix: str = KEY_PREFIX) -> None:
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(url)
+        self._redis: aioredis.Redis = redis_client(url)
         self._script = self._redis.register_script(_HIT_SCRIPT)
         self._key_prefix = key_prefix
 
@@ -192,7 +194,40 @@ class RedisRateLimiter:
         await self._redis.aclose()
 
 
-def rate_limiter_from_url(redis_url: str | None) -> RateLimiter:
+class SharedRateLimiter:
+    """Redis counters behind a breaker, with per-process counters whenever Redis fails.
+
+    Neither refuses trading nor lets traffic through unlimited while Redis is away: a failure
+    costs one short timeout, then the per-process limiter answers until Redis is back.
+    """
+
+    def __init__(self, url: str, breaker: RedisBreaker | None = None) -> None:
+        self.redis = RedisRateLimiter(url)
+        self.fallback = MemoryRateLimiter()
+        self.breaker = breaker if breaker is not None else RedisBreaker()
+
+    async def hit(
+        self, bucket: str, limit: int, window_s: int = 60, now: float | None = None
+    ) -> Decision:
+        breaker = self.breaker
+        if breaker.allows():
+            try:
+                decision = await self.redis.hit(bucket, limit, window_s, now)
+            except RateLimitBackendError as error:
+                breaker.failed(error)
+            else:
+                breaker.succeeded()
+                return decision
+        return await self.fallback.hit(bucket, limit, window_s, now)
+
+    async def close(self) -> None:
+        await self.redis.close()
+        await self.fallback.close()
+
+
+def rate_limiter_from_url(
+    redis_url: str | None, breaker: RedisBreaker | None = None
+) -> RateLimiter:
     """Redis-backed for ``redis://``, ``rediss://`` or ``unix://`` URLs; in memory without one.
 
     ``memory://`` also selects the in-process backend, so configuration can name it explicitly.
@@ -201,18 +236,5 @@ def rate_limiter_from_url(redis_url: str | None) -> RateLimiter:
         return MemoryRateLimiter()
     url = redis_url.strip()
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisRateLimiter(url)
+        return SharedRateLimiter(url, breaker)
     raise ValueError("rate limiter URL must start with redis://, rediss://, unix:// or memory://")
-
-
-_FALLBACK = MemoryRateLimiter()
-
-
-async def hit_with_fallback(limiter: RateLimiter, bucket: str, limit: int) -> Decision:
-    """Count a hit; if the shared backend (Redis) fails, limit per process rather than stop
-    trading or let traffic through unlimited."""
-    try:
-        return await limiter.hit(bucket, limit)
-    except RateLimitBackendError:
-        log.warning("rate-limit backend unavailable; limiting per process")
-        return await _FALLBACK.hit(bucket, limit)

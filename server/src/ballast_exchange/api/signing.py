@@ -123,8 +123,9 @@ def verify(
     now_ms: int,
     base_path: str = "/v1",
     tolerance_ms: int = 30_000,
-) -> None:
-    """Check one request's signature; return None if valid, else raise :class:`AuthError`.
+) -> int:
+    """Check one request's signature; return its timestamp if valid, else raise
+    :class:`AuthError`.
 
     ``timestamp`` and ``signature`` are the raw header values (None when absent), ``path``
     the request path as sent including the query string, ``body`` the raw bytes received.
@@ -164,7 +165,7 @@ def verify(
         # Evaluate every candidate: which form matched is not secret, but keep it uniform.
         matched |= hmac.compare_digest(expected, provided_bytes)
     if matched:
-        return
+        return ts
 
     # Tell the user the shape we hashed, never the secret and never the expected signature.
     details: dict[str, Any] = {

@@ -100,25 +100,33 @@ async def _stored(state: AppState, events: list[Event], future: Any) -> list[Eve
 
 
 def run(
-    state: AppState, build: Build, step: Any = None
+    state: AppState, build: Build, step: Any = None, guarded: bool = False
 ) -> tuple[list[Event], Awaitable[list[Event]]] | ApiError:
     """Execute a command now: its events and the wait for their commit, or the mapped error."""
     try:
-        events, future = state.exchange.execute(build)
+        events, future = state.exchange.execute(build, guarded)
     except DomainError as error:
         return from_domain(error, step)
     return events, _stored(state, events, future)
 
 
-def place(state: AppState, account_id: str, body: PlaceOrderRequest) -> Awaitable[Answer]:
+def place(
+    state: AppState,
+    account_id: str,
+    body: PlaceOrderRequest,
+    build: Build | None = None,
+    guarded: bool = False,
+) -> Awaitable[Answer]:
     """Place an order now; answer 201 with it once stored, or 200 with the first order placed
-    under the same ``client_order_id``."""
+    under the same ``client_order_id``. ``build`` is ``build_place``'s, if already made;
+    ``guarded``: placed under cancel-on-disconnect (stored so, should it rest)."""
     if body.client_order_id is not None:
         first = state.exchange.client_orders.get((account_id, body.client_order_id))
         if first is not None:
             return _replay(state, account_id, first)
-    build = build_place(state, account_id, body)
-    outcome = run(state, build, tick_size(state.market(body.market_id)))
+    if build is None:
+        build = build_place(state, account_id, body)
+    outcome = run(state, build, tick_size(state.market(body.market_id)), guarded)
     if isinstance(outcome, ApiError):
         return _rejected(state, outcome)
     events, stored = outcome

@@ -33,7 +33,10 @@ def trade_ref(trade_id: int) -> str:
 
 def parse_order_ref(value: str) -> int | None:
     digits = value[len(ORDER_PREFIX) :] if value.startswith(ORDER_PREFIX) else ""
-    return int(digits) if digits.isdigit() and len(digits) < 19 else None
+    # ASCII only: str.isdigit() also takes superscripts (int() refuses them) and other
+    # scripts' digits (int() reads them, so "ord_" + Arabic-Indic one would be ord_1).
+    ok = digits.isascii() and digits.isdigit() and len(digits) < 19
+    return int(digits) if ok else None
 
 
 def tick_size(market: Market) -> Decimal:

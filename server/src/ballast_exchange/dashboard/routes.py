@@ -292,7 +292,7 @@ async def account(session: SignedIn, state: State) -> Any:
 async def orders(
     session: SignedIn,
     state: State,
-    status: str | None = None,
+    status: order_routes.StatusFilter | None = None,
     market_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from ...store import queries
 from ..money import to_usdc
 from ..schemas import PRIVATE_ERRORS, Balance, Fills, Ledger, Positions
-from ..timeutil import parse_time_param
+from ..timeutil import TimeParam, parse_time_param
 from ..views import balance_view, fill_view, iso, positions_view
 from .orders import Reader, State
 
@@ -52,8 +52,8 @@ async def fills(
     principal: Reader,
     state: State,
     market_id: str | None = None,
-    start_date: str | None = None,
-    end_date: str | None = None,
+    start_date: TimeParam = None,
+    end_date: TimeParam = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> Any:
@@ -88,8 +88,8 @@ async def ledger(
     principal: Reader,
     state: State,
     kind: str | None = None,
-    start_date: str | None = None,
-    end_date: str | None = None,
+    start_date: TimeParam = None,
+    end_date: TimeParam = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> Any:

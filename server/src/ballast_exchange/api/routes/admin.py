@@ -25,7 +25,7 @@ from ..models import (
     CreateMarketRequest,
     TierRequest,
 )
-from ..money import parse_decimal, usdc_to_micro
+from ..money import admissible, exact_quotient, parse_decimal, usdc_to_micro
 from ..schemas import ADMIN_ERRORS
 from ..state import AppState, app_state
 from ..timeutil import to_ms
@@ -125,19 +125,18 @@ DEFAULTS = {
 @router.post("/markets", status_code=201, summary="List a market (it starts pending)")
 async def markets_create(body: CreateMarketRequest, _: Admin, state: State) -> Any:
     defaults = DEFAULTS[body.type]
-    step = parse_decimal(
-        body.tick_size if body.tick_size is not None else defaults["tick_size"], "tick_size"
-    )
-    if step <= 0:
+    raw_step = body.tick_size if body.tick_size is not None else defaults["tick_size"]
+    tick_value = usdc_to_micro(raw_step, "tick_size")  # six decimals at most
+    if tick_value <= 0:
         raise invalid_request("tick_size", "tick_size must be positive")
-    tick_value = step * 1_000_000
-    if tick_value != tick_value.to_integral_value():
-        raise invalid_request("tick_size", "tick_size has more than 6 decimal places")
+    step = parse_decimal(raw_step, "tick_size")
     bounds = {}
     for name in ("floor", "cap"):
         raw = getattr(body, name)
         value = parse_decimal(raw if raw is not None else defaults[name], name)
-        ticks = value / step
+        if not admissible(value):
+            raise invalid_request(name, f"{name} is out of range")
+        ticks = exact_quotient(value, step)
         if ticks != ticks.to_integral_value():
             raise invalid_request(name, f"{name} must sit on the tick grid")
         bounds[name] = int(ticks)
@@ -147,7 +146,7 @@ async def markets_create(body: CreateMarketRequest, _: Admin, state: State) -> A
         0,
         body.id,
         MarketKind(body.type),
-        int(tick_value),
+        tick_value,
         bounds["floor"],
         bounds["cap"],
         close_time,

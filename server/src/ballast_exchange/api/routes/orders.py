@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
@@ -10,7 +10,7 @@ from ...domain import DomainError
 from ...store import queries
 from .. import trading
 from ..auth import Principal, authenticate
-from ..errors import ApiError, from_domain, invalid_request
+from ..errors import ApiError, from_domain
 from ..keys import READ, TRADE
 from ..models import AmendOrderRequest, BatchOrdersRequest, PlaceOrderRequest
 from ..schemas import (
@@ -22,21 +22,22 @@ from ..schemas import (
     PlacedOrder,
 )
 from ..state import AppState, app_state
-from ..timeutil import parse_time_param
+from ..timeutil import TimeParam, parse_time_param
 from ..views import order_view
 
 router = APIRouter(tags=["trading"])
-STATUSES = ("open", "filled", "canceled", "expired", "rejected", "all")
+StatusFilter = Literal["open", "filled", "canceled", "expired", "rejected", "all"]
 
 
 async def trader(request: Request, state: Annotated[AppState, Depends(app_state)]) -> Principal:
-    principal = await authenticate(request, state.keys, state.exchange.clock(), TRADE)
+    now = state.exchange.clock()
+    principal = await authenticate(request, state.keys, now, TRADE, state.replays)
     await state.exchange.room()
     return principal
 
 
 async def reader(request: Request, state: Annotated[AppState, Depends(app_state)]) -> Principal:
-    return await authenticate(request, state.keys, state.exchange.clock(), READ)
+    return await authenticate(request, state.keys, state.exchange.clock(), READ, state.replays)
 
 
 Trader = Annotated[Principal, Depends(trader)]
@@ -68,10 +69,21 @@ async def place_order(
     responses={200: {"model": BatchResults}, **PRIVATE_ERRORS},
 )
 async def place_orders(body: BatchOrdersRequest, principal: Trader, state: State) -> Any:
-    results = []
+    account_id = principal.account_id
+    # Every item is checked before any is placed: a bad item is reported in its slot and can
+    # never interrupt the batch after some of it traded.
+    builds: list[trading.Build | ApiError] = []
     for order in body.orders:
         try:
-            status, view = await trading.place(state, principal.account_id, order)
+            builds.append(trading.build_place(state, account_id, order))
+        except ApiError as error:
+            builds.append(error)
+    results = []
+    for order, build in zip(body.orders, builds, strict=True):
+        try:
+            if isinstance(build, ApiError):
+                raise build
+            status, view = await trading.place(state, account_id, order, build)
             results.append({"status": status, "order": view})
         except (ApiError, DomainError) as error:
             mapped = from_domain(error) if isinstance(error, DomainError) else error
@@ -141,15 +153,13 @@ async def get_order(order_id: str, principal: Reader, state: State) -> Any:
 async def list_orders(
     principal: Reader,
     state: State,
-    status: str | None = None,
+    status: StatusFilter | None = None,
     market_id: str | None = None,
-    start_date: str | None = None,
-    end_date: str | None = None,
+    start_date: TimeParam = None,
+    end_date: TimeParam = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> Any:
-    if status is not None and status not in STATUSES:
-        raise invalid_request("status", f"status must be one of {', '.join(STATUSES)}")
     if market_id is not None:
         state.market(market_id)
     page = await state.page(

@@ -19,7 +19,7 @@ from ..schemas import (
     Trades,
 )
 from ..state import AppState, app_state
-from ..timeutil import parse_time_param
+from ..timeutil import TimeParam, parse_time_param
 from ..views import book_levels, iso, market_view, tick_size, trade_view
 
 router = APIRouter(tags=["market data"])
@@ -31,7 +31,7 @@ INTERVALS = {"1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": DAY_MS}
 async def optional_auth(request: Request, state: State) -> None:
     """Market data needs no key, but auth headers that are sent must be valid."""
     if bearer(request) is not None or "x-bm-signature" in request.headers:
-        await authenticate(request, state.keys, state.exchange.clock(), READ)
+        await authenticate(request, state.keys, state.exchange.clock(), READ, state.replays)
 
 
 Public = Annotated[None, Depends(optional_auth)]
@@ -139,8 +139,8 @@ async def candles(
     _: Public,
     state: State,
     interval: Literal["1m", "5m", "1h", "1d"] = "1h",
-    start: str | None = None,
-    end: str | None = None,
+    start: TimeParam = None,
+    end: TimeParam = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> Any:
     market = state.market(market_id)

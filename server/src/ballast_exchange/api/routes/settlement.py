@@ -12,7 +12,7 @@ from ...service.settlement import EvidenceError
 from ...store import queries
 from ..errors import ApiError, invalid_request
 from ..models import SettlementProposal
-from ..money import parse_decimal
+from ..money import usdc_to_micro
 from ..schemas import ADMIN_ERRORS, PUBLIC_ERRORS, SettlementRecord
 from ..state import AppState
 from ..views import iso, settlement_view
@@ -49,11 +49,9 @@ async def get_settlement(market_id: str, _: Public, state: State) -> Any:
 )
 async def propose(market_id: str, body: SettlementProposal, _: Admin, state: State) -> Any:
     state.market(market_id)
-    micro = parse_decimal(body.value, "value") * 1_000_000
-    if micro != micro.to_integral_value():
-        raise invalid_request("value", "value has more than 6 decimal places")
+    micro = usdc_to_micro(body.value, "value")  # six decimals, like money
     try:
-        await state.settlements.propose(market_id, int(micro), body.evidence, OPERATOR)
+        await state.settlements.propose(market_id, micro, body.evidence, OPERATOR)
     except EvidenceError as error:
         raise invalid_request("evidence", str(error)) from None
     return await current_view(state, market_id)
