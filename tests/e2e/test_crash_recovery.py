@@ -532,3 +532,51 @@ def check_still_trades(client: SignedClient) -> None:
     assert response.status_code == 201, response.text
     new_id = int(response.json()["order_id"].removeprefix("ord_"))
     assert all(new_id > int(o["order_id"].removeprefix("ord_")) for o in before)
+
+
+# ------------------------------------------------------------------------ cancel-on-disconnect
+
+
+def test_cancel_on_disconnect_holds_across_a_sigkill(
+    tmp_path: Path, database_url: str, pycache: Path
+) -> None:
+    """An order placed over the socket with cancel_on_disconnect is canceled at recovery when
+    the server was killed under it (its connection can no longer exist), journaled with the
+    reason ``disconnect``; an order placed over REST stays on the book."""
+    import asyncio
+    import json
+
+    from tests.signed_client import Admin
+    from tests.stream.stream_client import StreamClient
+
+    data_dir = tmp_path / "var"
+    log = tmp_path / "serve.log"
+    with serve(data_dir, database_url, log, pycache) as served:
+        admin = Admin(served.api, (data_dir / "admin.token").read_text().strip())
+        admin.market(MARKET)
+        trader = admin.account("guarded")
+        rest = trader.post("/orders", {"market_id": MARKET, "side": "buy", "price": 0.3, "size": 1})
+        assert rest.status_code == 201, rest.text
+
+        async def place_guarded() -> str:
+            client = await StreamClient.connect(served.api.removesuffix("/v1"))
+            reply = await client.auth(trader.api_key, trader.api_secret, cancel_on_disconnect=True)
+            assert reply["type"] == "authenticated", reply
+            params = {"market_id": MARKET, "side": "buy", "price": 0.2, "size": 1}
+            answer = await client.request({"op": "place_order", "params": params})
+            assert answer["type"] == "result" and answer["status"] == 201, answer
+            kill(served.process)  # with the socket still open: no goodbye reaches the server
+            return str(answer["data"]["order_id"])
+
+        guarded = asyncio.run(place_guarded())
+    with serve(data_dir, database_url, log, pycache) as served:
+        again = SignedClient(served.api, trader.api_key, trader.api_secret)
+        order = again.get(f"/orders/{guarded}").json()
+        assert order["status"] == "canceled", json.dumps(order)
+        assert order["cancel_reason"] == "disconnect", json.dumps(order)
+        assert again.get(f"/orders/{rest.json()['order_id']}").json()["status"] == "open"
+        # Once canceled, the guard is gone: a second restart cancels nothing more.
+        kill(served.process)
+    with serve(data_dir, database_url, log, pycache):
+        pass
+    assert log.read_text().count("cancel-on-disconnect orders of connections lost") == 1

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .types import MarketKind, MarketStatus, OrderType, SelfTradePrevention, Side, TimeInForce
+from .types import (
+    CancelReason,
+    MarketKind,
+    MarketStatus,
+    OrderType,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+)
 
 
 @dataclass(slots=True, frozen=True)
@@ -78,8 +86,11 @@ class PlaceOrder(Command):
 
 @dataclass(slots=True, frozen=True)
 class CancelOrder(Command):
+    """Cancel one order; ``reason`` is ``user`` or, for cancel-on-disconnect, ``disconnect``."""
+
     account_id: str
     order_id: int
+    reason: CancelReason = CancelReason.USER
 
 
 @dataclass(slots=True, frozen=True)

@@ -18,6 +18,7 @@ from .order import Order
 from .position import Position
 from .state import BUY, MAX_CLIENT_ORDER_ID, MAX_TIME_MS, Account, is_int, parse_enum
 from .types import (
+    REQUESTED_CANCEL_REASONS,
     CancelReason,
     OrderStatus,
     OrderType,
@@ -246,9 +247,12 @@ class OrderEntry(Matching):
         return order
 
     def _cancel_order(self, c: cmd.CancelOrder) -> None:
+        reason = parse_enum(CancelReason, c.reason, "reason")
+        if reason not in REQUESTED_CANCEL_REASONS:
+            raise invalid("reason", "a cancel gives the reason user or disconnect")
         account = self.account(c.account_id)
         order = self._owned_order(account, c.order_id)
-        self._cancel(order, CancelReason.USER, c.time)
+        self._cancel(order, reason, c.time)
         self._flush_book(self.markets[order.market_id], c.time)
 
     def _cancel_all(self, c: cmd.CancelAll) -> None:

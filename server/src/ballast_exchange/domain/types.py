@@ -74,3 +74,8 @@ class CancelReason(StrEnum):
     INSUFFICIENT_BALANCE = "insufficient_balance"
     PROTECTION_PRICE = "protection_price"
     EXPIRED = "expired"
+    DISCONNECT = "disconnect"  # cancel-on-disconnect: the connection that placed it is gone
+
+
+# The reasons a CancelOrder command may give; the others are the engine's own.
+REQUESTED_CANCEL_REASONS = frozenset({CancelReason.USER, CancelReason.DISCONNECT})
