@@ -55,9 +55,10 @@ def stream_url(server: Server) -> str:
     return server.base.replace("http://", "ws://") + "/stream"
 
 
-def auth(account: Account) -> str:
+def auth(account: Account, nonce: str) -> str:
+    """``auth`` over the connection's nonce (the ``welcome`` the server sends first)."""
     ts = str(int(time.time() * 1000))
-    signature = sign(account.api_secret, ts, "GET", "/stream", "")
+    signature = sign(account.api_secret, ts, "GET", "/stream", nonce)
     return json.dumps(
         {"op": "auth", "api_key": account.api_key, "timestamp": ts, "signature": signature}
     )
@@ -240,7 +241,8 @@ async def order_flow(
     sockets = []
     for maker in makers:
         ws = await websockets.connect(url, max_queue=None)
-        await ws.send(auth(maker))
+        welcome = json.loads(await ws.recv())
+        await ws.send(auth(maker, welcome["nonce"]))
         json.loads(await ws.recv())
         sockets.append(ws)
 
@@ -287,7 +289,8 @@ async def socket_throughput(
 
     async def one(account: Account) -> None:
         async with websockets.connect(url, max_queue=None) as ws:
-            await ws.send(auth(account))
+            welcome = json.loads(await ws.recv())
+            await ws.send(auth(account, welcome["nonce"]))
             json.loads(await ws.recv())
             in_flight = 0
             n = 0

@@ -18,9 +18,10 @@ def stream_url(base_url: str) -> str:
     return base_url.replace("http://", "ws://", 1) + "/stream"
 
 
-def auth_message(api_key: str, api_secret: str, **extra: Any) -> dict[str, Any]:
+def auth_message(api_key: str, api_secret: str, nonce: str, **extra: Any) -> dict[str, Any]:
+    """``auth`` signed over the connection's nonce (from its ``welcome``), like REST's body."""
     timestamp = str(int(time.time() * 1000))
-    message = f"{timestamp}GET/stream".encode()
+    message = f"{timestamp}GET/stream{nonce}".encode()
     signature = hmac.new(api_secret.encode(), message, hashlib.sha256).hexdigest()
     signed = {"api_key": api_key, "timestamp": timestamp, "signature": signature}
     return {"op": "auth", **signed, **extra}
@@ -80,8 +81,17 @@ class StreamClient:
             timeout,
         )
 
+    async def nonce(self) -> str:
+        """The nonce of this connection's ``welcome`` (the server's first message)."""
+        if self.messages and self.messages[0].get("type") == "welcome":
+            return str(self.messages[0]["nonce"])
+        welcome = await self.wait_for(lambda m: m["type"] in ("welcome", "error"))
+        assert welcome["type"] == "welcome", welcome
+        return str(welcome["nonce"])
+
     async def auth(self, api_key: str, api_secret: str, **extra: Any) -> dict[str, Any]:
-        return await self.request(auth_message(api_key, api_secret, **extra))
+        nonce = await self.nonce()
+        return await self.request(auth_message(api_key, api_secret, nonce, **extra))
 
     async def subscribe(self, channel: str, **fields: Any) -> dict[str, Any]:
         """Subscribe and return the snapshot."""

@@ -136,9 +136,9 @@ def test_bad_messages_get_the_error_envelope(live: LiveServer) -> None:
     )
     market = f"bad-{random.randrange(10**9)}"
     admin.market(market)
-    bad_signature = {**auth_message(trader.api_key, trader.api_secret), "signature": "00" * 32}
-    old = auth_message(trader.api_key, trader.api_secret)
-    old["timestamp"] = str(int(old["timestamp"]) - 120_000)
+    bad_signature = {**auth_message(trader.api_key, trader.api_secret, ""), "signature": "00" * 32}
+    # Signed right, but over no nonce: the connection's welcome nonce is part of the message.
+    unbound = auth_message(trader.api_key, trader.api_secret, "")
     place = {"market_id": market, "side": "buy", "price": 0.5, "size": 1}
     cases: list[tuple[Any, str, str | None]] = [
         ("not json", "INVALID_REQUEST", "body"),
@@ -159,11 +159,14 @@ def test_bad_messages_get_the_error_envelope(live: LiveServer) -> None:
         ({"op": "cancel_on_disconnect", "enabled": True}, "UNAUTHORIZED", None),
         ({"op": "auth", "api_key": "bmkt_test_nobody"}, "UNAUTHORIZED", None),
         (bad_signature, "INVALID_SIGNATURE", None),
-        (old, "TIMESTAMP_EXPIRED", None),
+        (unbound, "INVALID_SIGNATURE", None),
     ]
 
     async def run() -> None:
         client = await StreamClient.connect(live.url)
+        old = auth_message(trader.api_key, trader.api_secret, await client.nonce())
+        old["timestamp"] = str(int(old["timestamp"]) - 120_000)
+        cases.append((old, "TIMESTAMP_EXPIRED", None))
         for message, code, field in cases:
             raw = message if isinstance(message, str) else json.dumps({"id": "x", **message})
             await client.send(raw)
@@ -194,6 +197,7 @@ def test_oversized_frames_close_the_connection(tmp_path: Path) -> None:
 
         async def run() -> int | None:
             client = await StreamClient.connect(live.url, max_size=None)
+            await client.nonce()  # the welcome
             await client.send("x" * (70 * 1024))
             with pytest.raises(Exception) as closed:
                 await client.receive(timeout=5)
@@ -223,3 +227,69 @@ def test_socket_order_entry_counts_against_the_keys_limit(tmp_path: Path) -> Non
             await client.close()
 
         asyncio.run(run())
+
+
+@sqlite_only
+def test_hostile_messages_get_the_envelope_and_the_connection_stays(live: LiveServer) -> None:
+    """Overflowing numbers, non-ASCII ids and JSON nested past the parser's depth each get an
+    error in the envelope; the connection stays open (so cancel-on-disconnect never fires)."""
+    admin = Admin(live.api, live.admin_token)
+    market = f"hostile-{random.randrange(10**9)}"
+    admin.market(market)
+    trader = admin.account("hostile", 100)
+
+    async def run() -> None:
+        client = await StreamClient.connect(live.url)
+        reply = await client.auth(trader.api_key, trader.api_secret, cancel_on_disconnect=True)
+        assert reply["type"] == "authenticated", reply
+        resting = {"market_id": market, "side": "buy", "price": 0.1, "size": 1}
+        placed = await client.request({"op": "place_order", "params": resting})
+        assert placed["type"] == "result" and placed["status"] == 201, placed
+        order_id = placed["data"]["order_id"]
+        nested = "[" * 20_000 + "]" * 20_000  # 40 KB, under the frame limit
+        cases: list[tuple[Any, str]] = [
+            ({"op": "place_order", "params": {**resting, "price": "1e999999999"}}, "INVALID_PRICE"),
+            (
+                {"op": "amend_order", "params": {"order_id": order_id, "price": "1e999999999"}},
+                "INVALID_PRICE",
+            ),
+            ({"op": "cancel_order", "params": {"order_id": "ord_\u00b2"}}, "ORDER_NOT_FOUND"),
+            ({"op": "cancel_order", "params": {"order_id": "ord_\u0661"}}, "ORDER_NOT_FOUND"),
+            (nested, "INVALID_REQUEST"),
+            ('{"op": "ping", "op": "ping"}', "INVALID_REQUEST"),
+        ]
+        for message, code in cases:
+            raw = message if isinstance(message, str) else json.dumps({"id": "h", **message})
+            await client.send(raw)
+            reply = await client.wait_for(lambda m: m["type"] in ("error", "result"))
+            assert reply["type"] == "error", (message, reply)
+            assert reply["error"]["code"] == code, (str(message)[:80], reply)
+        pong = await client.request({"op": "ping"})
+        assert pong["type"] == "pong"  # still open, still answering
+        await client.close()
+
+    asyncio.run(run())
+    rest = SignedClient(live.api, trader.api_key, trader.api_secret)
+    orders = rest.get("/orders?status=all").json()["orders"]
+    assert [o["status"] for o in orders] == ["canceled"]  # canceled once closed, not before
+    assert orders[0]["cancel_reason"] == "disconnect"
+
+
+@sqlite_only
+def test_a_captured_auth_message_is_useless_on_another_connection(live: LiveServer) -> None:
+    trader = Admin(live.api, live.admin_token).account("captured", 100)
+
+    async def run() -> None:
+        first = await StreamClient.connect(live.url)
+        captured = auth_message(trader.api_key, trader.api_secret, await first.nonce())
+        assert (await first.request(captured))["type"] == "authenticated"
+        second = await StreamClient.connect(live.url)
+        await second.nonce()  # a different one
+        replayed = await second.request(captured)
+        assert replayed["type"] == "error", replayed
+        assert replayed["error"]["code"] == "INVALID_SIGNATURE"
+        assert (await second.request({"op": "subscribe", "channel": "orders"}))["type"] == "error"
+        await first.close()
+        await second.close()
+
+    asyncio.run(run())

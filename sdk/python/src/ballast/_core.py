@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 import time
 import uuid
 from collections.abc import Generator, Iterable, Mapping
@@ -31,6 +32,7 @@ from .errors import (
     InvalidPriceError,
     InvalidRequestError,
     InvalidResponseError,
+    InvalidSignatureError,
     MarketNotFoundError,
     NetworkError,
     OrderSizeTooLargeError,
@@ -468,6 +470,11 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return seconds if seconds >= 0 else None
 
 
+def is_replay(error: BallastError) -> bool:
+    """The server refused the signature as one it has already seen."""
+    return isinstance(error, InvalidSignatureError) and error.details.get("reason") == "replayed"
+
+
 def _rate_limit(headers: Mapping[str, str]) -> RateLimit | None:
     try:
         limit = int(headers["x-ratelimit-limit"])
@@ -536,6 +543,10 @@ class ClientCore:
         self.validate_orders = validate_orders
         #: Added to the local clock when signing; set by :meth:`sync_clock` (milliseconds).
         self.clock_offset_ms = 0
+        # The server refuses a signature it has seen (replay protection), so no two requests
+        # of this client may share a timestamp: each signs with a later millisecond.
+        self._last_signed_ms = 0
+        self._signing_lock = threading.Lock()
         #: The ``X-RateLimit-*`` headers of the last response, once one arrived.
         self.rate_limit: RateLimit | None = None
         self._rules: dict[str, MarketRules] = {}
@@ -566,6 +577,13 @@ class ClientCore:
         """The local clock in Unix milliseconds, corrected by ``clock_offset_ms``."""
         return int(time.time() * 1000) + self.clock_offset_ms
 
+    def signing_timestamp(self) -> int:
+        """``now_ms()``, but always later than the last timestamp this client signed with."""
+        with self._signing_lock:
+            stamp = max(self.now_ms(), self._last_signed_ms + 1)
+            self._last_signed_ms = stamp
+            return stamp
+
     def market_rules(self, market_id: str) -> MarketRules | None:
         """The cached rules of a market (fetched on its first order, or by ``get_market``)."""
         return self._rules.get(market_id)
@@ -595,7 +613,7 @@ class ClientCore:
                     method,
                     signed_path,
                     content or b"",
-                    self.now_ms(),
+                    self.signing_timestamp(),
                 )
             )
         return HttpRequest(method, str(url), headers, content)
@@ -615,6 +633,7 @@ class ClientCore:
         sign = auth != "none" and self.api_key is not None
         attempt = 0
         synced = False
+        resigned = False
         while True:
             outcome = yield self._build(method, path, params, content, sign)
             if isinstance(outcome, Failure):
@@ -653,6 +672,11 @@ class ClientCore:
                 # A key without the read scope may not sign market data, which needs no key
                 # at all: ask again unsigned (counted against the IP's public limit).
                 sign = False
+                continue
+            if is_replay(error) and sign and not resigned:
+                # Another client of this key signed the same request in the same millisecond;
+                # the server executed nothing, so sign it anew, once.
+                resigned = True
                 continue
             if isinstance(error, TimestampExpiredError) and sign and not synced:
                 # Our clock is off: learn the server's once, then sign again.

@@ -385,9 +385,10 @@ class Stream:
         return ws
 
     async def _authenticate(self, ws: ClientConnection) -> None:
+        nonce = await self._welcome(ws)
         synced = False
         while True:
-            message = self._auth_message()
+            message = self._auth_message(nonce)
             reply = await self._handshake(ws, message)
             if reply.get("type") == "authenticated":
                 account = reply.get("account_id")
@@ -400,15 +401,48 @@ class Stream:
                 continue
             raise error
 
-    def _auth_message(self) -> dict[str, Any]:
+    async def _welcome(self, ws: ClientConnection) -> str:
+        """The server's first message: the nonce this connection's ``auth`` must sign."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.request_timeout
+        try:
+            while True:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise NetworkError("no welcome from the server within the timeout")
+                message = _decode(await asyncio.wait_for(ws.recv(), left))
+                if not isinstance(message, dict):
+                    continue
+                if message.get("type") == "welcome" and isinstance(message.get("nonce"), str):
+                    nonce: str = message["nonce"]
+                    return nonce
+                if message.get("type") == "error":
+                    raise _reply_error(message)  # e.g. too many connections from this address
+        except asyncio.TimeoutError:
+            raise NetworkError("no welcome from the server within the timeout") from None
+        except ValueError:
+            raise NetworkError("the server's welcome is not JSON") from None
+        except ConnectionClosed as closed:
+            code, reason = _close_of(closed)
+            fatal = _close_error(code, reason)
+            if fatal is not None:
+                raise fatal from None
+            raise NetworkError(
+                f"the connection closed before the welcome ({code}: {reason})",
+                details={"close_code": code},
+            ) from None
+
+    def _auth_message(self, nonce: str) -> dict[str, Any]:
         key, secret = self._client.api_key, self._client._api_secret
         assert key is not None and secret is not None
-        timestamp = str(self._client.now_ms())
+        timestamp = str(self._client.signing_timestamp())
         return {
             "op": "auth",
             "api_key": key,
             "timestamp": timestamp,
-            "signature": sign(secret, timestamp, "GET", "/stream"),
+            # Signed like REST, with the connection's nonce as the body: a captured auth
+            # message is worth nothing on another connection.
+            "signature": sign(secret, timestamp, "GET", "/stream", nonce),
             "cancel_on_disconnect": self.cancel_on_disconnect,
         }
 

@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..api import trading
+from ..api import strict_json, trading
 from ..api.auth import KeyRecord
 from ..api.errors import ApiError, from_domain, from_validation, invalid_request
 from ..api.keys import READ, TRADE
 from ..api.models import AmendOrderRequest, PlaceOrderRequest
-from ..api.ratelimit import hit_with_fallback
 from ..api.signing import AuthError, verify
 from ..api.state import AppState
 from ..api.views import iso, parse_order_ref
-from ..domain import DomainError
+from ..domain import CancelReason, DomainError
 from ..domain import commands as c
 from ..service.exchange import ServiceUnavailable, at_time
 from . import feeds
@@ -90,6 +89,8 @@ class Connection:
         self.closer: asyncio.Task[None] | None = None
         self.guard: asyncio.Task[None] | None = None  # cancel-on-disconnect, once
         self.held: list[bytes] = []
+        # What ``auth`` must sign: fresh per connection, so a captured auth message is useless.
+        self.nonce = secrets.token_hex(16)
 
     @property
     def api_key(self) -> str | None:
@@ -174,6 +175,8 @@ class Connection:
             self.fail(None, None, too_many("unauthenticated connections from this address"))
             await self.close(CLOSE_TOO_MANY, "too many connections")
             return
+        now = iso(self.state.exchange.clock())
+        self.push(dumps({"type": "welcome", "nonce": self.nonce, "time": now}))
         try:
             while not self.closing:
                 message = await self.ws.receive()
@@ -209,7 +212,8 @@ class Connection:
             if order is None or order.account_id != account_id:
                 continue
             with contextlib.suppress(DomainError, ServiceUnavailable):
-                _, future = exchange.execute(at_time(c.CancelOrder(0, account_id, order_id)))
+                cancel = c.CancelOrder(0, account_id, order_id, CancelReason.DISCONNECT)
+                _, future = exchange.execute(at_time(cancel))
                 futures.append(future)
         for future in futures:
             with contextlib.suppress(ServiceUnavailable):
@@ -223,10 +227,7 @@ class Connection:
         request_id: Any = None
         op: Any = None
         try:
-            try:
-                request = json.loads(text)
-            except ValueError:
-                raise invalid_request("body", "the message is not valid JSON") from None
+            request = strict_json.loads(text)
             if not isinstance(request, dict):
                 raise invalid_request("body", "a request is a JSON object with an 'op'")
             request_id = request.get("id")
@@ -248,6 +249,11 @@ class Connection:
             self.fail(request_id, op, from_domain(error))
         except ServiceUnavailable as error:
             self.fail(request_id, op, ApiError("SERVICE_UNAVAILABLE", str(error)))
+        except Exception:
+            # A bug must cost one request its answer, never the connection (whose drop would
+            # fire cancel-on-disconnect).
+            log.exception("stream request %r failed", op)
+            self.fail(request_id, op, ApiError("INTERNAL_ERROR", "an internal error occurred"))
 
     async def _auth(self, request_id: Any, request: dict[str, Any]) -> None:
         if self.record is not None:
@@ -272,7 +278,7 @@ class Connection:
             signature=signature if isinstance(signature, str) else None,
             method="GET",
             path=SIGNED_PATH,
-            body=b"",
+            body=self.nonce.encode(),
             now_ms=self.state.exchange.clock(),
         )
         self.state.keys.used(api_key, self.state.exchange.clock())
@@ -386,8 +392,8 @@ class Connection:
                 {"required_scope": TRADE, "key_scopes": sorted(record.scopes)},
             )
         settings = self.hub.settings
-        decision = await hit_with_fallback(
-            self.state.limiter, f"key:{record.api_key}", record.limit(settings.private_rate_limit)
+        decision = await self.state.limiter.hit(
+            f"key:{record.api_key}", record.limit(settings.private_rate_limit)
         )
         if not decision.allowed:
             self.hub.metrics.rate_limited("private", "stream")
@@ -441,7 +447,8 @@ class Connection:
     async def _place_order(self, request_id: Any, request: dict[str, Any]) -> None:
         record = await self._trader()
         body: PlaceOrderRequest = self._params(request, PlaceOrderRequest)
-        pending = trading.place(self.state, record.account_id, body)
+        guarded = self.cancel_on_disconnect
+        pending = trading.place(self.state, record.account_id, body, guarded=guarded)
         self._answer(request_id, "place_order", pending, placed=True)
 
     async def _cancel_order(self, request_id: Any, request: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ socket; ``CaptureTransport`` puts it in the scope before any other middleware wr
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 TRANSPORT_KEY = "ballast.transport"
 
@@ -45,7 +45,7 @@ def text_frame(text: str) -> bytes:
 def transport_of(receive: Any) -> Transport | None:
     transport = getattr(getattr(receive, "__self__", None), "transport", None)
     if all(hasattr(transport, name) for name in ("write", "get_write_buffer_size", "abort")):
-        return transport  # type: ignore[no-any-return]
+        return cast(Transport, transport)
     return None
 
 
