@@ -1,6 +1,7 @@
 /** Small helpers shared by the tests. */
 
-import { BallastClient, type BallastClientOptions } from "@ballast/sdk";
+import assert from "node:assert/strict";
+import { BallastClient, type BallastClientOptions, type Stream, type StreamMessage } from "@ballast/sdk";
 import type { Account, TestServer } from "./harness.js";
 
 /** A client on a new funded account of `server` (`accountId` and the raw account alongside). */
@@ -78,4 +79,58 @@ export async function rawRequest(
     json = text;
   }
   return { status: response.status, json, headers: response.headers };
+}
+
+/** Every message read up to and including the first that matches (fails after `timeoutMs`). */
+export async function readUntil(
+  stream: Stream,
+  predicate: (message: StreamMessage) => boolean,
+  timeoutMs = 15_000,
+): Promise<StreamMessage[]> {
+  const seen: StreamMessage[] = [];
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      const last = seen.slice(-5).map((m) => ("channel" in m ? `${m.type}:${m.channel}` : m.type));
+      throw new Error(`no match within ${timeoutMs} ms; read ${seen.length}: …${last.join(", ")}`);
+    }
+    const message = await stream.receive(left);
+    if (message === null) {
+      continue;
+    }
+    seen.push(message);
+    if (predicate(message)) {
+      return seen;
+    }
+  }
+}
+
+/**
+ * Once caught up (a pong after the last write), the stream's book is REST's book. On a server
+ * nobody else uses (`quiet`), REST's `seq` is the pong's too.
+ */
+export async function assertBookMatchesRest(
+  stream: Stream,
+  rest: BallastClient,
+  marketId: string,
+  depth: number,
+  quiet = false,
+): Promise<void> {
+  const pong = await stream.ping();
+  const shown = await rest.getOrderbook(marketId, { depth });
+  const book = stream.book(marketId);
+  assert.ok(book.synced);
+  assert.deepEqual(levels(book), levels(shown));
+  assert.deepEqual(
+    [book.bestBid, book.bestAsk, book.spread, book.mid],
+    [shown.bestBid, shown.bestAsk, shown.spread, shown.mid],
+  );
+  assert.equal(book.exchangeSeq, pong.exchangeSeq);
+  assert.ok(pong.exchangeSeq <= (shown.seq ?? 0));
+  if (quiet) {
+    assert.equal(pong.exchangeSeq, shown.seq);
+    assert.deepEqual(levels(book.toOrderBook()), levels(shown));
+    assert.equal(book.toOrderBook().seq, shown.seq);
+  }
 }
