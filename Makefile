@@ -27,7 +27,7 @@ lint: $(VENV)/.synced
 	$(VENV)/bin/ruff format --check server sdk tests bench
 
 typecheck: $(VENV)/.synced
-	$(VENV)/bin/mypy --strict server/src/ballast_exchange/domain
+	$(VENV)/bin/mypy --strict server/src/ballast_exchange
 	$(VENV)/bin/mypy --strict sdk/python/src/ballast
 
 # The dashboard's browser tests drive Debian's Chromium through Playwright (never a browser
