@@ -268,3 +268,28 @@ def test_the_data_directory_and_database_files_are_owner_only(tmp_path: Path) ->
         for path in files:
             assert path.exists(), path
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, (path, oct(path.stat().st_mode))
+
+
+# --- #2 (the body part) every method's body is bounded --------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE", "POST"])
+def test_a_huge_body_is_refused_whatever_the_method(live: LiveServer, method: str) -> None:
+    url = f"{live.api}/orders"
+    declared = httpx.request(method, url, content=b"x" * (1 << 20), timeout=30)
+    assert declared.status_code == 413, declared.text
+    assert code_of(declared) == "PAYLOAD_TOO_LARGE"
+
+    sent = [0]
+
+    def chunks() -> Iterator[bytes]:  # chunked: no length declared up front
+        for _ in range(1_000):
+            sent[0] += 1
+            yield b"x" * 65_536
+
+    try:
+        streamed = httpx.request(method, url, content=chunks(), timeout=30)
+        assert streamed.status_code == 413, streamed.text
+    except httpx.HTTPError:
+        pass  # the server answered 413 and closed while we were still sending
+    assert sent[0] < 1_000  # refused long before the 64 MB were all sent

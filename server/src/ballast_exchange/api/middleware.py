@@ -104,6 +104,10 @@ class RateLimitMiddleware:
         return False
 
 
+# A refused body is not read to its end: the connection closes after the answer.
+CLOSE = {"Connection": "close"}
+
+
 class BodyLimitMiddleware:
     """413 for bodies over the limit (declared or streamed), whatever the method; 415 for a
     non-JSON body to a write; 400 for JSON with a repeated key or nested too deep.
@@ -123,7 +127,7 @@ class BodyLimitMiddleware:
         headers = dict(scope.get("headers", ()))
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await send_error(send, 413, "PAYLOAD_TOO_LARGE", self._too_large(), {})
+            await send_error(send, 413, "PAYLOAD_TOO_LARGE", self._too_large(), CLOSE)
             return
         if length is None and b"chunked" not in headers.get(b"transfer-encoding", b""):
             await self.app(scope, receive, send)  # no body at all: nothing to read
@@ -137,7 +141,7 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await send_error(send, 413, "PAYLOAD_TOO_LARGE", self._too_large(), {})
+                await send_error(send, 413, "PAYLOAD_TOO_LARGE", self._too_large(), CLOSE)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
