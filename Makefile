@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: test run lint typecheck pytest bench-engine clean chromium
+.PHONY: test run lint typecheck pytest typescript bench-engine clean chromium
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -16,7 +16,7 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml server/pyproject.toml sdk/python/p
 	$(UV) sync --locked --all-packages --group dev
 	touch $@
 
-test: lint typecheck pytest
+test: lint typecheck pytest typescript
 
 # The sandbox exchange on SQLite under ./var, with demo markets and a funded demo key.
 run: $(VENV)/.synced
@@ -46,6 +46,17 @@ chromium:
 
 pytest: $(VENV)/.synced chromium
 	$(VENV)/bin/pytest
+
+# The TypeScript SDK (sdk/typescript, `@ballast/sdk`): npm dependencies from its lockfile, then
+# tsc --strict, biome, the ESM + CommonJS build, and its tests against real `ballast serve`
+# processes from .venv (started on free loopback ports by the tests themselves).
+TS_SDK := sdk/typescript
+typescript: $(VENV)/.synced
+	cd $(TS_SDK) && npm ci --no-audit --no-fund
+	cd $(TS_SDK) && npm run typecheck
+	cd $(TS_SDK) && npm run lint
+	cd $(TS_SDK) && npm run build
+	cd $(TS_SDK) && npm run build:test && node build/test/run.js
 
 # The engine benchmark also replays the stream through third-party engines (the `bench` group).
 bench-engine: $(UV)

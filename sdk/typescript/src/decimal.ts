@@ -1,5 +1,5 @@
 /**
- * Decimal strings: how prices and money travel through the SDK (docs/adr/0009-typescript-sdk-decimal-strings.md).
+ * Decimal strings: how prices and money travel through the SDK (docs/adr/0012-typescript-sdk-decimal-strings.md).
  *
  * Models carry prices and money as canonical decimal strings (`"0.87"`, `"50000"`, `"-12.5"`):
  * plain notation, no exponent, no trailing zeros after the point, `"0"` for zero. Two canonical
