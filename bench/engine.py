@@ -1,14 +1,20 @@
-"""Engine benchmark: a seeded stream through the full Ballast domain, and through the
-open-source engines from PyPI for comparison.
+"""Engine benchmark: a seeded stream through both Ballast engine twins (the pure-Python
+reference and the compiled one), and through the open-source engines from PyPI, in one run.
 
     make bench-engine                       # 1,000,000 commands, prints JSON
     .venv/bin/python bench/engine.py --commands 200000 --no-third-party
 
 "Full domain" means every command goes through ``Engine.execute``: validation, risk checks,
-reservations, the double-entry ledger, positions, fees and events. Throughput is measured on
-one pass without per-command timers; the latency percentiles come from a second pass that times
-every command. Memory per resting order is measured apart, with tracemalloc, on a book built
-of resting orders only.
+reservations, the double-entry ledger, positions, fees and events. The neutral stream is first
+turned into engine commands (untimed, as the sequencer receives them decoded): cancels and
+amends need the engine's order ids, which both twins issue identically. Throughput is then one
+pass of ``execute`` per command without per-command timers, and one of ``execute_many`` in
+batches; the latency percentiles come from another pass that times every command; ``replay``
+is the old measure, building each command from the stream inside the timed loop. The stream
+and the prepared commands are frozen out of the cycle collector (``gc.freeze``) before any
+engine runs. Memory per resting order is measured apart, with tracemalloc, on a book built of
+resting orders only.
+Every twin must end with the same state digest, or the run fails.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from ballast_exchange.domain import (
     OrderType,
     Side,
     TimeInForce,
+    compiled_status,
+    digest,
 )
 from ballast_exchange.domain import commands as c
 from ballast_exchange.domain.events import OrderAccepted
@@ -43,10 +51,24 @@ from ballast_exchange.domain.state import MAX_SIZE, MAX_TIME_MS
 
 MARKET = "bench"
 DEPOSIT = 10**13  # micro-USDC: ten million USDC an account, so risk checks run but rarely bind
+BATCH = 256  # commands per execute_many call (a sequencer's batch)
 
 
-def fresh_engine(accounts: int) -> Engine:
-    engine = Engine()
+def twins() -> dict[str, Any]:
+    """The engine classes to measure: the reference always, the compiled one when built."""
+    out: dict[str, Any] = {"reference": Engine}
+    available, reason = compiled_status()
+    if available:
+        from ballast_exchange.domain import compiled
+
+        out["compiled"] = compiled.Engine
+    else:
+        print(f"compiled engine not measured: {reason}", file=sys.stderr)
+    return out
+
+
+def fresh_engine(accounts: int, factory: Any = Engine) -> Engine:
+    engine: Engine = factory()
     engine.execute(
         c.CreateMarket(
             0,
@@ -119,34 +141,87 @@ class BallastReplay:
             self.ids[item[1]] = first.order_id
 
 
-def throughput(stream: list[tuple[Any, ...]], accounts: int) -> dict[str, Any]:
+def prepare(stream: list[tuple[Any, ...]], accounts: int) -> tuple[list[c.Command], int]:
+    """The stream as engine commands (untimed), and how many stream items had no command
+    (cancels and amends of orders already gone in this engine)."""
     replay = BallastReplay(fresh_engine(accounts))
+    commands: list[c.Command] = []
+    skipped = 0
+    for now, item in enumerate(stream, 1):
+        command = replay.command(item, now)
+        if command is None:
+            skipped += 1
+            continue
+        commands.append(command)
+        try:
+            events = replay.engine.execute(command)
+        except DomainError:
+            continue
+        if type(command) is c.PlaceOrder:
+            first = events[0]
+            assert isinstance(first, OrderAccepted)
+            replay.ids[item[1]] = first.order_id
+    return commands, skipped
+
+
+def throughput(commands: list[c.Command], accounts: int, factory: Any) -> dict[str, Any]:
+    engine = fresh_engine(accounts, factory)
+    execute = engine.execute
+    rejected = 0
+    gc.collect()
+    start = time.perf_counter()
+    for command in commands:
+        try:
+            execute(command)
+        except DomainError:
+            rejected += 1
+    seconds = time.perf_counter() - start
+    book = engine.markets[MARKET].book
+    # The same commands in batches through execute_many.
+    batched = fresh_engine(accounts, factory)
+    execute_many = batched.execute_many
+    gc.collect()
+    start = time.perf_counter()
+    for first in range(0, len(commands), BATCH):
+        execute_many(commands[first : first + BATCH])
+    many_seconds = time.perf_counter() - start
+    assert digest(batched) == digest(engine)
+    return {
+        "commands": len(commands),
+        "seconds": round(seconds, 3),
+        "commands_per_s": round(len(commands) / seconds),
+        "execute_many_commands_per_s": round(len(commands) / many_seconds),
+        "execute_many_batch": BATCH,
+        "rejected": rejected,
+        "resting_orders_at_end": sum(1 for _ in book.orders()),
+        "events_last_seq": engine.seq,
+        "digest": digest(engine),
+    }
+
+
+def replay_throughput(stream: list[tuple[Any, ...]], accounts: int, factory: Any) -> int:
+    """Commands/s when each command is built from the stream inside the timed loop."""
+    replay = BallastReplay(fresh_engine(accounts, factory))
     apply = replay.apply
     gc.collect()
     start = time.perf_counter()
     for now, item in enumerate(stream, 1):
         apply(item, now)
-    seconds = time.perf_counter() - start
-    book = replay.engine.markets[MARKET].book
-    return {
-        "commands": len(stream),
-        "seconds": round(seconds, 3),
-        "commands_per_s": round(len(stream) / seconds),
-        "skipped_or_rejected": replay.rejected,
-        "resting_orders_at_end": sum(1 for _ in book.orders()),
-        "events_last_seq": replay.engine.seq,
-    }
+    return round(len(stream) / (time.perf_counter() - start))
 
 
-def latency(stream: list[tuple[Any, ...]], accounts: int) -> dict[str, Any]:
-    replay = BallastReplay(fresh_engine(accounts))
-    apply = replay.apply
+def latency(commands: list[c.Command], accounts: int, factory: Any) -> dict[str, Any]:
+    engine = fresh_engine(accounts, factory)
+    execute = engine.execute
     clock = time.perf_counter_ns
     samples = []
     gc.collect()
-    for now, item in enumerate(stream, 1):
+    for command in commands:
         start = clock()
-        apply(item, now)
+        try:  # noqa: SIM105 (contextlib.suppress costs more than the compiled engine's command)
+            execute(command)
+        except DomainError:
+            pass
         samples.append(clock() - start)
     samples.sort()
 
@@ -156,9 +231,9 @@ def latency(stream: list[tuple[Any, ...]], accounts: int) -> dict[str, Any]:
     return {"p50_us": pct(0.50), "p99_us": pct(0.99), "p999_us": pct(0.999)}
 
 
-def memory_per_resting_order(orders: int = 100_000) -> dict[str, Any]:
+def memory_per_resting_order(factory: Any, orders: int = 100_000) -> dict[str, Any]:
     """Bytes allocated per resting order: orders on both sides that never cross."""
-    engine = fresh_engine(100)
+    engine = fresh_engine(100, factory)
     commands = [
         c.PlaceOrder(
             i,
@@ -199,19 +274,41 @@ def main() -> None:
         "accounts": args.accounts,
         "mix": dict(sorted(__import__("collections").Counter(i[0] for i in stream).items())),
     }
-    result["ballast"] = throughput(stream, args.accounts)
-    result["ballast"].update(latency(stream, args.accounts))
-    result["ballast"].update(memory_per_resting_order())
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    commands, skipped = prepare(stream, args.accounts)
+    result["stream_items_without_a_command"] = skipped
+    # The stream and the prepared commands live all run: keep the collector from re-scanning
+    # them (as a server would freeze what it loads at start), for every engine alike.
+    gc.collect()
+    gc.freeze()
+    engines: dict[str, Any] = {}
+    for name, factory in twins().items():
+        row = throughput(commands, args.accounts, factory)
+        row["replay_commands_per_s"] = replay_throughput(stream, args.accounts, factory)
+        row.update(latency(commands, args.accounts, factory))
+        row.update(memory_per_resting_order(factory))
+        engines[name] = row
+    digests = {row.pop("digest") for row in engines.values()}
+    assert len(digests) == 1, "the twins ended in different states"
+    result["ballast"] = engines
+    if "compiled" in engines:
+        result["compiled_vs_reference"] = round(
+            engines["compiled"]["commands_per_s"] / engines["reference"]["commands_per_s"], 2
+        )
     if not args.no_third_party:
         from third_party_engines import run_all
 
-        ours = result["ballast"]["commands_per_s"]
         others = run_all(stream)
+        ratios: dict[str, dict[str, float]] = {name: {} for name in engines}
         for row in others:
             if row.get("commands_per_s"):
-                row["ballast_ratio"] = round(ours / row["commands_per_s"], 2)
+                for name, ours in engines.items():
+                    ratio = round(ours["commands_per_s"] / row["commands_per_s"], 2)
+                    row[f"{name}_ratio"] = ratio
+                    ratios[name][row["engine"]] = ratio
         result["third_party"] = others
+        # Ballast twin ÷ engine, commands/s on the same stream in this run.
+        result["ratios"] = ratios
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(result, indent=2))
 
 

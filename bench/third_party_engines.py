@@ -1,6 +1,7 @@
 """Replay the neutral command stream through open-source matching engines from PyPI.
 
-Adapters for `lightmatchingengine`, `pyclob` and `liquibook` (SWIG wrapper of C++ LiquiBook).
+Adapters for `lightmatchingengine`, `pyclob` and `liquibook` (SWIG wrapper of C++ LiquiBook),
+and `price_time_loop`, ours: the least a pure-Python price-time book can do (the floor).
 Each adapter drives the engine only through its own API; where the engine lacks a command
 (amend, market orders, ...) the adapter uses the closest honest equivalent and says so in
 `skips`. None of them is a full exchange domain, so their numbers are an upper bound on what a
@@ -32,6 +33,8 @@ def _load(module: str) -> tuple[Any | None, str]:
 
 
 def _version(dist: str) -> str | None:
+    if not dist:
+        return None  # ours, not a distribution
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
@@ -376,7 +379,119 @@ class LiquibookAdapter(EngineAdapter):
         return applied
 
 
-ENGINES: list[EngineAdapter] = [LightMatchingEngineAdapter(), PyclobAdapter(), LiquibookAdapter()]
+class PriceTimeLoopAdapter(EngineAdapter):
+    """Ours, not from PyPI: the least a pure-Python price-time book can do (the floor).
+
+    A dict of price -> FIFO of [order id, open qty] per side, best prices kept as plain ints,
+    cancels marking the entry dead (removed when matching reaches it). No validation, no ids
+    issued, no events: only what the stream needs to match correctly.
+    """
+
+    name = "price_time_loop"
+    dist = ""
+    module = "collections"  # always importable: this adapter needs nothing installed
+    skips = (
+        "Ours: a minimal pure-Python price-time loop, the floor for any pure-Python book. No "
+        "accounts, validation, ids, events or self-trade prevention; cancel marks the entry dead "
+        "and matching drops it; amend lowers the open quantity in place (keeps priority); a "
+        "market order walks the opposite side and drops its remainder."
+    )
+
+    def reset(self) -> None:
+        self.levels: tuple[dict[int, Any], dict[int, Any]] = ({}, {})  # buy, sell
+        self.live: dict[int, list[int]] = {}  # id -> [id, open qty, side index, price]
+        self.best = [0, GRID]  # best bid (0 = none), best ask (GRID = none)
+        self.rejected = 0
+        self.volume = 0
+
+    def _take(self, s: int, limit: int, qty: int) -> int:
+        """Match ``qty`` from side ``s`` (0 buys from asks) up to ``limit``; return the rest."""
+        o = 1 - s
+        book = self.levels[o]
+        best = self.best
+        live = self.live
+        while qty:
+            price = best[o]
+            if (price > limit) if s == 0 else (price < limit):
+                break
+            if price <= 0 or price >= GRID:
+                break
+            queue = book.get(price)
+            while queue and qty:
+                entry = queue[0]
+                if entry[1] == 0:
+                    queue.popleft()
+                    continue
+                fill = min(qty, entry[1])
+                entry[1] -= fill
+                qty -= fill
+                self.volume += fill
+                if entry[1] == 0:
+                    queue.popleft()
+                    del live[entry[0]]
+            if not queue:
+                book.pop(price, None)
+                if s == 0:
+                    best[1] = min(book) if book else GRID
+                else:
+                    best[0] = max(book) if book else 0
+        return qty
+
+    def replay(self, stream: Sequence[tuple]) -> int:
+        from collections import deque
+
+        levels = self.levels
+        live = self.live
+        best = self.best
+        take = self._take
+        applied = 0
+        for cmd in stream:
+            kind = cmd[0]
+            if kind == "limit":
+                _, oid, _acct, side, tick, size = cmd
+                s = 0 if side == "buy" else 1
+                size = take(s, tick, size)
+                if size:
+                    entry = [oid, size, s, tick]
+                    live[oid] = entry
+                    queue = levels[s].get(tick)
+                    if queue is None:
+                        queue = levels[s][tick] = deque()
+                        if s == 0:
+                            if tick > best[0]:
+                                best[0] = tick
+                        elif tick < best[1]:
+                            best[1] = tick
+                    queue.append(entry)
+            elif kind == "cancel":
+                entry = live.pop(cmd[1], None)
+                if entry is None:
+                    self.rejected += 1
+                else:
+                    entry[1] = 0  # dropped when matching reaches it, or the level empties
+            elif kind == "market":
+                _, oid, _acct, side, size = cmd
+                s = 0 if side == "buy" else 1
+                take(s, GRID if s == 0 else 0, size)
+            elif kind == "amend":
+                _, oid, new_size = cmd
+                entry = live.get(oid)
+                if entry is None or entry[1] <= new_size:
+                    self.rejected += 1
+                else:
+                    entry[1] = new_size
+            else:
+                raise ValueError(f"unknown command {cmd!r}")
+            applied += 1
+        return applied
+
+
+ENGINES: list[EngineAdapter] = [
+    PriceTimeLoopAdapter(),
+    LightMatchingEngineAdapter(),
+    PyclobAdapter(),
+    LiquibookAdapter(),
+]
 
 
 def run_all(stream: Sequence[tuple]) -> list[dict[str, Any]]:

@@ -73,6 +73,9 @@ cdef extern from "Python.h":
     ctypedef struct PyMemberDescrObject:
         PyMemberDef *d_member
     object PyType_GenericAlloc(PyTypeObject *t, Py_ssize_t n)
+    void PyObject_GC_UnTrack(void *op)
+    object PyUnicode_FromFormat(const char *format, ...)
+    PyObject *PyList_GET_ITEM(object list, Py_ssize_t i)
 
 SOURCE_SHA256 = ballast_source_sha256.decode("ascii")
 
@@ -187,7 +190,7 @@ cdef class _Layout:
             self.off[i] = _offset(cls, name)
 
 
-cdef inline void _put(object o, Py_ssize_t off, object v):
+cdef inline void _put(object o, Py_ssize_t off, object v) noexcept:
     Py_INCREF(v)
     (<PyObject **>((<char *><PyObject *>o) + off))[0] = <PyObject *>v
 
@@ -256,18 +259,28 @@ cdef object REQUESTED_CANCEL_REASONS = getattr(_types, "REQUESTED_CANCEL_REASONS
 cdef _Layout C_AMEND = _Layout(cmd.AmendOrder, ("time", "account_id", "order_id", "price", "size"))
 
 
+cdef type T_PLACE = cmd.PlaceOrder
+cdef type T_CANCEL = cmd.CancelOrder
+cdef type T_AMEND = cmd.AmendOrder
+
+
 cdef inline object _new(_Layout layout):
-    return PyType_GenericAlloc(layout.tp, 0)
+    # Untracked by the cycle collector, as CPython does for tuples of atoms: an event holds
+    # only str, int, bool and None, so it can be in no cycle, and a batch of events waiting for
+    # the journal costs the collector nothing.
+    e = PyType_GenericAlloc(layout.tp, 0)
+    PyObject_GC_UnTrack(<void *>e)
+    return e
 
 
 # ---------------------------------------------------------------- integers
 
-cdef inline bint _is_int(object v):
+cdef inline bint _is_int(object v) noexcept:
     """The reference's ``is_int``: exactly ``int`` (a bool is not a number of anything)."""
     return type(v) is int
 
 
-cdef inline bint _fits(object v, long long *out):
+cdef inline bint _fits(object v, long long *out) noexcept:
     """An exact int that fits in 64 bits, stored in ``out``."""
     cdef int overflow = 0
     if type(v) is not int:
@@ -289,7 +302,7 @@ cdef object _py128(i128 x):
     return -value if negative else value
 
 
-cdef inline long long _ceil_div_bps(i128 numerator):
+cdef inline long long _ceil_div_bps(i128 numerator) noexcept:
     # numerator >= 0: Python's -(-n // BPS)
     return <long long>((numerator + BPS - 1) // BPS)
 
@@ -407,7 +420,7 @@ cdef class _Levels:
         free(self.prices)
         free(self.counts)
 
-    cdef Py_ssize_t find(self, long long price):
+    cdef Py_ssize_t find(self, long long price) noexcept:
         cdef Py_ssize_t lo = 0, hi = self.n, mid
         while lo < hi:
             mid = (lo + hi) >> 1
@@ -435,7 +448,7 @@ cdef class _Levels:
         self.n += 1
         return 0
 
-    cdef void remove(self, long long price):
+    cdef void remove(self, long long price) noexcept:
         cdef Py_ssize_t i = self.find(price)
         self.counts[i] -= 1
         if self.counts[i] == 0:
@@ -559,7 +572,7 @@ cdef class Position:
         self.shrink_order(order, order.remaining)
         return 0
 
-    cdef inline void shrink_order(self, Order order, long long quantity):
+    cdef inline void shrink_order(self, Order order, long long quantity) noexcept:
         if order.is_buy:
             self.rem_buy -= quantity
             self.c_fee_buy -= <i128>quantity * order.unit_fee
@@ -569,7 +582,7 @@ cdef class Position:
             self.c_fee_sell -= <i128>quantity * order.unit_fee
             self.c_full_sell -= <i128>quantity * (order.unit_fee + order.unit_lock)
 
-    cdef i128 need_c(self, bint is_buy):
+    cdef i128 need_c(self, bint is_buy) noexcept:
         cdef long long cover
         cdef long long size = self.size
         cdef long long edge_lock
@@ -590,7 +603,7 @@ cdef class Position:
         edge_lock = self.mkt.lock_per_contract_c(False, self.levels_sell.prices[self.levels_sell.n - 1])
         return self.c_full_sell - <i128>cover * edge_lock
 
-    cdef i128 need_with(self, bint is_buy, long long r, long long unit_fee, long long unit_lock):
+    cdef i128 need_with(self, bint is_buy, long long r, long long unit_fee, long long unit_lock) noexcept:
         """``need`` as if an order of ``r`` contracts at those unit figures were on the side too
         (the reference adds the order, asks ``need`` and removes it again)."""
         cdef long long cover
@@ -671,7 +684,7 @@ cdef class PriceLevel:
             o = o.nxt
         return out
 
-    cdef inline void push(self, Order order):
+    cdef inline void push(self, Order order) noexcept:
         order.level = self
         order.nxt = None
         order.prv = self.tail
@@ -682,7 +695,7 @@ cdef class PriceLevel:
         self.tail = order
         self.count += 1
 
-    cdef inline void unlink(self, Order order):
+    cdef inline void unlink(self, Order order) noexcept:
         if order.prv is None:
             self.head = order.nxt
         else:
@@ -713,7 +726,7 @@ cdef class _BookSide:
     def __dealloc__(self):
         free(self.keys)
 
-    cdef Py_ssize_t find(self, long long key):
+    cdef Py_ssize_t find(self, long long key) noexcept:
         cdef Py_ssize_t lo = 0, hi = self.n, mid
         # Most activity is near the touch, at the end.
         if self.n and self.keys[self.n - 1] == key:
@@ -762,7 +775,7 @@ cdef class _BookSide:
         memmove(&self.keys[i], &self.keys[i + 1], (self.n - i - 1) * sizeof(long long))
         self.n -= 1
 
-    cdef inline PriceLevel best(self):
+    cdef inline PriceLevel best(self) noexcept:
         if self.n == 0:
             return None
         return <PriceLevel>self.levels[self.n - 1]
@@ -850,7 +863,7 @@ cdef class Book:
         self.touch(order.is_buy, order.price)
         return 0
 
-    cpdef long long level_size(self, bint is_buy, long long price):
+    cpdef long long level_size(self, bint is_buy, long long price) noexcept:
         cdef PriceLevel level = (self.bid_side if is_buy else self.ask_side).get(price)
         return level.total if level is not None else 0
 
@@ -935,6 +948,7 @@ cdef class Market:
     cdef Cell clearing
     cdef Cell fees
     cdef object id_obj
+    cdef list price_objs  # the int objects of every price on a grid of up to 100,001 ticks
 
     __slots__ = (
         "book", "cap", "close_time", "fee_reserve_bps", "floor", "kind", "last_price",
@@ -954,13 +968,19 @@ cdef class Market:
                 {"market_id": self.market_id, "status": str(self.status), "to": str(new_status)},
             )
 
-    cdef inline long long lock_per_contract_c(self, bint is_buy, long long price):
+    cdef inline object price_obj(self, long long price):
+        """``price`` as an int object, shared (events carry prices; most are above 256)."""
+        if self.price_objs is not None:
+            return <object>PyList_GET_ITEM(self.price_objs, price - self.floor)
+        return price
+
+    cdef inline long long lock_per_contract_c(self, bint is_buy, long long price) noexcept:
         return ((price - self.floor) if is_buy else (self.cap - price)) * self.tick_value
 
     def lock_per_contract(self, bint is_buy, long long price):
         return self.lock_per_contract_c(is_buy, price)
 
-    cdef inline long long fee_c(self, long long price, long long size, long long bps):
+    cdef inline long long fee_c(self, long long price, long long size, long long bps) noexcept:
         cdef i128 notional = <i128>price * self.tick_value * size
         if bps >= 0:
             return _ceil_div_bps(notional * bps)
@@ -969,7 +989,7 @@ cdef class Market:
     def fee(self, long long price, long long size, long long bps):
         return self.fee_c(price, size, bps)
 
-    cdef inline long long fee_reserve_c(self, long long price):
+    cdef inline long long fee_reserve_c(self, long long price) noexcept:
         return _ceil_div_bps(<i128>price * self.tick_value * self.fee_reserve_bps)
 
     def fee_reserve_per_contract(self, long long price):
@@ -990,7 +1010,7 @@ cdef class Account:
 
 # ---------------------------------------------------------------- the engine
 
-cdef inline long long _closable(Position position, bint is_buy):
+cdef inline long long _closable(Position position, bint is_buy) noexcept:
     cdef long long size = position.size
     if is_buy:
         return -size if size < 0 else 0
@@ -1065,11 +1085,25 @@ cdef class Engine:
         return results
 
     cdef list _execute(self, object command):
-        cdef object kind = self._handlers.get(type(command))
-        if kind is None:
-            raise invalid("command", f"unknown command {type(command).__name__}")
+        cdef object kind
+        cdef object time_obj
+        cdef type t = type(command)
+        # The hot commands first, their time read at its slot; the rest through the table.
+        if t is T_PLACE:
+            kind = 6
+            time_obj = _get(command, C_PLACE.off[0], "time")
+        elif t is T_CANCEL:
+            kind = 7
+            time_obj = _get(command, C_CANCEL.off[0], "time")
+        elif t is T_AMEND:
+            kind = 9
+            time_obj = _get(command, C_AMEND.off[0], "time")
+        else:
+            kind = self._handlers.get(t)
+            if kind is None:
+                raise invalid("command", f"unknown command {type(command).__name__}")
+            time_obj = command.time
         cdef long long time
-        cdef object time_obj = command.time
         if not _fits(time_obj, &time) or not 0 <= time <= C_MAX_TIME_MS:
             raise invalid("time", "must be milliseconds between 1970 and 9999")
         cdef list out = []
@@ -1268,7 +1302,7 @@ cdef class Engine:
         _put(e, L_AMENDED.off[2], order.id_obj)
         _put(e, L_AMENDED.off[3], order.account_id)
         _put(e, L_AMENDED.off[4], order.market_id)
-        _put(e, L_AMENDED.off[5], order.price)
+        _put(e, L_AMENDED.off[5], order.mkt.price_obj(order.price))
         _put(e, L_AMENDED.off[6], order.size)
         _put(e, L_AMENDED.off[7], order.remaining)
         _put(e, L_AMENDED.off[8], True if requeued else False)
@@ -1289,7 +1323,7 @@ cdef class Engine:
             _put(e, L_LEVEL.off[1], time)
             _put(e, L_LEVEL.off[2], market.market_id)
             _put(e, L_LEVEL.off[3], V_BUY if is_buy else V_SELL)
-            _put(e, L_LEVEL.off[4], price)
+            _put(e, L_LEVEL.off[4], market.price_obj(price))
             _put(e, L_LEVEL.off[5], book.level_size(is_buy, price))
             self._out.append(e)
         book.t_n = 0
@@ -1347,7 +1381,7 @@ cdef class Engine:
         return 0
 
     cdef void _market_order_reach(self, Market market, Order order, long long time,
-                                  long long *fillable, long long *worst_out):
+                                  long long *fillable, long long *worst_out) noexcept:
         cdef bint is_buy = order.is_buy
         cdef long long limit = order.price
         cdef _BookSide side = market.book.ask_side if is_buy else market.book.bid_side
@@ -1381,7 +1415,7 @@ cdef class Engine:
         worst_out[0] = worst
 
     cdef long long _affordable(self, Account account, Position position, Order order,
-                               long long quantity):
+                               long long quantity) noexcept:
         """The largest size up to ``quantity`` the account can reserve ``order`` for."""
         if quantity == 0:
             return 0
@@ -1527,7 +1561,7 @@ cdef class Engine:
         _put(e, L_TRADE.off[1], time)
         _put(e, L_TRADE.off[2], trade_id)
         _put(e, L_TRADE.off[3], market.market_id)
-        _put(e, L_TRADE.off[4], price)
+        _put(e, L_TRADE.off[4], market.price_obj(price))
         _put(e, L_TRADE.off[5], quantity)
         _put(e, L_TRADE.off[6], V_BUY if taker.is_buy else V_SELL)
         _put(e, L_TRADE.off[7], maker.id_obj)
@@ -1537,7 +1571,7 @@ cdef class Engine:
         _put(e, L_TRADE.off[11], maker_fee)
         _put(e, L_TRADE.off[12], taker_fee)
         self._out.append(e)
-        cdef str ref = f"trd:{trade_id}"
+        cdef str ref = PyUnicode_FromFormat("trd:%lld", trade_id)
         cdef long long longs_before = max(taker_position.size, 0) + max(maker_position.size, 0)
         self._book_fill(market, taker.acct, taker_position, taker.is_buy, price, quantity,
                         taker_fee, ref, time)
@@ -1804,7 +1838,7 @@ cdef class Engine:
         _put(e, L_ACCEPTED.off[4], market.market_id)
         _put(e, L_ACCEPTED.off[5], V_BUY if is_buy else V_SELL)
         _put(e, L_ACCEPTED.off[6], _val(order_type))
-        _put(e, L_ACCEPTED.off[7], order.price)
+        _put(e, L_ACCEPTED.off[7], market.price_obj(order.price))
         _put(e, L_ACCEPTED.off[8], size)
         _put(e, L_ACCEPTED.off[9], _val(tif))
         _put(e, L_ACCEPTED.off[10], expire_at)
@@ -2075,6 +2109,7 @@ cdef class Engine:
         market.positions = {}
         market.clearing = self.ledger.cell(f"clearing:{market_id}")
         market.fees = self.ledger.cell(f"fees:{market_id}")
+        market.price_objs = list(range(floor, cap + 1)) if cap - floor <= 100_000 else None
         return market
 
     cdef int _create_market(self, object c, object time) except -1:
