@@ -52,6 +52,10 @@ PROPOSED_MARKETS = [f"st-proposed-{n}" for n in range(5)]
 PRIVATE = ("/v1/orders", "/v1/fills", "/v1/positions", "/v1/account")
 PRICES = [round(0.01 * n, 2) for n in range(1, 100)]
 UNSCHEMATIC = ("cursor", "expire_at")
+UNSCHEMATIC_OPERATIONS = (
+    "POST /v1/admin/markets",
+    "POST /v1/admin/markets/{market_id}/settlement/propose",
+)
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -272,9 +276,10 @@ def exercise(
         error = response.json().get("error") or {}
         field = (error.get("details") or {}).get("field")
         # Refusals no schema can state: a cursor is opaque (only one this server gave out is
-        # good), a GTD expiry must lie in the future when the order arrives, and a market's
-        # floor, cap and tick must fit together (docs/api.md lists those rules).
-        unschematic = field in UNSCHEMATIC or label == "POST /v1/admin/markets"
+        # good), a GTD expiry must lie in the future when the order arrives, a market's floor,
+        # cap and tick must fit together, and settlement evidence needs an RFC 8785 form
+        # (integers within 2^53) at any depth (docs/api.md lists those rules).
+        unschematic = field in UNSCHEMATIC or label in UNSCHEMATIC_OPERATIONS
         if error.get("code") == "INVALID_REQUEST" and not unschematic:
             key = ("schema_valid_refused", label, response.text[:120])
             run.findings.setdefault(

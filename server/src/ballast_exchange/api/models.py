@@ -93,6 +93,8 @@ PositiveMoney = Annotated[
     ),
 ]
 WholeNumber = Annotated[StrictInt, BeforeValidator(_whole)]
+# The bound first: after the validator pydantic would write it as "gt", which is no JSON Schema.
+Contracts = Annotated[StrictInt, Field(gt=0), BeforeValidator(_whole)]
 TIER = r"^(standard|market_maker|[1-9][0-9]{0,8})$"  # a named tier, or requests a minute
 
 NOT_NULL = {"not": {"type": "null"}}
@@ -152,7 +154,7 @@ class PlaceOrderRequest(Strict):
         "market's tick grid, as a number or a decimal string.",
         examples=[0.87],
     )
-    size: WholeNumber = Field(gt=0, description="Contracts.", examples=[1000])
+    size: Contracts = Field(description="Contracts.", examples=[1000])
     time_in_force: Literal["GTC", "IOC", "FOK", "GTD"] | None = Field(
         default=None, description="Default GTC for limit orders, IOC for market orders."
     )
@@ -179,7 +181,7 @@ class AmendOrderRequest(Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra=AMEND_ORDER_RULES)
 
     price: Number | None = None
-    size: WholeNumber | None = Field(default=None, gt=0, description="New total size.")
+    size: Contracts | None = Field(default=None, description="New total size.")
 
 
 class CreateAccountRequest(Strict):
