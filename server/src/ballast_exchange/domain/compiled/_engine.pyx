@@ -72,9 +72,8 @@ cdef extern from "Python.h":
         Py_ssize_t offset
     ctypedef struct PyMemberDescrObject:
         PyMemberDef *d_member
-    object PyType_GenericAlloc(PyTypeObject *t, Py_ssize_t n)
-    void PyObject_GC_UnTrack(void *op)
-    object PyUnicode_FromFormat(const char *format, ...)
+    object _PyObject_GC_New(PyTypeObject *t)
+    object PyUnicode_FromStringAndSize(const char *u, Py_ssize_t size)
     PyObject *PyList_GET_ITEM(object list, Py_ssize_t i)
 
 SOURCE_SHA256 = ballast_source_sha256.decode("ascii")
@@ -265,11 +264,15 @@ cdef type T_AMEND = cmd.AmendOrder
 
 
 cdef inline object _new(_Layout layout):
-    # Untracked by the cycle collector, as CPython does for tuples of atoms: an event holds
-    # only str, int, bool and None, so it can be in no cycle, and a batch of events waiting for
-    # the journal costs the collector nothing.
-    e = PyType_GenericAlloc(layout.tp, 0)
-    PyObject_GC_UnTrack(<void *>e)
+    """A bare instance of the event type, every slot to be written by the caller.
+
+    Left untracked by the cycle collector, as CPython leaves tuples of atoms: an event holds only
+    str, int, bool and None, so it can be in no cycle, and a batch of events waiting for the
+    journal costs the collector nothing."""
+    e = _PyObject_GC_New(layout.tp)
+    cdef Py_ssize_t i
+    for i in range(layout.n):  # no slot may be read before it is written
+        (<PyObject **>((<char *><PyObject *>e) + layout.off[i]))[0] = NULL
     return e
 
 
@@ -300,6 +303,27 @@ cdef object _py128(i128 x):
     cdef unsigned long long low = <unsigned long long>a
     value = (int(high) << 64) | int(low)
     return -value if negative else value
+
+
+cdef str _trade_ref(long long trade_id):
+    """``f"trd:{trade_id}"`` (trade ids are positive)."""
+    cdef char buf[32]
+    cdef int n = 0, i
+    cdef char digits[24]
+    cdef unsigned long long v = <unsigned long long>trade_id
+    while True:
+        digits[n] = <char>(48 + v % 10)
+        n += 1
+        v //= 10
+        if v == 0:
+            break
+    buf[0] = 116  # t
+    buf[1] = 114  # r
+    buf[2] = 100  # d
+    buf[3] = 58  # :
+    for i in range(n):
+        buf[4 + i] = digits[n - 1 - i]
+    return PyUnicode_FromStringAndSize(buf, 4 + n)
 
 
 cdef inline long long _ceil_div_bps(i128 numerator) noexcept:
@@ -1571,7 +1595,7 @@ cdef class Engine:
         _put(e, L_TRADE.off[11], maker_fee)
         _put(e, L_TRADE.off[12], taker_fee)
         self._out.append(e)
-        cdef str ref = PyUnicode_FromFormat("trd:%lld", trade_id)
+        cdef str ref = _trade_ref(trade_id)
         cdef long long longs_before = max(taker_position.size, 0) + max(maker_position.size, 0)
         self._book_fill(market, taker.acct, taker_position, taker.is_buy, price, quantity,
                         taker_fee, ref, time)
