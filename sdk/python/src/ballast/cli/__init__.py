@@ -9,45 +9,54 @@ exchange, on the SDK.
     ballast positions
     ballast balance
 
-``--json`` on any command prints the API's JSON. ``ballast serve`` and ``ballast admin`` belong
-to the exchange server (the ``ballast-exchange`` package), which this hands them to.
+``--json`` on any command prints the API's JSON. Other distributions add commands through the
+``ballast.commands`` entry-point group: the exchange server (``ballast-exchange``) adds
+``ballast serve`` and ``ballast admin``.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import EntryPoint, entry_points
 
-__all__ = ["SERVER_COMMANDS", "main"]
+__all__ = ["COMMAND_GROUP", "main", "plugin_commands"]
 
-#: Commands of the exchange server, run by ``ballast_exchange.cli`` when it is installed.
-SERVER_COMMANDS = ("serve", "admin")
+#: The entry-point group through which other distributions add ``ballast`` commands: the
+#: exchange server registers ``serve`` and ``admin`` there. The SDK knows no server module.
+COMMAND_GROUP = "ballast.commands"
+# Only to point a user at the package that brings a command this installation lacks.
+ELSEWHERE = {"serve": "ballast-exchange", "admin": "ballast-exchange"}
+
+
+Command = Callable[[list[str]], "int | None"]
+
+
+def plugin_commands() -> dict[str, EntryPoint]:
+    """Commands other installed distributions add, by name (each loaded only when run)."""
+    found: dict[str, EntryPoint] = {}
+    for entry in entry_points(group=COMMAND_GROUP):
+        found.setdefault(entry.name, entry)
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ballast`` with ``argv`` (default: the process's arguments); the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in SERVER_COMMANDS:
-        return _server(args)
+    if args and not args[0].startswith("-"):
+        entry = plugin_commands().get(args[0])
+        if entry is not None:
+            command: Command = entry.load()
+            status = command(args)
+            return 0 if status is None else int(status)
+        if args[0] in ELSEWHERE:
+            print(
+                f"ballast {args[0]}: this command comes with the {ELSEWHERE[args[0]]} package, "
+                "which is not installed here (`ballast-markets` is the client SDK and its "
+                "trader commands: see `ballast --help`)",
+                file=sys.stderr,
+            )
+            return 1
     from .commands import run
 
     return run(args)
-
-
-def _server(args: list[str]) -> int:
-    """``ballast serve`` / ``ballast admin``: the server's own command line."""
-    try:
-        server_cli = importlib.import_module("ballast_exchange.cli")
-    except ModuleNotFoundError as error:
-        if not error.name or error.name.split(".")[0] != "ballast_exchange":
-            raise
-        print(
-            f"ballast {args[0]}: this command runs the Ballast exchange server, which is not "
-            "installed here (it is the ballast-exchange package; `ballast-markets` is the "
-            "client SDK and its trader commands: see `ballast --help`)",
-            file=sys.stderr,
-        )
-        return 1
-    status = server_cli.main(args)
-    return 0 if status is None else int(status)
