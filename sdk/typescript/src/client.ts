@@ -265,10 +265,14 @@ function retryAfterSeconds(headers: FetchResponse["headers"]): number | null {
 }
 
 function rateLimitOf(headers: FetchResponse["headers"]): RateLimit | null {
-  const limit = Number(headers.get("x-ratelimit-limit"));
+  const limitText = headers.get("x-ratelimit-limit");
+  if (limitText === null) {
+    return null;
+  }
+  const limit = Number(limitText);
   const remaining = Number(headers.get("x-ratelimit-remaining"));
   const reset = Number(headers.get("x-ratelimit-reset"));
-  if (headers.get("x-ratelimit-limit") === null || ![limit, remaining, reset].every(Number.isInteger)) {
+  if (!(Number.isInteger(limit) && Number.isInteger(remaining) && Number.isInteger(reset))) {
     return null;
   }
   return { limit, remaining, reset: new Date(reset * 1000) };
@@ -399,6 +403,11 @@ export class BallastClient {
     return next;
   }
 
+  /** @internal Leave `count` timestamps unused (after a replay collision). */
+  skipTimestamps(count: number): void {
+    this.#lastTimestamp = Math.max(this.#lastTimestamp, this.nowMs()) + count;
+  }
+
   /** The wait between retries (a subclass may observe or shorten it). */
   protected sleep(ms: number): Promise<void> {
     return sleep(ms);
@@ -427,10 +436,10 @@ export class BallastClient {
     headers: Record<string, string>,
     content: string | null,
   ): Promise<FetchResponse & { body: string }> {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), this.timeoutMs);
+    // A timer of its own that never keeps the process alive; no clearTimeout to pay for.
+    const signal = AbortSignal.timeout(this.timeoutMs);
     try {
-      const init: FetchInit = { method, headers, signal: controller.signal };
+      const init: FetchInit = { method, headers, signal };
       if (content !== null) {
         init.body = content;
       }
@@ -438,15 +447,13 @@ export class BallastClient {
       const body = await response.text();
       return { status: response.status, headers: response.headers, text: () => Promise.resolve(body), body };
     } catch (error) {
-      if (controller.signal.aborted) {
+      if (signal.aborted) {
         throw new NetworkError(`${method} ${url}: no response within ${this.timeoutMs} ms`, {
           details: { exception: "Timeout" },
           cause: error,
         });
       }
       throw networkError(`${method} ${url}`, error);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -519,8 +526,12 @@ export class BallastClient {
       }
       if (error instanceof InvalidSignatureError && sign && !replayed && error.details.reason === "replayed") {
         // Another request (another process sharing the key?) used this signature first. The
-        // server executed nothing: sign again with a fresh timestamp, once.
+        // server executed nothing: sign again with a fresh timestamp, once. The other signer
+        // may be walking a run of timestamps (a burst of requests runs ahead of the clock, one
+        // millisecond a request), so jump a random way past it rather than onto its next one;
+        // the server's window is 30 s wide, a jump of at most a quarter second is nothing to it.
         replayed = true;
+        this.skipTimestamps(1 + Math.floor(Math.random() * 256));
         continue;
       }
       const delay = this.retry.delay(attempt, spec.idempotent, error, retryAfter === null ? null : retryAfter * 1000);

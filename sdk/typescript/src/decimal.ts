@@ -276,9 +276,20 @@ export const decimal = {
   },
 } as const;
 
+// Already canonical: no sign but a minus, no leading zeros, no trailing zeros after the point.
+const CANONICAL = /^-?(?:0|[1-9]\d*)(?:\.\d*[1-9])?$/;
+
 /** @internal The canonical text of a value, or `null` when it is not a finite decimal. */
 export function tryNormalize(value: unknown): DecimalString | null {
-  if (typeof value !== "string" && typeof value !== "number") {
+  if (typeof value === "string") {
+    if (CANONICAL.test(value) && value !== "-0") {
+      return value; // the common case, from the server: no arithmetic needed
+    }
+  } else if (typeof value === "number") {
+    if (Number.isSafeInteger(value)) {
+      return value === 0 ? "0" : String(value);
+    }
+  } else {
     return null;
   }
   const parts = parse(value);

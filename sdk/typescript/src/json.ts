@@ -16,70 +16,53 @@ export interface JsonObject {
 }
 
 const QUOTE = 34; // "
-const BACKSLASH = 92; // \
+const BACKSLASH = 92; // \\
 
-function isNumberStart(code: number): boolean {
-  return code === 45 || (code >= 48 && code <= 57); // - or a digit
-}
-
-function isNumberPart(code: number): boolean {
-  // digits, '.', 'e', 'E', '+', '-'
-  return (code >= 48 && code <= 57) || code === 46 || code === 101 || code === 69 || code === 43 || code === 45;
+/** Whether the quote at `at` is escaped (an odd run of backslashes before it). */
+function escaped(text: string, at: number): boolean {
+  let count = 0;
+  for (let i = at - 1; i >= 0 && text.charCodeAt(i) === BACKSLASH; i -= 1) {
+    count += 1;
+  }
+  return count % 2 === 1;
 }
 
 /** `JSON.parse`, except that non-integer numbers arrive as their exact text. */
 export function decodeJson(text: string): Json {
-  let out: string[] | null = null;
+  let out = "";
   let copied = 0;
   const length = text.length;
   let i = 0;
   while (i < length) {
     const code = text.charCodeAt(i);
     if (code === QUOTE) {
-      // Skip the string, escapes included.
-      i += 1;
-      while (i < length) {
-        const c = text.charCodeAt(i);
-        if (c === BACKSLASH) {
-          i += 2;
-        } else if (c === QUOTE) {
-          i += 1;
-          break;
-        } else {
-          i += 1;
-        }
+      // Jump over the string (natively), escaped quotes included.
+      let end = text.indexOf('"', i + 1);
+      while (end !== -1 && escaped(text, end)) {
+        end = text.indexOf('"', end + 1);
       }
-      continue;
-    }
-    if (isNumberStart(code)) {
+      i = end === -1 ? length : end + 1;
+    } else if (code === 45 || (code >= 48 && code <= 57)) {
+      // A number: '-', digits, '.', 'e', 'E', '+'.
       const start = i;
       let decimal = false;
-      while (i < length) {
+      for (i += 1; i < length; i += 1) {
         const c = text.charCodeAt(i);
-        if (!isNumberPart(c)) {
-          break;
-        }
         if (c === 46 || c === 101 || c === 69) {
           decimal = true;
+        } else if (!((c >= 48 && c <= 57) || c === 43 || c === 45)) {
+          break;
         }
-        i += 1;
       }
       if (decimal) {
-        if (out === null) {
-          out = [];
-        }
-        out.push(text.slice(copied, start), '"', text.slice(start, i), '"');
+        out += `${text.slice(copied, start)}"${text.slice(start, i)}"`;
         copied = i;
       }
-      continue;
+    } else {
+      i += 1;
     }
-    i += 1;
   }
-  if (out === null) {
-    return JSON.parse(text) as Json;
-  }
-  out.push(text.slice(copied));
-  return JSON.parse(out.join("")) as Json;
+  return JSON.parse(copied === 0 ? text : out + text.slice(copied)) as Json;
 }
 
 /** Compact JSON (no spaces), the exact text that is signed and sent. */

@@ -307,8 +307,15 @@ export interface BookLevel {
 }
 
 export function parseBookLevel(data: unknown): BookLevel {
-  const r = new Reader("BookLevel", data);
-  return { price: r.dec("price"), size: r.int("size") };
+  // Books are long and read often: no Reader here, the same checks by hand.
+  const price = isObject(data) ? tryNormalize(data.price) : null;
+  const size = isObject(data) ? data.size : undefined;
+  if (price === null || typeof size !== "number" || !Number.isInteger(size)) {
+    throw new InvalidResponseError(`BookLevel: expected {"price", "size"}, got ${JSON.stringify(data)}`, {
+      details: { model: "BookLevel" },
+    });
+  }
+  return { price, size };
 }
 
 /** Best bid, best ask, their spread and mid, of a book's sorted levels. */
@@ -328,7 +335,7 @@ export function bookTop(bids: readonly BookLevel[], asks: readonly BookLevel[]):
     bestBid,
     bestAsk,
     spread: both ? decimal.sub(bestAsk, bestBid) : null,
-    mid: both ? decimal.div(decimal.add(bestBid, bestAsk), 2) : null,
+    mid: both ? decimal.mul(decimal.add(bestBid, bestAsk), "0.5") : null, // exact: one more decimal at most
   };
 }
 

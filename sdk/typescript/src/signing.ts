@@ -4,7 +4,7 @@
  * in milliseconds as decimal text, the upper-case method, the path as sent (with `/v1` and the
  * query string, e.g. `/v1/orders?status=open`) and the exact body (empty for GET and DELETE).
  *
- * HMAC runs through Web Crypto (`globalThis.crypto.subtle`), in Node 18+ and in browsers alike.
+ * HMAC runs on `node:crypto` in Node and on Web Crypto (`globalThis.crypto.subtle`) in browsers.
  */
 
 export const SIGNATURE_HEADER = "X-BM-Signature";
@@ -69,31 +69,83 @@ function message(timestamp: string, method: string, path: string, body: string |
   return joined;
 }
 
+/** How a `Signer` computes HMACs: `node:crypto` where it exists (Node), else Web Crypto. */
+export type SigningBackend = "auto" | "webcrypto" | "node";
+
+type NodeHmac = (secret: string, head: string, body: string | Uint8Array) => string;
+
+interface NodeCrypto {
+  createHmac(
+    algorithm: "sha256",
+    key: string,
+  ): { update(data: string | Uint8Array): { update(data: string | Uint8Array): { digest(encoding: "hex"): string } } };
+}
+
+let nodeHmacPromise: Promise<NodeHmac | null> | null = null;
+
+/** Node's synchronous HMAC (no thread-pool round trip per signature); `null` outside Node. */
+function nodeHmac(): Promise<NodeHmac | null> {
+  if (nodeHmacPromise === null) {
+    const process = (globalThis as { process?: { versions?: { node?: string } } }).process;
+    nodeHmacPromise =
+      process?.versions?.node === undefined
+        ? Promise.resolve(null)
+        : (import(NODE_CRYPTO) as Promise<NodeCrypto>).then(
+            (mod) => (secret: string, head: string, body: string | Uint8Array) =>
+              mod.createHmac("sha256", secret).update(head).update(body).digest("hex"),
+            () => null,
+          );
+  }
+  return nodeHmacPromise;
+}
+
+type Backend = { kind: "node"; hmac: NodeHmac } | { kind: "webcrypto"; subtle: Subtle; key: unknown };
+
 /**
- * Signs with one secret; the HMAC key is imported once and reused (signing is then one Web
- * Crypto call).
+ * Signs with one secret. In Node it uses `node:crypto`'s HMAC (synchronous: no thread-pool hop
+ * per request); elsewhere Web Crypto (`crypto.subtle`), whose key it imports once. Both give the
+ * same signatures (the shared vectors check each).
  */
 export class Signer {
   readonly #secret: string;
-  #key: Promise<unknown> | null = null;
+  readonly #choice: SigningBackend;
+  #backend: Backend | null = null;
+  #loading: Promise<Backend> | null = null;
 
-  constructor(secret: string) {
+  constructor(secret: string, backend: SigningBackend = "auto") {
     this.#secret = secret;
+    this.#choice = backend;
   }
 
-  #cryptoKey(): Promise<unknown> {
-    if (this.#key === null) {
-      this.#key = subtle().then((s) =>
-        s.importKey("raw", encoder.encode(this.#secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]),
-      );
+  async #load(): Promise<Backend> {
+    if (this.#choice !== "webcrypto") {
+      const hmac = await nodeHmac();
+      if (hmac !== null) {
+        return { kind: "node", hmac };
+      }
+      if (this.#choice === "node") {
+        throw new Error("node:crypto is not available here");
+      }
     }
-    return this.#key;
+    const s = await subtle();
+    const key = await s.importKey("raw", encoder.encode(this.#secret), { name: "HMAC", hash: "SHA-256" }, false, [
+      "sign",
+    ]);
+    return { kind: "webcrypto", subtle: s, key };
   }
 
   /** The hex signature of `timestamp + METHOD + path + body`. */
   async sign(timestamp: string, method: string, path: string, body: string | Uint8Array = ""): Promise<string> {
-    const [s, key] = await Promise.all([subtle(), this.#cryptoKey()]);
-    return toHex(await s.sign("HMAC", key, message(timestamp, method, path, body)));
+    let backend = this.#backend;
+    if (backend === null) {
+      this.#loading ??= this.#load();
+      backend = await this.#loading;
+      this.#backend = backend;
+    }
+    if (backend.kind === "node") {
+      return backend.hmac(this.#secret, `${timestamp}${method.toUpperCase()}${path}`, body);
+    }
+    return toHex(await backend.subtle.sign("HMAC", backend.key, message(timestamp, method, path, body)));
   }
 }
 
