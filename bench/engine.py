@@ -7,9 +7,10 @@ reference and the compiled one), and through the open-source engines from PyPI, 
 "Full domain" means every command goes through ``Engine.execute``: validation, risk checks,
 reservations, the double-entry ledger, positions, fees and events. The neutral stream is first
 turned into engine commands (untimed, as the sequencer receives them decoded): cancels and
-amends need the engine's order ids, which both twins issue identically. Throughput is then one
-pass of ``execute`` per command without per-command timers, and one of ``execute_many`` in
-batches; the latency percentiles come from another pass that times every command; ``replay``
+amends need the engine's order ids, which both twins issue identically. Throughput is the best
+of ``--repeat`` passes of ``execute`` per command without per-command timers, and of
+``execute_many`` in batches (the third-party engines get the same best-of); the latency
+percentiles come from another pass that times every command; ``replay``
 is the old measure, building each command from the stream inside the timed loop. The stream
 and the prepared commands are frozen out of the cycle collector (``gc.freeze``) before any
 engine runs. Memory per resting order is measured apart, with tracemalloc, on a book built of
@@ -51,7 +52,7 @@ from ballast_exchange.domain.state import MAX_SIZE, MAX_TIME_MS
 
 MARKET = "bench"
 DEPOSIT = 10**13  # micro-USDC: ten million USDC an account, so risk checks run but rarely bind
-BATCH = 256  # commands per execute_many call (a sequencer's batch)
+BATCH = 32  # commands per execute_many call (a sequencer's batch; see docs/benchmarks.md)
 
 
 def twins() -> dict[str, Any]:
@@ -94,8 +95,12 @@ def fresh_engine(accounts: int, factory: Any = Engine) -> Engine:
 class BallastReplay:
     """Turns the neutral tuples into engine commands as the service layer would."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, accounts: int) -> None:
         self.engine = engine
+        # One string per account, as a server's key lookup hands out (not one per command).
+        # The stream numbers accounts 1..accounts; the engine has acct0..acct{accounts-1}, so
+        # acct{accounts} is unknown and its orders are rejected (~1% of them), as before.
+        self.names = [f"acct{account}" for account in range(accounts + 1)]
         self.ids: dict[int, int] = {}  # stream order id -> engine order id
         self.rejected = 0
 
@@ -103,12 +108,12 @@ class BallastReplay:
         kind = item[0]
         if kind == "limit":
             _, _, account, side, price, size = item
-            return c.PlaceOrder(now, f"acct{account}", MARKET, Side(side), size, price)
+            return c.PlaceOrder(now, self.names[account], MARKET, Side(side), size, price)
         if kind == "market":
             _, _, account, side, size = item
             return c.PlaceOrder(
                 now,
-                f"acct{account}",
+                self.names[account],
                 MARKET,
                 Side(side),
                 size,
@@ -144,7 +149,7 @@ class BallastReplay:
 def prepare(stream: list[tuple[Any, ...]], accounts: int) -> tuple[list[c.Command], int]:
     """The stream as engine commands (untimed), and how many stream items had no command
     (cancels and amends of orders already gone in this engine)."""
-    replay = BallastReplay(fresh_engine(accounts))
+    replay = BallastReplay(fresh_engine(accounts), accounts)
     commands: list[c.Command] = []
     skipped = 0
     for now, item in enumerate(stream, 1):
@@ -164,7 +169,10 @@ def prepare(stream: list[tuple[Any, ...]], accounts: int) -> tuple[list[c.Comman
     return commands, skipped
 
 
-def throughput(commands: list[c.Command], accounts: int, factory: Any) -> dict[str, Any]:
+def run_execute(
+    commands: list[c.Command], accounts: int, factory: Any
+) -> tuple[float, Engine, int]:
+    """One timed pass of ``execute`` per command: (seconds, the engine, rejections)."""
     engine = fresh_engine(accounts, factory)
     execute = engine.execute
     rejected = 0
@@ -175,23 +183,41 @@ def throughput(commands: list[c.Command], accounts: int, factory: Any) -> dict[s
             execute(command)
         except DomainError:
             rejected += 1
-    seconds = time.perf_counter() - start
-    book = engine.markets[MARKET].book
-    # The same commands in batches through execute_many.
-    batched = fresh_engine(accounts, factory)
-    execute_many = batched.execute_many
+    return time.perf_counter() - start, engine, rejected
+
+
+def run_execute_many(
+    commands: list[c.Command], accounts: int, factory: Any
+) -> tuple[float, Engine]:
+    """One timed pass of ``execute_many`` over batches of ``BATCH`` commands."""
+    engine = fresh_engine(accounts, factory)
+    execute_many = engine.execute_many
     gc.collect()
     start = time.perf_counter()
     for first in range(0, len(commands), BATCH):
         execute_many(commands[first : first + BATCH])
-    many_seconds = time.perf_counter() - start
+    return time.perf_counter() - start, engine
+
+
+def throughput(
+    commands: list[c.Command], accounts: int, factory: Any, repeat: int
+) -> dict[str, Any]:
+    """The best of ``repeat`` passes of each (other work on the machine only ever slows one),
+    alternating the two so that a busy spell does not fall on one of them only."""
+    seconds = many_seconds = float("inf")
+    for _ in range(repeat):
+        one, engine, rejected = run_execute(commands, accounts, factory)
+        many, batched = run_execute_many(commands, accounts, factory)
+        seconds, many_seconds = min(seconds, one), min(many_seconds, many)
     assert digest(batched) == digest(engine)
+    book = engine.markets[MARKET].book
     return {
         "commands": len(commands),
         "seconds": round(seconds, 3),
         "commands_per_s": round(len(commands) / seconds),
         "execute_many_commands_per_s": round(len(commands) / many_seconds),
         "execute_many_batch": BATCH,
+        "best_of": repeat,
         "rejected": rejected,
         "resting_orders_at_end": sum(1 for _ in book.orders()),
         "events_last_seq": engine.seq,
@@ -201,7 +227,7 @@ def throughput(commands: list[c.Command], accounts: int, factory: Any) -> dict[s
 
 def replay_throughput(stream: list[tuple[Any, ...]], accounts: int, factory: Any) -> int:
     """Commands/s when each command is built from the stream inside the timed loop."""
-    replay = BallastReplay(fresh_engine(accounts, factory))
+    replay = BallastReplay(fresh_engine(accounts, factory), accounts)
     apply = replay.apply
     gc.collect()
     start = time.perf_counter()
@@ -263,6 +289,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--accounts", type=int, default=100)
     parser.add_argument("--no-third-party", action="store_true")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="timed passes per engine; the best one counts"
+    )
     args = parser.parse_args()
 
     stream = generate(args.commands, seed=args.seed, accounts=args.accounts)
@@ -282,7 +311,7 @@ def main() -> None:
     gc.freeze()
     engines: dict[str, Any] = {}
     for name, factory in twins().items():
-        row = throughput(commands, args.accounts, factory)
+        row = throughput(commands, args.accounts, factory, args.repeat)
         row["replay_commands_per_s"] = replay_throughput(stream, args.accounts, factory)
         row.update(latency(commands, args.accounts, factory))
         row.update(memory_per_resting_order(factory))
@@ -297,7 +326,12 @@ def main() -> None:
     if not args.no_third_party:
         from third_party_engines import run_all
 
+        # Best of --repeat runs per engine too, as for ours.
         others = run_all(stream)
+        for _ in range(args.repeat - 1):
+            for row, again in zip(others, run_all(stream), strict=True):
+                if (again.get("commands_per_s") or 0) > (row.get("commands_per_s") or 0):
+                    row.update(again)
         ratios: dict[str, dict[str, float]] = {name: {} for name in engines}
         for row in others:
             if row.get("commands_per_s"):
