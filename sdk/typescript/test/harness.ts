@@ -212,9 +212,20 @@ export class TestServer {
     });
     const text = await response.text();
     if (response.status >= 300) {
-      throw new Error(`admin ${method} ${path}: ${response.status} ${text}`);
+      // A server error: show what the server logged about it.
+      const log = response.status >= 500 ? `\n--- server.log ---\n${this.logTail()}` : "";
+      throw new Error(`admin ${method} ${path}: ${response.status} ${text}${log}`);
     }
     return JSON.parse(text) as T;
+  }
+
+  /** The end of the server's log (for failures). */
+  logTail(chars = 4000): string {
+    try {
+      return readFileSync(join(this.dataDir, "server.log"), "utf8").slice(-chars);
+    } catch {
+      return "(no server.log)";
+    }
   }
 
   /** A funded account with a read+trade key. */
