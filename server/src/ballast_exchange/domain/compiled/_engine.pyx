@@ -408,8 +408,10 @@ cdef class Order:
     cdef readonly long long unit_lock
     cdef readonly long long unit_fee
     cdef object id_obj
-    cdef Order prv
+    cdef Order prv  # its level's queue
     cdef Order nxt
+    cdef Order pprv  # its position's side, in the order orders joined it
+    cdef Order pnxt
     cdef PriceLevel level
     cdef Position pos
     cdef Account acct
@@ -490,8 +492,18 @@ cdef class _Levels:
         return [self.prices[i] for i in range(self.n)]
 
 
+cdef dict _chain(Order head):
+    """``{order_id: order}`` along a position's side, in the order the orders joined it."""
+    cdef dict out = {}
+    while head is not None:
+        out[head.id_obj] = head
+        head = head.pnxt
+    return out
+
+
 cdef class Position:
-    """An account's stake in one market (the reference's ``position.Position``)."""
+    """An account's stake in one market (the reference's ``position.Position``); each side's
+    open orders are an intrusive list (``buys``/``sells`` build the reference's dicts)."""
 
     cdef readonly str account_id
     cdef readonly str market_id
@@ -499,8 +511,10 @@ cdef class Position:
     cdef readonly long long size
     cdef readonly long long collateral
     cdef readonly long long realized_pnl
-    cdef dict _buys
-    cdef dict _sells
+    cdef Order buys_head
+    cdef Order buys_tail
+    cdef Order sells_head
+    cdef Order sells_tail
     cdef readonly long long held_buy
     cdef readonly long long held_sell
     cdef readonly long long rem_buy
@@ -525,18 +539,28 @@ cdef class Position:
         self.market_id = market.market_id
         self.collateral_key = f"collateral:{account_id}:{market.market_id}"
         self.mkt = market
-        self._buys = {}
-        self._sells = {}
         self.levels_buy = _Levels()
         self.levels_sell = _Levels()
 
     @property
     def buys(self):
-        return dict(self._buys)
+        return _chain(self.buys_head)
 
     @property
     def sells(self):
-        return dict(self._sells)
+        return _chain(self.sells_head)
+
+    cdef list order_ids(self):
+        cdef list out = []
+        cdef Order o = self.buys_head
+        while o is not None:
+            out.append(o.id_obj)
+            o = o.pnxt
+        o = self.sells_head
+        while o is not None:
+            out.append(o.id_obj)
+            o = o.pnxt
+        return out
 
     @property
     def fee_buy(self):
@@ -574,13 +598,25 @@ cdef class Position:
         cdef long long r = order.remaining
         if order.is_buy:
             self.levels_buy.add(order.price)
-            self._buys[order.id_obj] = order
+            order.pprv = self.buys_tail
+            order.pnxt = None
+            if self.buys_tail is None:
+                self.buys_head = order
+            else:
+                self.buys_tail.pnxt = order
+            self.buys_tail = order
             self.rem_buy += r
             self.c_fee_buy += <i128>r * order.unit_fee
             self.c_full_buy += <i128>r * (order.unit_fee + order.unit_lock)
         else:
             self.levels_sell.add(order.price)
-            self._sells[order.id_obj] = order
+            order.pprv = self.sells_tail
+            order.pnxt = None
+            if self.sells_tail is None:
+                self.sells_head = order
+            else:
+                self.sells_tail.pnxt = order
+            self.sells_tail = order
             self.rem_sell += r
             self.c_fee_sell += <i128>r * order.unit_fee
             self.c_full_sell += <i128>r * (order.unit_fee + order.unit_lock)
@@ -588,11 +624,27 @@ cdef class Position:
 
     cdef int remove_order(self, Order order) except -1:
         if order.is_buy:
-            del self._buys[order.id_obj]
+            if order.pprv is None:
+                self.buys_head = order.pnxt
+            else:
+                order.pprv.pnxt = order.pnxt
+            if order.pnxt is None:
+                self.buys_tail = order.pprv
+            else:
+                order.pnxt.pprv = order.pprv
             self.levels_buy.remove(order.price)
         else:
-            del self._sells[order.id_obj]
+            if order.pprv is None:
+                self.sells_head = order.pnxt
+            else:
+                order.pprv.pnxt = order.pnxt
+            if order.pnxt is None:
+                self.sells_tail = order.pprv
+            else:
+                order.pnxt.pprv = order.pprv
             self.levels_sell.remove(order.price)
+        order.pprv = None
+        order.pnxt = None
         self.shrink_order(order, order.remaining)
         return 0
 
@@ -1926,7 +1978,7 @@ cdef class Engine:
         else:
             positions = [account.positions[m] for m in sorted(account.positions)]
         for position in positions:
-            live = sorted([*position._buys, *position._sells])
+            live = sorted(position.order_ids())
             for order_id in live:
                 self._cancel(<Order>self.orders[order_id], R_USER, time_obj)
             if live:
