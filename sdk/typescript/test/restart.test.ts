@@ -1,5 +1,6 @@
-/** A stream survives a server restart on the same port: it reconnects, authenticates again (a new
- * welcome, a new nonce), resubscribes, and every subscription resyncs from a fresh snapshot. */
+/** The stream's own server: it survives a restart on the same port (reconnects, authenticates
+ * again with a new welcome nonce, resubscribes, resyncs every subscription from a fresh
+ * snapshot); heartbeats; a feed gone silent. */
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -10,7 +11,8 @@ import { assertBookMatchesRest, newClient, readUntil } from "./util.js";
 let server: TestServer;
 
 before(async () => {
-  server = await TestServer.start();
+  // Heartbeats every half second (the default is 5 s), so the tests about them are quick.
+  server = await TestServer.start({ env: { BALLAST_STREAM_HEARTBEAT_S: "0.5" } });
 });
 
 after(async () => {
@@ -22,7 +24,7 @@ test("the stream reconnects after a restart and resyncs its subscriptions", asyn
   const { client, account } = await newClient(server, 10_000);
   const { client: other } = await newClient(server, 10_000);
   await other.placeOrder({ marketId: market, side: "sell", price: "0.7", size: 5 });
-  const stream = await client.stream({ backoffBaseMs: 100, backoffMaxMs: 1000 });
+  const stream = await client.stream({ backoffBaseMs: 100, backoffMaxMs: 1000, heartbeatIntervalMs: 500 });
   const events: StreamMessage["type"][] = [];
   stream.on("disconnected", (m) => events.push(m.type));
   stream.on("connected", (m) => events.push(m.type));
@@ -67,6 +69,52 @@ test("the stream reconnects after a restart and resyncs its subscriptions", asyn
     );
     await assertBookMatchesRest(stream, client, market, 10, true);
     assert.equal(book.bestBid, "0.45");
+  } finally {
+    await stream.close();
+  }
+});
+
+test("heartbeats: iterated on request, naming each subscription's last seq, and advancing the books", async () => {
+  const market = await server.market();
+  const { client } = await newClient(server);
+  const stream = await client.stream({ heartbeats: true, heartbeatIntervalMs: 500 });
+  try {
+    const book = await stream.orderBook(market, 5);
+    await client.placeOrder({ marketId: market, side: "buy", price: "0.3", size: 1 });
+    await readUntil(stream, (m) => m.type === "update" && m.channel === "orderbook");
+    const before = book.exchangeSeq ?? 0;
+    const elsewhere = await server.market();
+    await client.placeOrder({ marketId: elsewhere, side: "buy", price: "0.3", size: 1 });
+    const seen = await readUntil(stream, (m) => m.type === "heartbeat" && m.exchangeSeq > before, 10_000);
+    const beat = seen[seen.length - 1];
+    assert.ok(beat?.type === "heartbeat");
+    assert.deepEqual(
+      beat.subscriptions.map((s) => [s.channel, s.marketId, s.seq]),
+      [["orderbook", market, book.seq]],
+    );
+    // Another market moved the exchange on; this book is known to hold at the heartbeat's seq.
+    assert.equal(book.exchangeSeq, beat.exchangeSeq);
+  } finally {
+    await stream.close();
+  }
+});
+
+test("a feed gone silent is dropped and reconnected", async () => {
+  const market = await server.market();
+  const { client } = await newClient(server);
+  // The client expects a heartbeat every 100 ms: the server's half second is silence to it.
+  const stream = await client.stream({ heartbeatIntervalMs: 100, backoffBaseMs: 50, backoffMaxMs: 200 });
+  try {
+    await stream.orderBook(market, 5);
+    const seen = await readUntil(stream, (m) => m.type === "resynced", 20_000);
+    const dropped = seen.find((m) => m.type === "disconnected");
+    assert.ok(dropped?.type === "disconnected");
+    assert.equal(dropped.code, null);
+    assert.match(dropped.reason, /dead feed/);
+    assert.ok(dropped.reconnecting);
+    assert.ok(seen.some((m) => m.type === "connected" && m.reconnect));
+    const resynced = seen[seen.length - 1];
+    assert.ok(resynced?.type === "resynced" && resynced.reason === "reconnect");
   } finally {
     await stream.close();
   }
