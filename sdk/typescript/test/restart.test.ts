@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import type { StreamMessage } from "@ballast/sdk";
+import { type StreamMessage, TooManyConnectionsError, UnauthorizedError } from "@ballast/sdk";
 import { TestServer } from "./harness.js";
 import { assertBookMatchesRest, newClient, readUntil } from "./util.js";
 
@@ -117,5 +117,45 @@ test("a feed gone silent is dropped and reconnected", async () => {
     assert.ok(resynced?.type === "resynced" && resynced.reason === "reconnect");
   } finally {
     await stream.close();
+  }
+});
+
+test("a revoked key ends the stream with UnauthorizedError, without reconnecting", async () => {
+  const { client, account } = await newClient(server);
+  const stream = await client.stream({ heartbeatIntervalMs: 500 });
+  try {
+    await stream.subscribe("orders");
+    await server.admin("POST", `/keys/${account.api_key}/revoke`);
+    const seen: StreamMessage[] = [];
+    const error = await (async () => {
+      for await (const message of stream) {
+        seen.push(message);
+      }
+      return null;
+    })().catch((e: unknown) => e);
+    assert.ok(error instanceof UnauthorizedError, String(error));
+    const last = seen[seen.length - 1];
+    assert.ok(last?.type === "disconnected");
+    assert.deepEqual([last.code, last.reconnecting, last.error], [4001, false, error]);
+    assert.equal(stream.closed, true);
+    assert.equal(stream.reconnects, 0);
+    await assert.rejects(stream.ping(), UnauthorizedError);
+  } finally {
+    await stream.close();
+  }
+});
+
+test("a sixth connection of one key is refused with TooManyConnectionsError", async () => {
+  const { client } = await newClient(server);
+  const streams = [];
+  try {
+    for (let i = 0; i < 5; i += 1) {
+      streams.push(await client.stream());
+    }
+    await assert.rejects(client.stream(), TooManyConnectionsError);
+    await streams.pop()?.close();
+    streams.push(await client.stream()); // a place is free again
+  } finally {
+    await Promise.all(streams.map((s) => s.close()));
   }
 });
