@@ -894,7 +894,7 @@ export class BallastClient {
    * ```
    */
   async stream(options: StreamOptions = {}): Promise<Stream> {
-    const stream = new Stream(this.#host(), options);
+    const stream = Stream.create(this.#host(), options);
     await stream.connect();
     return stream;
   }

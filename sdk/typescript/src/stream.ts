@@ -407,7 +407,11 @@ export class Stream implements AsyncIterable<StreamMessage> {
   readonly #listeners = new Map<string, Set<Listener<never>>>();
 
   /** @internal Use `client.stream()`. */
-  constructor(host: StreamHost, options: StreamOptions = {}) {
+  static create(host: StreamHost, options: StreamOptions = {}): Stream {
+    return new Stream(host, options);
+  }
+
+  private constructor(host: StreamHost, options: StreamOptions) {
     const cancelOnDisconnect = options.cancelOnDisconnect ?? false;
     if (cancelOnDisconnect && host.apiKey === null) {
       throw new TypeError("cancelOnDisconnect needs an API key");
