@@ -16,7 +16,7 @@ from ballast_exchange.domain import Engine
 from ballast_exchange.service import committer as committer_module
 from ballast_exchange.store.database import Database
 from ballast_exchange.store.journal import load_commands
-from ballast_exchange.store.projection import write_batch
+from ballast_exchange.store.projection import write_journal
 from tests.live_server import LiveServer
 from tests.signed_client import Admin, SignedClient, signature
 
@@ -169,9 +169,9 @@ def test_reads_never_describe_unstored_state(
 
         def slow_write(conn: Any, items: Any) -> None:
             time.sleep(COMMIT_DELAY)
-            write_batch(conn, items)
+            write_journal(conn, items)
 
-        monkeypatch.setattr(committer_module, "write_batch", slow_write)
+        monkeypatch.setattr(committer_module, "write_journal", slow_write)
         account = taker.account_id  # type: ignore[attr-defined]
         seen, stored, p2_acked = asyncio.run(
             reads_during_commit(taker, "slow", database_url, account)

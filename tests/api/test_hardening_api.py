@@ -191,6 +191,8 @@ def test_a_500_says_connection_close(tmp_path: Path) -> None:
             "/orders", {"market_id": "corrupt", "side": "buy", "price": 0.1, "size": 1}
         )
         assert placed.status_code == 201
+        order_path = f"/orders/{placed.json()['order_id']}"
+        assert trader.get(order_path).status_code == 200  # stored and projected by now
         # Damage the stored row for real, behind the server's back: reading it now fails.
         with sqlite3.connect(tmp_path / "var" / "ballast.db") as db:
             db.execute("UPDATE orders SET created_at = 'not a time'")

@@ -21,6 +21,7 @@ import httpx
 import psycopg
 import pytest
 
+from ballast_exchange.domain import select_engine
 from ballast_exchange.logs import JsonFormatter, TextFormatter
 from tests.databases import fresh_database
 from tests.live_server import LiveServer, live_server
@@ -84,10 +85,12 @@ def test_healthz_and_readyz_when_all_is_well(live: LiveServer) -> None:
     assert health.json() == {"status": "ok"}
     ready = httpx.get(f"{live.url}/readyz", timeout=10)
     assert ready.status_code == 200, ready.text
+    choice = select_engine()  # the twin this machine runs: compiled once built
     assert ready.json() == {
         "status": "ready",
-        "checks": {"engine": "ok", "exchange": "ok", "storage": "ok"},
+        "checks": {"engine": "ok", "exchange": "ok", "storage": "ok", "projection": "ok"},
         "degraded": {},
+        "matching": {"name": choice.name, "reason": choice.reason},
     }
     for response in (health, ready):
         assert "X-RateLimit-Limit" not in response.headers

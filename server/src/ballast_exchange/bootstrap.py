@@ -153,7 +153,11 @@ class Runtime:
                 lambda: [((), float(self.redis.failures))],
             )
         token, self.admin_token_created = admin_token(s.data_dir)
-        self.exchange = Exchange(self.database.engine, metrics=self.metrics)
+        self.exchange = Exchange(
+            self.database.engine,
+            projection_sql=self.database.projection_engine,
+            metrics=self.metrics,
+        )
         # The stream sees a command once it is stored, never before (DESIGN §6).
         self.hub = Hub(self.exchange, s, self.metrics)
         self.exchange.on_committed = self.hub.committed
@@ -211,6 +215,9 @@ class Runtime:
             if self.exchange.healthy
             else "stopped taking commands (a commit failed, or shutting down); restart it",
             "storage": await self._check_storage(),
+            "projection": "ok"
+            if self.exchange.projection_failure is None
+            else f"retrying ({self.exchange.projection_failure}); reads wait for it",
         }
         ready = all(state == "ok" for state in checks.values())
         if ready != self._ready:

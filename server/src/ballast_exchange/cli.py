@@ -107,6 +107,8 @@ def announce(runtime: Any) -> None:
         f"  OpenAPI      {base}/v1/openapi.json",
         f"  Docs         {base}/docs",
         f"  Database     {settings.sqlalchemy_url.split('@')[-1]}",
+        f"  Engine       {runtime.exchange.engine_choice.name}"
+        f" ({runtime.exchange.engine_choice.reason})",
         f"  Admin token  {(settings.data_dir / 'admin.token').resolve()} (mode 0600)"
         + (" - created now" if runtime.admin_token_created else ""),
     ]

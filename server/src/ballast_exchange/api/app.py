@@ -79,15 +79,19 @@ def create_app(runtime: Runtime) -> FastAPI:
         """Ready for traffic: recovered, taking commands, and the database answers."""
         checks = await runtime.readiness()
         degraded = runtime.degraded()
+        choice = runtime.exchange.engine_choice
+        engine = {"name": choice.name, "reason": choice.reason}
         failed = [name for name, state in checks.items() if state != "ok"]
         if failed:
             return errors.error_response(
                 "SERVICE_UNAVAILABLE",
                 f"not ready: the {', '.join(failed)} check{'s' if len(failed) > 1 else ''} failed",
-                {"failed": failed, "checks": checks, "degraded": degraded},
+                {"failed": failed, "checks": checks, "degraded": degraded, "matching": engine},
                 {"Retry-After": "5"},
             )
-        return JSONResponse({"status": "ready", "checks": checks, "degraded": degraded})
+        return JSONResponse(
+            {"status": "ready", "checks": checks, "degraded": degraded, "matching": engine}
+        )
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -57,8 +57,9 @@ class AppState:
         return result
 
     async def read(self, query: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run a store query in the thread pool, after everything executed so far is stored."""
-        await self.exchange.barrier()
+        """Run a store query in the thread pool, once the query tables hold everything
+        executed so far (so it shows the caller's own writes, and only stored state)."""
+        await self.exchange.projected()
 
         def run() -> Any:
             with self.database.engine.connect() as conn:
@@ -77,7 +78,10 @@ class AppState:
             raise invalid_request("cursor", "the cursor is not one this server gave out") from None
 
     async def write(self, action: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run a store write of the API's own (keys, market details) in one transaction."""
+        """Run a store write of the API's own (keys, market details) in one transaction, once
+        the query tables hold everything executed so far (it may name an account or a market
+        that a command just created)."""
+        await self.exchange.projected()
 
         def run() -> Any:
             with begin_write(self.database.engine) as conn:

@@ -1,4 +1,4 @@
-"""Group commit: one writer thread stores the journal items of many commands per transaction.
+"""Group commit: one writer thread stores the journal rows of many commands per transaction.
 
 The event loop hands over items as commands execute and awaits their futures; the thread takes
 everything pending, writes it in one transaction, then resolves the futures. A failed commit
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine as SqlEngine
 
 from ..store.database import begin_write, is_lock_wait
-from ..store.projection import JournalItem, write_batch
+from ..store.projection import JournalItem, write_journal
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -47,11 +47,15 @@ class Committer:
         on_committed: Callable[[Sequence[JournalItem], int], None] | None = None,
         max_batch: int = 5_000,
         metrics: Metrics | None = None,
+        handoff: Callable[[list[JournalItem]], None] | None = None,
     ) -> None:
+        """``on_committed`` hears of each stored batch on the loop, before anyone is answered;
+        ``handoff`` receives it on this thread, in order (the projector)."""
         self._sql = engine
         self._metrics = metrics
         self._loop = loop
         self._on_committed = on_committed
+        self._handoff = handoff
         self._max_batch = max_batch
         self._pending: list[tuple[JournalItem, asyncio.Future[None]]] = []
         self._cond = threading.Condition()
@@ -114,6 +118,8 @@ class Committer:
             stats.last_commit_ms = elapsed * 1000
             if self._metrics is not None:
                 self._metrics.committed(len(items), elapsed)
+            if self._handoff is not None:
+                self._handoff(items)
             self._resolve(batch, None, items, time.time_ns() // 1_000_000)
 
     def _write(self, items: list[JournalItem]) -> None:
@@ -122,7 +128,7 @@ class Committer:
         while True:
             try:
                 with begin_write(self._sql) as conn:
-                    write_batch(conn, items)
+                    write_journal(conn, items)
                 return
             except Exception as error:
                 if not is_lock_wait(error):

@@ -12,18 +12,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from time import perf_counter
 
 from sqlalchemy import Engine as SqlEngine
 
-from ..domain import DomainError, Engine
+from ..domain import DomainError, Engine, select_engine
 from ..domain.commands import Command, PlaceOrder
 from ..domain.events import Event, OrderAccepted
 from ..store.journal import load_commands
-from ..store.projection import JournalItem
+from ..store.projection import JournalItem, projected_through
 from .committer import Committer, StorageFailed
 from .metrics import Metrics
+from .projector import Projector, project_now
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +56,44 @@ def remember_client_order(
         client_orders[(command.account_id, command.client_order_id)] = accepted.order_id
 
 
+@dataclass
+class Recovery:
+    """The engine rebuilt from the journal, and what the query tables still lack."""
+
+    engine: Engine
+    client_orders: ClientOrders
+    command_no: int  # the last command journaled
+    time: int  # and its time
+    projected: int  # the last command the query tables hold
+    unprojected: list[JournalItem]  # the journaled commands after it, with their events
+
+
+def replay(sql: SqlEngine, engine: Engine | None = None) -> Recovery:
+    """Rebuild the engine (the selected twin, or ``engine``) from the journal."""
+    engine = engine if engine is not None else select_engine().new()
+    client_orders: ClientOrders = {}
+    last_no = 0
+    last_time = 0
+    unprojected: list[JournalItem] = []
+    with sql.connect() as conn:
+        projected = projected_through(conn)
+        for command_no, command in load_commands(conn):
+            events = engine.execute(command)
+            remember_client_order(client_orders, command, events)
+            if command_no > projected:
+                unprojected.append(JournalItem(command_no, command, events, command.time))
+            last_no = command_no
+            last_time = command.time
+    return Recovery(engine, client_orders, last_no, last_time, projected, unprojected)
+
+
 def recover(sql: SqlEngine) -> tuple[Engine, ClientOrders, int, int]:
     """Rebuild the engine from the journal.
 
     Returns the engine, the client order ids seen, the last command number and its time.
     """
-    engine = Engine()
-    client_orders: ClientOrders = {}
-    last_no = 0
-    last_time = 0
-    with sql.connect() as conn:
-        for command_no, command in load_commands(conn):
-            remember_client_order(client_orders, command, engine.execute(command))
-            last_no = command_no
-            last_time = command.time
-    return engine, client_orders, last_no, last_time
+    found = replay(sql)
+    return found.engine, found.client_orders, found.command_no, found.time
 
 
 class Exchange:
@@ -77,11 +101,15 @@ class Exchange:
         self,
         sql: SqlEngine,
         *,
+        projection_sql: SqlEngine | None = None,
         clock: Callable[[], int] = now_ms,
         on_committed: Callable[[Sequence[JournalItem], int], None] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.sql = sql
+        # The projector's own connections (on SQLite without an fsync per commit: what it
+        # writes can be projected again from the journal after a crash).
+        self.projection_sql = projection_sql if projection_sql is not None else sql
         self.clock = clock
         self.metrics = metrics if metrics is not None else Metrics()
         self.metrics.gauge(
@@ -111,7 +139,21 @@ class Exchange:
             lambda: [((), float(len(self.engine.orders)))],
         )
         started = perf_counter()
-        self.engine, self.client_orders, self._command_no, self._last_time = recover(sql)
+        #: Which engine twin runs, and why (the banner, /readyz and /metrics say it).
+        self.engine_choice = select_engine()
+        found = replay(sql, self.engine_choice.new())
+        self.engine, self.client_orders = found.engine, found.client_orders
+        self._command_no, self._last_time = found.command_no, found.time
+        choice = self.engine_choice
+        self.metrics.gauge(
+            "ballast_engine_info",
+            "1 for the engine twin that runs: compiled, or the pure-Python reference",
+            ("engine",),
+            lambda: [((choice.name,), 1.0)],
+        )
+        # The query tables catch up with the journal before anything reads them.
+        project_now(self.projection_sql, found.unprojected)
+        self._projected_at_start = found.command_no
         recovery = [((), perf_counter() - started)]
         self.metrics.gauge(
             "ballast_recovery_seconds",
@@ -119,21 +161,55 @@ class Exchange:
             (),
             lambda: recovery,
         )
+        self.metrics.gauge(
+            "ballast_projection_lag",
+            "Commands stored in the journal and not yet projected into the query tables",
+            (),
+            lambda: [((), float(self._command_no - self.projected_through))],
+        )
         self.on_committed = on_committed
         self._committer: Committer | None = None
+        self._projector: Projector | None = None
         self._last_future: asyncio.Future[None] | None = None
         self.accepting = False
 
     def start(self) -> None:
-        """Start the committer on the running loop and begin taking commands."""
+        """Start the committer and the projector on the running loop; take commands."""
         loop = asyncio.get_running_loop()
-        self._committer = Committer(self.sql, loop, self.on_committed, metrics=self.metrics)
+        self._projector = Projector(self.projection_sql, loop, self._projected_at_start)
+        self._committer = Committer(
+            self.sql,
+            loop,
+            self.on_committed,
+            metrics=self.metrics,
+            handoff=self._projector.submit,
+        )
         self.accepting = True
 
     def stop(self) -> None:
         self.accepting = False
         if self._committer is not None:
             self._committer.stop()
+        if self._projector is not None:
+            self._projector.stop()
+
+    @property
+    def projected_through(self) -> int:
+        """The last command the query tables hold."""
+        projector = self._projector
+        return projector.projected if projector is not None else self._projected_at_start
+
+    @property
+    def projection_failure(self) -> str | None:
+        """The error a projection is being retried for, while one is."""
+        return self._projector.failure if self._projector is not None else None
+
+    async def projected(self) -> None:
+        """Wait until the query tables hold everything executed so far (and so stored)."""
+        if self._projector is not None and self._projector.projected < self._command_no:
+            target = self._command_no
+            await self.barrier()  # a failed commit must end the wait, not leave it hanging
+            await self._projector.reached(target)
 
     @property
     def committer(self) -> Committer:

@@ -68,9 +68,15 @@ class Database:
                 private_database_file(Path(database))
             self.engine: Engine = create_engine(self.url)
             _configure_sqlite(self.engine)
+            # The projector's connections: its commits need no fsync of their own (what a
+            # crash takes back is projected again from the journal, watermark and all), and
+            # the next journal commit's fsync carries them to disk anyway (one WAL).
+            self.projection_engine: Engine = create_engine(self.url)
+            _configure_sqlite(self.projection_engine, synchronous="NORMAL")
         elif self.dialect == "postgresql":
             # pre_ping: a restarted PostgreSQL must not make the next group commit fail.
             self.engine = create_engine(self.url, pool_pre_ping=True)
+            self.projection_engine = self.engine
         else:
             raise ValueError(f"unsupported database URL {parsed.render_as_string()!r}")
 
@@ -100,6 +106,7 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        self.projection_engine.dispose()
 
 
 def private_database_file(path: Path) -> None:
@@ -116,7 +123,7 @@ def private_database_file(path: Path) -> None:
             os.chmod(name, 0o600)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str = "FULL") -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Autocommit at the driver level; SQLAlchemy's "begin" below issues BEGIN itself.
@@ -124,7 +131,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         finally:

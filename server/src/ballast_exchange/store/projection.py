@@ -1,9 +1,11 @@
-"""Group commit: journal a batch of commands and project their events into the read tables.
+"""Journal a batch of commands, and project their events into the read tables.
 
-``write_batch`` runs inside the caller's transaction, so the journal rows and the projections
-commit (or fail) together (DESIGN §6). A batch may carry thousands of events; it folds them in
-Python first (several fills of one order become one final row) and then writes each table with
-one executemany (sqlite3's executemany; psycopg 3 pipelines it into a single round trip).
+Two halves (docs/adr/0013): ``write_journal`` is the durable commit an acknowledgement waits
+for (the command rows, compactly encoded, and nothing else that can wait); ``project`` folds the
+events into the query tables behind it, moving a watermark in the same transaction, so after a
+crash projection resumes from the watermark. A batch may carry thousands of events; ``project``
+folds them in Python first (several fills of one order become one final row) and then writes
+each table with one executemany (psycopg 3 pipelines it into a single round trip).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .schema import (
     ledger_entries,
     markets,
     orders,
+    projection_state,
     settlements,
     trades,
 )
@@ -76,7 +79,6 @@ class _OrderPatch:
 class _Fold:
     """Everything one batch writes, accumulated in event order."""
 
-    journal: list[dict[str, Any]] = field(default_factory=list)
     accounts: list[dict[str, Any]] = field(default_factory=list)
     new_markets: dict[str, dict[str, Any]] = field(default_factory=dict)
     market_patches: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -89,14 +91,23 @@ class _Fold:
     order_patches: dict[int, _OrderPatch] = field(default_factory=dict)
     trades: list[dict[str, Any]] = field(default_factory=list)
     ledger: list[dict[str, Any]] = field(default_factory=list)
-    guarded: list[dict[str, Any]] = field(default_factory=list)
 
 
 def write_batch(conn: Connection, items: Sequence[JournalItem]) -> None:
-    """Insert the items' journal rows and project their events, in the caller's transaction."""
+    """Journal the items and project them, in one transaction (tools and tests; the exchange
+    journals in its durable commit and projects behind it)."""
+    write_journal(conn, items)
+    project(conn, items)
+
+
+def write_journal(conn: Connection, items: Sequence[JournalItem]) -> None:
+    """The durable half, in the caller's transaction: one journal row per command, and the
+    guard of each resting order placed under cancel-on-disconnect (it must be as durable as
+    the order, and the journal holds commands only)."""
     if not items:
         return
-    fold = _Fold()
+    rows = []
+    guards: list[dict[str, Any]] = []
     last_seq: int | None = None
     for item in items:
         if item.last_seq is not None:
@@ -109,7 +120,7 @@ def write_batch(conn: Connection, items: Sequence[JournalItem]) -> None:
                 select(func.coalesce(func.max(journal.c.last_seq), 0))
             ).scalar_one()
         kind, payload = encode_command(item.command)
-        fold.journal.append(
+        rows.append(
             {
                 "command_no": item.command_no,
                 "kind": kind,
@@ -118,23 +129,48 @@ def write_batch(conn: Connection, items: Sequence[JournalItem]) -> None:
                 "last_seq": last_seq,
             }
         )
+        if item.guarded:
+            _guard(guards, item)
+    _insert_many(conn, journal, rows)
+    _insert_many(conn, guarded_orders, guards)
+
+
+def project(conn: Connection, items: Sequence[JournalItem]) -> None:
+    """Fold the items' events into the query tables and move the projection's watermark to
+    the last of them, in the caller's transaction: the tables and the watermark agree."""
+    if not items:
+        return
+    fold = _Fold()
+    for item in items:
         for event in item.events:
             handler = _HANDLERS.get(type(event))
             if handler is not None:
                 handler(fold, item, event)
-        if item.guarded:
-            _guard(fold, item)
     _flush(conn, fold)
+    through = items[-1].command_no
+    moved = conn.execute(
+        update(projection_state).where(projection_state.c.id == 1).values(command_no=through)
+    )
+    if moved.rowcount == 0:  # a schema made without the migration that seeds the row
+        conn.execute(projection_state.insert().values(id=1, command_no=through))
 
 
-def _guard(fold: _Fold, item: JournalItem) -> None:
+def projected_through(conn: Connection) -> int:
+    """The last command whose events the query tables hold."""
+    found = conn.execute(
+        select(projection_state.c.command_no).where(projection_state.c.id == 1)
+    ).scalar_one_or_none()
+    return int(found) if found is not None else 0
+
+
+def _guard(guards: list[dict[str, Any]], item: JournalItem) -> None:
     accepted = item.events[0] if item.events else None
     if not isinstance(accepted, ev.OrderAccepted):
         return
     order_id = accepted.order_id
     closed = any(isinstance(e, ev.OrderClosed) and e.order_id == order_id for e in item.events)
     if not closed:
-        fold.guarded.append({"order_id": order_id, "account_id": accepted.account_id})
+        guards.append({"order_id": order_id, "account_id": accepted.account_id})
 
 
 # ---- folding events ---------------------------------------------------------------------------
@@ -493,7 +529,6 @@ _COMPILED_INSERTS: dict[tuple[str, str, str], tuple[str, tuple[str, ...] | None]
 def _flush(conn: Connection, fold: _Fold) -> None:
     # Parents before children: the foreign keys of orders, trades and settlements hold at
     # every statement.
-    _insert_many(conn, journal, fold.journal)
     _insert_many(conn, accounts, fold.accounts)
     _insert_many(conn, markets, list(fold.new_markets.values()))
     _update_markets(conn, fold.market_patches)
@@ -513,7 +548,6 @@ def _flush(conn: Connection, fold: _Fold) -> None:
     if fold.new_settlements:  # the id comes from the database: not every column is given
         conn.execute(settlements.insert(), fold.new_settlements)
     _insert_many(conn, orders, list(fold.new_orders.values()))
-    _insert_many(conn, guarded_orders, fold.guarded)
     if fold.order_patches:
         conn.execute(
             _ORDER_UPDATE,

@@ -47,6 +47,15 @@ journal = Table(
     Column("last_seq", BigInteger, nullable=False),
 )
 
+# How far the query tables have been projected from the journal (one row, id 1): the
+# projector moves it in the same transaction as the rows it writes, and resumes from it.
+projection_state = Table(
+    "projection_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("command_no", BigInteger, nullable=False),
+)
+
 accounts = Table(
     "accounts",
     metadata,
@@ -230,6 +239,8 @@ sessions = Table(
 
 ALL_TABLES = (
     journal,
+    projection_state,
+    guarded_orders,
     accounts,
     api_keys,
     markets,
