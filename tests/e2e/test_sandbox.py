@@ -339,7 +339,8 @@ def test_markets_roll_and_settle_themselves(tmp_path: Path) -> None:
             weekly = [m for m in markets(server) if m["id"].startswith("suez-w")]
             latest = max(weekly, key=lambda m: m["close_time"])
             soon = datetime.now(UTC) + timedelta(seconds=3)
-            return latest if parse(latest["close_time"]) > soon else None
+            ready = parse(latest["close_time"]) > soon and latest["status"] == "open"
+            return latest if ready else None  # listed, then opened: two commands
 
         chosen = wait_for(next_week, 2 * period_s, "a weekly market closing in 3 s or more")
         target = chosen["id"]

@@ -584,6 +584,11 @@ class ClientCore:
             self._last_signed_ms = stamp
             return stamp
 
+    def skip_signing_ms(self, ms: int) -> None:
+        """Sign the next request at least ``ms`` later than the last one."""
+        with self._signing_lock:
+            self._last_signed_ms += ms
+
     def market_rules(self, market_id: str) -> MarketRules | None:
         """The cached rules of a market (fetched on its first order, or by ``get_market``)."""
         return self._rules.get(market_id)
@@ -675,8 +680,10 @@ class ClientCore:
                 continue
             if is_replay(error) and sign and not resigned:
                 # Another client of this key signed the same request in the same millisecond;
-                # the server executed nothing, so sign it anew, once.
+                # the server executed nothing, so sign it anew, once. Both clients' stamps may
+                # run ahead of the clock in step: jump a random stretch to leave that step.
                 resigned = True
+                self.skip_signing_ms(random.randint(1, 256))
                 continue
             if isinstance(error, TimestampExpiredError) and sign and not synced:
                 # Our clock is off: learn the server's once, then sign again.
@@ -695,6 +702,9 @@ class ClientCore:
         after = int(time.time() * 1000)
         server = ServerTime.from_dict(data).timestamp_ms
         self.clock_offset_ms = server - (before + after) // 2
+        with self._signing_lock:
+            # Stamps from a clock that ran fast must not hold the next ones in the future.
+            self._last_signed_ms = 0
         return self.clock_offset_ms
 
     def _collect(
