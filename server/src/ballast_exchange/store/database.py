@@ -64,15 +64,16 @@ class Database:
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
             database = parsed.database
+            path = None
             if database and database != ":memory:" and not database.startswith("file:"):
-                private_database_file(Path(database))
+                path = Path(database)
             self.engine: Engine = create_engine(self.url)
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, path)
             # The projector's connections: its commits need no fsync of their own (what a
             # crash takes back is projected again from the journal, watermark and all), and
             # the next journal commit's fsync carries them to disk anyway (one WAL).
             self.projection_engine: Engine = create_engine(self.url)
-            _configure_sqlite(self.projection_engine, synchronous="NORMAL")
+            _configure_sqlite(self.projection_engine, path, synchronous="NORMAL")
         elif self.dialect == "postgresql":
             # pre_ping: a restarted PostgreSQL must not make the next group commit fail.
             self.engine = create_engine(self.url, pool_pre_ping=True)
@@ -123,7 +124,15 @@ def private_database_file(path: Path) -> None:
             os.chmod(name, 0o600)
 
 
-def _configure_sqlite(engine: Engine, synchronous: str = "FULL") -> None:
+def _configure_sqlite(engine: Engine, path: Path | None, synchronous: str = "FULL") -> None:
+    if path is not None:
+
+        @event.listens_for(engine, "do_connect")
+        def _private_file(*_: Any) -> None:
+            # Before SQLite opens (and so would create) the file: the first connection makes
+            # it, owner-only; nothing is created until something connects.
+            private_database_file(path)
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Autocommit at the driver level; SQLAlchemy's "begin" below issues BEGIN itself.
