@@ -15,8 +15,8 @@ import pytest
 import uvicorn
 import uvloop
 
-from ballast_exchange.api.app import create_app
 from ballast_exchange.api.http_limits import raise_open_files_limit
+from ballast_exchange.app import create_app
 from ballast_exchange.bootstrap import Runtime
 from ballast_exchange.config import Settings
 

@@ -71,8 +71,8 @@ def serve_settings(args: argparse.Namespace) -> Settings:
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .api.app import create_app
     from .api.http_limits import raise_open_files_limit
+    from .app import create_app
     from .bootstrap import Runtime
     from .logs import configure_logging
 

@@ -19,8 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..domain import DomainError
 from ..service.exchange import ServiceUnavailable
-from . import money
 from .signing import AuthError
+from .usdc import to_usdc
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def from_domain(error: DomainError, tick_size: Decimal | None = None) -> ApiErro
     details = dict(error.details)
     for key in _MONEY_DETAILS & details.keys():
         if isinstance(details[key], int):
-            details[key] = money.to_usdc(details[key])
+            details[key] = to_usdc(details[key])
     if tick_size is not None:
         for key in _PRICE_DETAILS & details.keys():
             if isinstance(details[key], int):

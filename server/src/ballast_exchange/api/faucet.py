@@ -12,8 +12,8 @@ from typing import Any
 from ..domain import commands as c
 from ..store import queries
 from .errors import ApiError, invalid_request
-from .money import to_usdc
 from .state import AppState
+from .usdc import to_usdc
 from .views import balance_view, iso
 
 

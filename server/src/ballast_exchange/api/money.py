@@ -9,10 +9,9 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
-# errors imports this module too; its names are looked up when a call fails, by then loaded.
-from . import errors
+from .errors import ApiError, invalid_request
+from .usdc import MICRO
 
-MICRO = Decimal(1_000_000)
 MAX_TICKS = 10**12  # beyond any market's cap; keeps absurd inputs out of arithmetic
 # No price or amount needs more: a value with more significant digits, or further from 1,
 # is refused before any arithmetic, so the exact arithmetic below can neither overflow nor
@@ -26,13 +25,13 @@ def parse_decimal(value: Any, field: str) -> Decimal:
     """A JSON number or a decimal string; booleans, NaN and infinities are not numbers here."""
     not_a_number = f"{field} must be a number or a decimal string"
     if isinstance(value, bool) or value is None:
-        raise errors.invalid_request(field, not_a_number)
+        raise invalid_request(field, not_a_number)
     try:
         number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
     except (InvalidOperation, TypeError, ValueError):
-        raise errors.invalid_request(field, not_a_number) from None
+        raise invalid_request(field, not_a_number) from None
     if not number.is_finite():
-        raise errors.invalid_request(field, f"{field} must be finite")
+        raise invalid_request(field, f"{field} must be finite")
     return number
 
 
@@ -53,20 +52,20 @@ def exact_quotient(number: Decimal, step: Decimal) -> Decimal:
 def price_to_ticks(value: Any, tick_size: Decimal, field: str = "price") -> int:
     number = parse_decimal(value, field)
     if not admissible(number):
-        raise errors.ApiError(
+        raise ApiError(
             "INVALID_PRICE",
             f"{field} {value} has more digits than any market's tick grid or range allows",
             {"field": field, "price": str(value)},
         )
     ticks = exact_quotient(number, tick_size)
     if abs(ticks) > MAX_TICKS:
-        raise errors.ApiError(
+        raise ApiError(
             "INVALID_PRICE",
             f"{field} {value} is outside any market's range",
             {"field": field, "price": str(value)},
         )
     if ticks != ticks.to_integral_value():
-        raise errors.ApiError(
+        raise ApiError(
             "INVALID_PRICE",
             f"{field} {number} is not on the market's tick grid of {tick_size}",
             {"field": field, "price": str(number), "tick_size": str(tick_size)},
@@ -81,17 +80,8 @@ def ticks_to_price(ticks: int | None, tick_size: Decimal) -> float | None:
 def usdc_to_micro(value: Any, field: str = "amount") -> int:
     number = parse_decimal(value, field)
     if not admissible(number) or abs(number) >= 10**MAX_MAGNITUDE:
-        raise errors.invalid_request(field, f"{field} is out of range")
+        raise invalid_request(field, f"{field} is out of range")
     micro = exact_quotient(number, 1 / MICRO)
     if micro != micro.to_integral_value():
-        raise errors.invalid_request(field, f"{field} has more than 6 decimal places")
+        raise invalid_request(field, f"{field} has more than 6 decimal places")
     return int(micro)
-
-
-def to_usdc(micro: int) -> float:
-    return float(Decimal(micro) / MICRO)
-
-
-def micro_price(micro: int | None) -> float | None:
-    """A price or index value held in micro price units (settlement values)."""
-    return None if micro is None else float(Decimal(micro) / MICRO)

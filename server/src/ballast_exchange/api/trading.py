@@ -18,9 +18,10 @@ from ..store import queries
 from ..store.projection import accepted_row, fold_order
 from .errors import ApiError, from_domain, invalid_request
 from .models import AmendOrderRequest, PlaceOrderRequest
-from .money import price_to_ticks, ticks_to_price, to_usdc
+from .money import price_to_ticks, ticks_to_price
 from .state import AppState
 from .timeutil import to_ms
+from .usdc import to_usdc
 from .views import order_ref, order_view, parse_order_ref, tick_size, trade_ref
 
 # (HTTP status, body) of a REST answer.

@@ -10,7 +10,8 @@ from typing import Any
 
 from ..domain import Engine, MarketStatus
 from ..domain.market import Market
-from .money import micro_price, ticks_to_price, to_usdc
+from .money import ticks_to_price
+from .usdc import micro_price, to_usdc
 
 ORDER_PREFIX = "ord_"
 TRADE_PREFIX = "trd_"

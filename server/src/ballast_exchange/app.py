@@ -1,4 +1,5 @@
-"""The HTTP application: the v1 REST API, its documentation, health endpoints and middleware."""
+"""The ASGI application, assembled at the top: the v1 REST API with its documentation and
+middleware, the WebSocket stream, the dashboard, and the health and metrics endpoints."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from ..bootstrap import Runtime
-from ..dashboard import install as install_dashboard
-from ..stream.endpoint import stream
-from ..stream.wire import CaptureTransport
-from . import errors
-from .access import AccessMiddleware
-from .middleware import BodyLimitMiddleware, RateLimitMiddleware
-from .routes import account, admin, faucet, orders, public, settlement
+from .api import errors
+from .api.access import AccessMiddleware
+from .api.middleware import BodyLimitMiddleware, RateLimitMiddleware
+from .api.routes import account, admin, faucet, orders, public, settlement
+from .bootstrap import Runtime
+from .dashboard import install as install_dashboard
+from .stream.endpoint import stream
+from .stream.wire import CaptureTransport
 
 log = logging.getLogger(__name__)
 
