@@ -16,7 +16,7 @@ import uvicorn
 import uvloop
 
 from ballast_exchange.api.http_limits import raise_open_files_limit
-from ballast_exchange.app import create_app
+from ballast_exchange.app import create_app, server_options
 from ballast_exchange.bootstrap import Runtime
 from ballast_exchange.config import Settings
 
@@ -80,7 +80,7 @@ def live_server(
             port=config.port,
             log_config=None,
             access_log=False,
-            **config.uvicorn_options(),
+            **server_options(config),
         )
     )
     listener = socket.socket()

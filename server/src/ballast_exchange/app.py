@@ -15,9 +15,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from .api import errors
 from .api.access import AccessMiddleware
+from .api.http_limits import HttpLimits, effective_max_connections, protocol_class
 from .api.middleware import BodyLimitMiddleware, RateLimitMiddleware
 from .api.routes import account, admin, faucet, orders, public, settlement
 from .bootstrap import Runtime
+from .config import Settings
 from .dashboard import install as install_dashboard
 from .stream.endpoint import stream
 from .stream.wire import CaptureTransport
@@ -138,3 +140,26 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.add_middleware(CaptureTransport)  # outermost: it must see uvicorn's own receive
     return app
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """What uvicorn needs from the settings: the connection limits (with the HTTP protocol
+    that enforces them), WebSocket keepalive and frame limit. ``ballast serve`` and the tests'
+    servers both start uvicorn with exactly these."""
+    limits = HttpLimits(
+        max_connections=effective_max_connections(settings.http_max_connections),
+        header_timeout_s=settings.http_header_timeout_s,
+        max_head_bytes=settings.http_max_head_bytes,
+        max_headers=settings.http_max_headers,
+    )
+    return {
+        "http": protocol_class(limits),
+        "timeout_keep_alive": settings.http_keep_alive_timeout_s,
+        "h11_max_incomplete_event_size": settings.http_max_head_bytes,  # should h11 be used
+        "ws_ping_interval": settings.stream_ping_interval_s,
+        "ws_ping_timeout": settings.stream_ping_timeout_s,
+        "ws_max_size": settings.stream_max_message_bytes,
+        # Compressing each message once per subscriber costs more CPU than the fan-out
+        # itself; market data is small and a TLS proxy may compress if it likes.
+        "ws_per_message_deflate": False,
+    }

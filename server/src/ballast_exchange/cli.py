@@ -72,13 +72,13 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .api.http_limits import raise_open_files_limit
-    from .app import create_app
+    from .app import create_app, server_options
     from .bootstrap import Runtime
     from .logs import configure_logging
 
     settings = serve_settings(args)
     configure_logging(settings.log_json)
-    raise_open_files_limit()  # before uvicorn_options(), which caps connections below it
+    raise_open_files_limit()  # before server_options(), which caps connections below it
     runtime = Runtime(settings)
     runtime.on_started = lambda: announce(runtime)
     app = create_app(runtime)
@@ -89,7 +89,7 @@ def run_serve(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         server_header=False,
-        **settings.uvicorn_options(),
+        **server_options(settings),
     )
     return 0
 

@@ -91,30 +91,6 @@ class Settings:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def uvicorn_options(self) -> dict[str, Any]:
-        """What uvicorn needs from these settings: the connection limits (with the HTTP protocol
-        that enforces them), WebSocket keepalive and frame limit. ``ballast serve`` and the
-        tests' servers both start uvicorn with exactly these."""
-        from .api.http_limits import HttpLimits, effective_max_connections, protocol_class
-
-        limits = HttpLimits(
-            max_connections=effective_max_connections(self.http_max_connections),
-            header_timeout_s=self.http_header_timeout_s,
-            max_head_bytes=self.http_max_head_bytes,
-            max_headers=self.http_max_headers,
-        )
-        return {
-            "http": protocol_class(limits),
-            "timeout_keep_alive": self.http_keep_alive_timeout_s,
-            "h11_max_incomplete_event_size": self.http_max_head_bytes,  # should h11 ever be used
-            "ws_ping_interval": self.stream_ping_interval_s,
-            "ws_ping_timeout": self.stream_ping_timeout_s,
-            "ws_max_size": self.stream_max_message_bytes,
-            # Compressing each message once per subscriber costs more CPU than the fan-out
-            # itself; market data is small and a TLS proxy may compress if it likes.
-            "ws_per_message_deflate": False,
-        }
-
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
         """Flags (``overrides`` that are not None) win over ``BALLAST_<NAME>`` variables."""
