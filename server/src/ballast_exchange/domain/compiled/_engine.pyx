@@ -2123,6 +2123,10 @@ cdef class Engine:
     cdef int _deposit(self, object c, object time) except -1:
         cdef Account account = self.account(c.account_id)
         cdef long long amount = _check_amount(c.amount)
+        # Every balance is bounded by what came in, so bounding that bounds them all. The store
+        # keeps 64-bit integers too; past that the reference would fail there instead.
+        if <i128>self.external.value - amount < -9223372036854775807:
+            raise OverflowError("deposits beyond 2**63 micro-USDC cannot be held")
         self._move_any(self.external, account.cash, amount, "deposit", c.ref, time)
         return 0
 
