@@ -30,8 +30,8 @@ from ..api.views import iso, parse_order_ref
 from ..domain import CancelReason, DomainError
 from ..domain import commands as c
 from ..service.exchange import ServiceUnavailable, at_time
-from . import feeds
-from .hub import Hub, StreamKey, dumps
+from .channels import Scope
+from .hub import Hub, Stream, StreamKey, dumps
 from .wire import Transport, text_frame
 
 log = logging.getLogger(__name__)
@@ -84,11 +84,10 @@ class Connection:
         self.record: KeyRecord | None = None
         self.cancel_on_disconnect = False
         self.guarded: set[int] = set()  # orders to cancel when the connection drops
-        self.streams: dict[StreamKey, Any] = {}
+        self.streams: dict[StreamKey, Stream] = {}
         self.answers: set[asyncio.Task[None]] = set()
         self.closer: asyncio.Task[None] | None = None
         self.guard: asyncio.Task[None] | None = None  # cancel-on-disconnect, once
-        self.held: list[bytes] = []
         # What ``auth`` must sign: fresh per connection, so a captured auth message is useless.
         self.nonce = secrets.token_hex(16)
 
@@ -109,16 +108,6 @@ class Connection:
         transport.write(frame)
         if transport.get_write_buffer_size() > self.limit:
             self.close_soon(CLOSE_SLOW, "slow consumer")
-
-    def hold(self, frame: bytes) -> None:
-        """Keep a frame for the hub's ``flush`` at the end of its round."""
-        if not self.held:
-            self.hub.holding.append(self)
-        self.held.append(frame)
-
-    def flush(self) -> None:
-        frames, self.held = self.held, []
-        self.send(frames[0] if len(frames) == 1 else b"".join(frames))
 
     def close_soon(self, code: int, reason: str) -> None:
         if self.closer is None:
@@ -147,7 +136,7 @@ class Connection:
         subscriptions = []
         for (channel, owner, _), stream in self.streams.items():
             entry: dict[str, Any] = {"channel": channel, "seq": stream.seq}
-            if stream.public and owner:
+            if stream.channel.scope is Scope.MARKET:
                 entry["market_id"] = owner
             subscriptions.append(entry)
         self.push(
@@ -312,39 +301,34 @@ class Connection:
         self.reply(request_id, "pong", time=iso(now), exchange_seq=self.hub.exchange_seq)
 
     def _stream_key(self, request: dict[str, Any]) -> StreamKey:
-        channel = request.get("channel")
-        if channel in feeds.PRIVATE:
+        name = request.get("channel")
+        channels = self.hub.channels
+        channel = channels.get(name) if isinstance(name, str) else None
+        if channel is not None and channel.scope is Scope.ACCOUNT:
             record = self._principal()
-            return (channel, record.account_id, 0)
-        if channel not in feeds.PUBLIC:
+            return (channel.name, record.account_id, 0)
+        if channel is None:
             raise invalid_request(
-                "channel",
-                f"unknown channel {channel!r}; one of {', '.join(feeds.PUBLIC + feeds.PRIVATE)}",
+                "channel", f"unknown channel {name!r}; one of {', '.join(channels)}"
             )
-        if channel == "markets":
-            return (channel, "", 0)
+        if channel.scope is Scope.GLOBAL:
+            return (channel.name, "", 0)
         market_id = request.get("market_id")
         if not isinstance(market_id, str) or not market_id:
-            raise invalid_request("market_id", f"the {channel} channel needs a market_id")
+            raise invalid_request("market_id", f"the {channel.name} channel needs a market_id")
         if not self.hub.market_exists(market_id):
             raise ApiError(
                 "MARKET_NOT_FOUND", f"market {market_id!r} does not exist", {"market_id": market_id}
             )
-        depth = 0
-        if channel == "orderbook":
-            depth = request.get("depth", feeds.DEFAULT_DEPTH)
-            if isinstance(depth, bool) or not isinstance(depth, int):
-                raise invalid_request("depth", "depth must be an integer")
-            if not 1 <= depth <= feeds.MAX_DEPTH:
-                raise invalid_request("depth", f"depth must be 1 to {feeds.MAX_DEPTH}")
-        return (channel, market_id, depth)
+        return (channel.name, market_id, channel.depth(request))
 
     def _echo(self, key: StreamKey) -> dict[str, Any]:
-        channel, owner, depth = key
-        fields: dict[str, Any] = {"channel": channel}
-        if channel in feeds.PUBLIC and owner:
+        name, owner, depth = key
+        channel = self.hub.channels[name]
+        fields: dict[str, Any] = {"channel": name}
+        if channel.scope is Scope.MARKET:
             fields["market_id"] = owner
-        if channel == "orderbook":
+        if channel.takes_depth:
             fields["depth"] = depth
         return fields
 
@@ -359,8 +343,7 @@ class Connection:
         if self._subscribed(key) is not None:
             raise invalid_request("channel", "already subscribed to this stream; unsubscribe first")
         self.reply(request_id, "subscribed", **self._echo(key))
-        channel, owner, depth = key
-        self.streams[key] = self.hub.subscribe(self, channel, owner, depth)
+        self.streams[key] = self.hub.subscribe(self, key)
 
     async def _unsubscribe(self, request_id: Any, request: dict[str, Any]) -> None:
         asked = self._stream_key(request)

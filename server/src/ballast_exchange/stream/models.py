@@ -1,0 +1,401 @@
+"""The exchange as stored, kept by folding committed events: what the stream may show (DESIGN §6).
+
+The live engine runs ahead of its group commit, so the stream cannot read it when a commit lands.
+Instead it keeps small read models of its own, built from the live engine once at start (before
+the exchange takes its first command, when live and stored agree) and moved on only by the events
+of stored commands (``Models.apply``, called by the hub in commit order):
+
+- per market: the aggregated book levels of each side, the last trade price, its status and
+  settlement, the recent trades and the traded volume per second of the last 24 hours;
+- per account: its open orders (as ``orders`` rows), positions, and the ledger balances behind
+  its ``balance``.
+
+``seq`` is the event seq of the last stored event: the ``exchange_seq`` every message carries
+(a command without events leaves it where it was).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections import deque
+from collections.abc import Container
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection
+
+from ..domain import Engine
+from ..domain import events as ev
+from ..domain.ledger import cash_key, collateral_key, orders_key
+from ..domain.order import Order
+from ..domain.snapshot import restore, snapshot
+from ..store import queries
+from ..store.projection import JournalItem, accepted_row, fold_order, ledger_owner, trade_row
+
+RECENT_TRADES = 50
+DAY_S = 86_400
+MICRO = Decimal(1_000_000)
+
+
+class Volume:
+    """Contracts traded in a sliding 24-hour window, kept per second."""
+
+    __slots__ = ("buckets", "total")
+
+    def __init__(self) -> None:
+        self.buckets: deque[list[int]] = deque()  # [second, contracts], oldest first
+        self.total = 0
+
+    def add(self, time_ms: int, size: int) -> None:
+        second = time_ms // 1000
+        if self.buckets and self.buckets[-1][0] == second:
+            self.buckets[-1][1] += size
+        else:
+            self.buckets.append([second, size])
+        self.total += size
+
+    def since(self, now_ms: int) -> int:
+        """Volume of the 24 hours before ``now_ms``, dropping what has aged out."""
+        cutoff = now_ms // 1000 - DAY_S
+        buckets = self.buckets
+        while buckets and buckets[0][0] < cutoff:
+            self.total -= buckets.popleft()[1]
+        return self.total
+
+
+class Side:
+    """One side of a market's aggregated book: price (ticks) → size, and the prices in order."""
+
+    __slots__ = ("best_high", "prices", "sizes")
+
+    def __init__(self, best_high: bool) -> None:
+        self.best_high = best_high  # bids: the highest price is best
+        self.sizes: dict[int, int] = {}
+        self.prices: list[int] = []  # ascending
+
+    def set(self, price: int, size: int) -> None:
+        sizes = self.sizes
+        if size:
+            if price not in sizes:
+                insort(self.prices, price)
+            sizes[price] = size
+        elif price in sizes:
+            del sizes[price]
+            del self.prices[bisect_left(self.prices, price)]
+
+    def best(self) -> int | None:
+        prices = self.prices
+        if not prices:
+            return None
+        return prices[-1] if self.best_high else prices[0]
+
+    def depth(self, levels: int) -> list[tuple[int, int]]:
+        """Up to ``levels`` (price, size), best first (as ``Book.depth``)."""
+        sizes = self.sizes
+        if self.best_high:
+            return [(p, sizes[p]) for p in reversed(self.prices[-levels:])]
+        return [(p, sizes[p]) for p in self.prices[:levels]]
+
+
+@dataclass(slots=True)
+class Settlement:
+    value: int
+    evidence_hash: str
+    proposed_at: int
+    final_after: int
+
+
+@dataclass(slots=True)
+class MarketModel:
+    """A market as the stream shows it. ``tick_value`` is all the API's views read of a market."""
+
+    market_id: str
+    tick_value: int
+    floor: int
+    cap: int
+    close_time: int
+    status: str
+    last_price: int | None = None
+    settlement: Settlement | None = None
+    bids: Side = field(default_factory=lambda: Side(True))
+    asks: Side = field(default_factory=lambda: Side(False))
+    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_TRADES))
+    volume: Volume = field(default_factory=Volume)
+
+    @property
+    def step(self) -> Decimal:
+        return Decimal(self.tick_value) / MICRO
+
+
+@dataclass(slots=True)
+class PositionModel:
+    size: int = 0
+    collateral: int = 0
+    realized_pnl: int = 0
+
+
+@dataclass(slots=True)
+class AccountModel:
+    account_id: str
+    orders: dict[int, dict[str, Any]] = field(default_factory=dict)  # open orders' rows
+    positions: dict[str, PositionModel] = field(default_factory=dict)
+    collateral_keys: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one group commit changed on the public side, for the public channels."""
+
+    touched: dict[str, None] = field(default_factory=dict)  # markets whose book or trades moved
+    trades: dict[str, list[ev.Trade]] = field(default_factory=dict)
+    lifecycle: list[tuple[str, str]] = field(default_factory=list)  # (market id, event name)
+
+
+@dataclass(slots=True)
+class AccountChanges:
+    """What one command changed for one watched account, for the private channels."""
+
+    orders: list[dict[str, Any]] = field(default_factory=list)  # rows as of each event, + "event"
+    fills: list[ev.Trade] = field(default_factory=list)
+    positions: dict[str, None] = field(default_factory=dict)
+    balance: bool = False
+
+
+def order_row(order: Order) -> dict[str, Any]:
+    """A live order as the store's ``orders`` row (``order_view`` and ``fold_order`` take it)."""
+    return {
+        "order_id": order.order_id,
+        "account_id": order.account_id,
+        "client_order_id": order.client_order_id,
+        "market_id": order.market_id,
+        "side": order.side.value,
+        "order_type": order.order_type.value,
+        "price": order.price,
+        "size": order.size,
+        "filled": order.filled,
+        "remaining": order.remaining,
+        "status": order.status.value,
+        "reason": None,
+        "time_in_force": order.time_in_force.value,
+        "expire_at": order.expire_at,
+        "post_only": order.post_only,
+        "reduce_only": order.reduce_only,
+        "stp": order.stp.value,
+        "created_at": order.created_at,
+        "updated_at": order.created_at,
+    }
+
+
+def lifecycle_event(event: ev.Event) -> str | None:
+    """The ``markets`` channel's name for a lifecycle event (None: not one to announce)."""
+    kind = type(event)
+    if kind is ev.MarketCreated:
+        return "listed"
+    if kind is ev.SettlementProposed:
+        return "resolving"
+    if kind is ev.SettlementOverturned:
+        return "overturned"
+    if kind is ev.SettlementFinalized:
+        return "settled"
+    if isinstance(event, ev.MarketStatusChanged):
+        new, old = event.new_status, event.old_status
+        if new == "open":
+            return "resumed" if old == "halted" else "opened"
+        if new in ("halted", "closed"):
+            return new
+    return None
+
+
+class Models:
+    def __init__(self, live: Engine) -> None:
+        # Built before the exchange takes its first command, when live and stored agree. The
+        # live engine may be the compiled twin: read it through its snapshot.
+        engine = restore(snapshot(live))
+        self.seq = engine.seq
+        self.balances: dict[str, int] = dict(engine.ledger.balances)
+        self.markets: dict[str, MarketModel] = {}
+        self.accounts: dict[str, AccountModel] = {}
+        self.orders: dict[int, dict[str, Any]] = {}  # every open order's row, by id
+        for market in engine.markets.values():
+            model = self.markets[market.market_id] = MarketModel(
+                market.market_id,
+                market.tick_value,
+                market.floor,
+                market.cap,
+                market.close_time,
+                market.status.value,
+                market.last_price,
+            )
+            settlement = market.settlement
+            if settlement is not None:
+                model.settlement = Settlement(
+                    settlement.value,
+                    settlement.evidence_hash,
+                    settlement.proposed_at,
+                    settlement.final_after,
+                )
+            for price, size in market.book.depth(True, len(market.book.bids)):
+                model.bids.set(price, size)
+            for price, size in market.book.depth(False, len(market.book.asks)):
+                model.asks.set(price, size)
+        for account in engine.accounts.values():
+            model_account = self.accounts[account.account_id] = AccountModel(account.account_id)
+            for market_id, position in account.positions.items():
+                model_account.positions[market_id] = PositionModel(
+                    position.size, position.collateral, position.realized_pnl
+                )
+                model_account.collateral_keys.add(position.collateral_key)
+        for order in sorted(engine.orders.values(), key=lambda o: o.order_id):
+            row = self.orders[order.order_id] = order_row(order)
+            self.accounts[order.account_id].orders[order.order_id] = row
+
+    def load(self, conn: Connection, now_ms: int) -> None:
+        """Recent trades and the last day's volume from the store, once at start."""
+        for market_id, market in self.markets.items():
+            page = queries.list_trades(conn, market_id, limit=RECENT_TRADES)
+            market.recent.extend(reversed(page.items))
+        for market_id, second, size in queries.volume_by_second(conn, now_ms - DAY_S * 1000):
+            found = self.markets.get(market_id)
+            if found is not None:
+                found.volume.add(second * 1000, size)
+
+    # ------------------------------------------------------------ reading
+
+    def available(self, account_id: str) -> int:
+        return self.balances.get(cash_key(account_id), 0)
+
+    def reserved(self, account_id: str) -> int:
+        """Open-order reservations plus the collateral behind every position."""
+        balances = self.balances
+        account = self.accounts[account_id]
+        return balances.get(orders_key(account_id), 0) + sum(
+            balances.get(key, 0) for key in account.collateral_keys
+        )
+
+    def volume_24h(self, market_id: str, now_ms: int) -> int:
+        return self.markets[market_id].volume.since(now_ms)
+
+    # ------------------------------------------------------------ folding
+
+    def apply(
+        self, item: JournalItem, watched: Container[str], batch: Batch
+    ) -> dict[str, AccountChanges]:
+        """Fold one stored command's events; note what changed on the public side in ``batch``
+        and return what changed for the ``watched`` accounts."""
+        changes: dict[str, AccountChanges] = {}
+
+        def of(account_id: str) -> AccountChanges:
+            found = changes.get(account_id)
+            if found is None:
+                found = changes[account_id] = AccountChanges()
+            return found
+
+        markets = self.markets
+        orders = self.orders
+        for e in item.events:
+            kind = type(e)
+            if kind is ev.BookLevelChanged:
+                assert isinstance(e, ev.BookLevelChanged)
+                market = markets[e.market_id]
+                (market.bids if e.side == "buy" else market.asks).set(e.price, e.size)
+                batch.touched[e.market_id] = None
+            elif kind is ev.LedgerEntry:
+                assert isinstance(e, ev.LedgerEntry)
+                balances = self.balances
+                balances[e.debit] = balances.get(e.debit, 0) - e.amount
+                balances[e.credit] = balances.get(e.credit, 0) + e.amount
+                owner = ledger_owner(e.debit, e.credit)[0]
+                if owner is not None and owner in watched:
+                    of(owner).balance = True
+            elif kind is ev.Trade:
+                assert isinstance(e, ev.Trade)
+                market_id = e.market_id
+                market = markets[market_id]
+                market.last_price = e.price
+                market.recent.append(trade_row(e))
+                market.volume.add(e.time, e.size)
+                batch.touched[market_id] = None
+                new = batch.trades.get(market_id)
+                if new is None:
+                    batch.trades[market_id] = [e]
+                else:
+                    new.append(e)
+                for order_id, account_id in (
+                    (e.maker_order_id, e.maker_account_id),
+                    (e.taker_order_id, e.taker_account_id),
+                ):
+                    row = orders.get(order_id)
+                    if row is not None:
+                        fold_order(row, e)
+                    if account_id in watched:
+                        noted = of(account_id)
+                        noted.fills.append(e)
+                        if row is not None and row["remaining"] != 0:
+                            # A fill that completes the order is told by its close, next.
+                            noted.orders.append({**row, "event": "filled"})
+            elif kind is ev.OrderAccepted:
+                assert isinstance(e, ev.OrderAccepted)
+                row = orders[e.order_id] = accepted_row(e)
+                self.accounts[e.account_id].orders[e.order_id] = row
+                if e.account_id in watched:
+                    of(e.account_id).orders.append({**row, "event": "accepted"})
+            elif kind is ev.OrderAmended:
+                assert isinstance(e, ev.OrderAmended)
+                row = orders.get(e.order_id)
+                if row is not None:
+                    fold_order(row, e)
+                    if e.account_id in watched:
+                        of(e.account_id).orders.append({**row, "event": "amended"})
+            elif kind is ev.OrderClosed:
+                assert isinstance(e, ev.OrderClosed)
+                row = orders.pop(e.order_id, None)
+                if row is not None:
+                    del self.accounts[e.account_id].orders[e.order_id]
+                    fold_order(row, e)
+                    if e.account_id in watched and e.status != "filled":
+                        of(e.account_id).orders.append({**row, "event": e.status})
+            elif kind is ev.PositionChanged:
+                assert isinstance(e, ev.PositionChanged)
+                account = self.accounts[e.account_id]
+                position = account.positions.get(e.market_id)
+                if position is None:
+                    account.positions[e.market_id] = PositionModel(
+                        e.size, e.collateral, e.realized_pnl
+                    )
+                    account.collateral_keys.add(collateral_key(e.account_id, e.market_id))
+                else:
+                    position.size = e.size
+                    position.collateral = e.collateral
+                    position.realized_pnl = e.realized_pnl
+                if e.account_id in watched:
+                    of(e.account_id).positions[e.market_id] = None
+            elif kind is ev.AccountCreated:
+                assert isinstance(e, ev.AccountCreated)
+                self.accounts[e.account_id] = AccountModel(e.account_id)
+            elif kind is ev.MarketCreated:
+                assert isinstance(e, ev.MarketCreated)
+                markets[e.market_id] = MarketModel(
+                    e.market_id, e.tick_value, e.floor, e.cap, e.close_time, "pending"
+                )
+                batch.lifecycle.append((e.market_id, "listed"))
+            else:
+                self._lifecycle(e, batch)
+        if item.events:
+            self.seq = item.events[-1].seq
+        return changes
+
+    def _lifecycle(self, e: ev.Event, batch: Batch) -> None:
+        if isinstance(e, ev.MarketStatusChanged):
+            self.markets[e.market_id].status = e.new_status
+        elif isinstance(e, ev.SettlementProposed):
+            self.markets[e.market_id].settlement = Settlement(
+                e.value, e.evidence_hash, e.time, e.final_after
+            )
+        elif isinstance(e, ev.SettlementOverturned):
+            self.markets[e.market_id].settlement = None
+        elif not isinstance(e, ev.SettlementFinalized):
+            return
+        name = lifecycle_event(e)
+        if name is not None:
+            batch.lifecycle.append((e.market_id, name))
