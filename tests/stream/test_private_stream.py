@@ -107,3 +107,40 @@ def test_private_channels_need_auth_and_the_read_scope(live: LiveServer) -> None
         await client.close()
 
     asyncio.run(run())
+
+
+def test_an_order_that_fills_completely_says_so(live: LiveServer) -> None:
+    """docs/websocket.md: a fill that completes an order shows ``status`` ``filled`` (its close,
+    in the same command, says it), for the resting maker and for the taker alike."""
+    admin = Admin(live.api, live.admin_token)
+    market = f"full-{random.randrange(10**9)}"
+    admin.market(market)
+    maker, taker = admin.account("maker", 5_000), admin.account("taker", 5_000)
+
+    async def run() -> None:
+        m, t = await watcher(live, maker), await watcher(live, taker)
+        resting = maker.post(
+            "/orders", {"market_id": market, "side": "sell", "price": 0.5, "size": 10}
+        ).json()["order_id"]
+        taken = taker.post(
+            "/orders", {"market_id": market, "side": "buy", "price": 0.5, "size": 10}
+        ).json()["order_id"]
+        await m.sync()
+        await t.sync()
+        for client, trader, order_id in ((m, maker, resting), (t, taker, taken)):
+            views = [
+                o
+                for msg in client.data("orders")
+                for o in msg["data"]["orders"]
+                if o["order_id"] == order_id
+            ]
+            assert [(o["event"], o["status"], o["filled_size"]) for o in views] == [
+                ("accepted", "open", 0),
+                ("filled", "filled", 10),
+            ]
+            stored = trader.get(f"/orders/{order_id}").json()
+            assert {k: v for k, v in views[-1].items() if k != "event"} == stored
+        await m.close()
+        await t.close()
+
+    asyncio.run(run())

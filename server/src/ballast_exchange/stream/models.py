@@ -353,7 +353,7 @@ class Models:
                 if row is not None:
                     del self.accounts[e.account_id].orders[e.order_id]
                     fold_order(row, e)
-                    if e.account_id in watched and e.status != "filled":
+                    if e.account_id in watched:
                         of(e.account_id).orders.append({**row, "event": e.status})
             elif kind is ev.PositionChanged:
                 assert isinstance(e, ev.PositionChanged)
