@@ -167,10 +167,14 @@ class Connection:
         now = iso(self.state.exchange.clock())
         self.push(dumps({"type": "welcome", "nonce": self.nonce, "time": now}))
         try:
-            while not self.closing:
+            while True:
                 message = await self.ws.receive()
                 if message["type"] == "websocket.disconnect":
                     break
+                if self.closing:
+                    # Being closed: read on, unanswered. A client still sending would otherwise
+                    # fill the socket and never get to read the close frame queued for it.
+                    continue
                 text = message.get("text")
                 if text is None:
                     self.fail(None, None, invalid_request("body", "send text frames of JSON"))
