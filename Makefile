@@ -12,7 +12,8 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml server/pyproject.toml sdk/python/pyproject.toml
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml server/pyproject.toml server/setup.py sdk/python/pyproject.toml \
+		server/src/ballast_exchange/domain/compiled/_engine.pyx
 	$(UV) sync --locked --all-packages --group dev
 	touch $@
 
