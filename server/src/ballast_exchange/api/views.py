@@ -210,6 +210,20 @@ def position_view(engine: Engine, account_id: str, market_id: str) -> dict[str, 
         average = micro_price(position.average_price_micro(floor, cap, tv))
         unrealized = position.unrealized_pnl(mark, floor, cap, tv) if mark is not None else 0
         realized, margin = position.realized_pnl, position.collateral
+    return position_fields(market_id, size, average, mark, step, unrealized, realized, margin)
+
+
+def position_fields(
+    market_id: str,
+    size: int,
+    average: float | None,
+    mark: int | None,
+    step: Decimal,
+    unrealized: int,
+    realized: int,
+    margin: int,
+) -> dict[str, Any]:
+    """A position as REST and the stream show it: money in USDC, the mark as a price."""
     return {
         "market_id": market_id,
         "size": size,

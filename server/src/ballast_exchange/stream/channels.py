@@ -17,7 +17,7 @@ from typing import Any, ClassVar, cast
 from ..api.errors import invalid_request
 from ..api.money import ticks_to_price
 from ..api.usdc import micro_price, to_usdc
-from ..api.views import fill_view, iso, order_view, trade_view
+from ..api.views import fill_view, iso, order_view, position_fields, trade_view
 from ..domain.market import Market
 from ..store.projection import trade_row
 from .models import AccountChanges, Batch, MarketModel, Models, PositionModel
@@ -284,15 +284,7 @@ def position_view(models: Models, account_id: str, market_id: str) -> dict[str, 
         average = micro_price(average_price_micro(position, market))
         unrealized = unrealized_pnl(position, market, mark) if mark is not None else 0
         realized, margin = position.realized_pnl, position.collateral
-    return {
-        "market_id": market_id,
-        "size": size,
-        "average_price": average,
-        "current_price": ticks_to_price(mark, step),
-        "unrealized_pnl": to_usdc(unrealized),
-        "realized_pnl": to_usdc(realized),
-        "margin_used": to_usdc(margin),
-    }
+    return position_fields(market_id, size, average, mark, step, unrealized, realized, margin)
 
 
 def unrealized_pnl(position: PositionModel, market: MarketModel, mark: int) -> int:
