@@ -578,11 +578,13 @@ def test_client_order_id_retry_and_duplicate(alice: SignedClient, market: str) -
     results: list[httpx.Response] = []
     body = order(market, client_order_id="cid-race", price=0.2)
 
+    base = int(time.time() * 1000)
+
     def send(i: int) -> None:
         client = SignedClient(alice.api, alice.api_key, alice.api_secret)
         # Six clients of one key in one millisecond would sign the same message, which the
         # server refuses as a replay: each signs with its own millisecond.
-        results.append(client.post("/orders", body, timestamp=int(time.time() * 1000) + i))
+        results.append(client.post("/orders", body, timestamp=base + i))
         client.close()
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(6)]
