@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from ballast_exchange.domain import digest
+from ballast_exchange.domain import ENGINE_ENV, digest
 from ballast_exchange.service.exchange import recover
 from ballast_exchange.store.database import Database
+from tests.domain import twins
 from tests.live_server import LiveServer, live_server
 from tests.signed_client import Admin, SignedClient
 
@@ -182,3 +184,24 @@ async def _digest_on_loop(server: LiveServer) -> str:
     """The live engine's digest, read on the server's loop once everything is stored."""
     await server.runtime.exchange.barrier()
     return digest(server.runtime.exchange.engine)
+
+
+def test_a_journal_written_by_one_twin_recovers_identically_with_the_other(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal holds commands, not an engine's internals: a server on the reference engine
+    and one restarted on the compiled twin (and back) reach the same digest and answer alike."""
+    twins.require("compiled")  # skips, or fails under BALLAST_REQUIRE_SERVICES=1, if not built
+    data_dir = tmp_path / "var"
+    monkeypatch.setenv(ENGINE_ENV, "reference")
+    with live_server(data_dir, database_url=database_url, **LIMITS) as server:
+        assert server.runtime.exchange.engine_choice.name == "reference"
+        accounts = trade(server)
+        before = reads(server, accounts)
+        before_digest = server.call(_digest_on_loop(server))
+    monkeypatch.setenv(ENGINE_ENV, "compiled")
+    with live_server(data_dir, database_url=database_url, **LIMITS) as server:
+        assert server.runtime.exchange.engine_choice.name == "compiled"
+        assert server.call(_digest_on_loop(server)) == before_digest
+        after = reads(server, accounts)
+        assert {name: after[name] for name in before} == before
