@@ -44,6 +44,7 @@ def now_ms() -> int:
 
 ClientOrders = dict[tuple[str, str], int]
 MAX_BACKLOG = 250  # commands waiting for the commit thread before intake pauses
+PROJECTION_WAIT_S = 30.0  # a read waits this long for the projector before answering 503
 
 
 def remember_client_order(
@@ -205,11 +206,20 @@ class Exchange:
         return self._projector.failure if self._projector is not None else None
 
     async def projected(self) -> None:
-        """Wait until the query tables hold everything executed so far (and so stored)."""
+        """Wait until the query tables hold everything executed so far (and so stored).
+
+        Raises ``ServiceUnavailable`` if the projection stays behind for ``PROJECTION_WAIT_S``
+        (it is being retried after a failure: ``/readyz`` says so).
+        """
         if self._projector is not None and self._projector.projected < self._command_no:
             target = self._command_no
             await self.barrier()  # a failed commit must end the wait, not leave it hanging
-            await self._projector.reached(target)
+            try:
+                await asyncio.wait_for(self._projector.reached(target), PROJECTION_WAIT_S)
+            except TimeoutError:
+                raise ServiceUnavailable(
+                    "the query tables are behind the journal; retry shortly"
+                ) from None
 
     @property
     def committer(self) -> Committer:
