@@ -15,7 +15,7 @@ from ..service.metrics import Metrics
 from . import strict_json
 from .auth import KeyRing
 from .errors import ApiError, envelope
-from .rate_gate import RATE_GATE, RateGate, too_many
+from .rate_gate import RATE_GATE, RateGate
 from .ratelimit import RateLimiter
 
 Scope = MutableMapping[str, Any]
@@ -77,11 +77,8 @@ class RateLimitMiddleware:
         if not self._names_known_key(scope):
             decision = await gate.anonymous()
             if not decision.allowed:
-                if self.metrics is not None:
-                    self.metrics.rate_limited("public")
-                await send_error(
-                    send, 429, "RATE_LIMIT_EXCEEDED", too_many(decision), decision.headers()
-                )
+                refused = gate.refuse(decision, "public")
+                await send_error(send, 429, refused.code, refused.message, decision.headers())
                 return
         # Authentication counts a keyed request (``auth.authenticate``); one that never gets
         # there (an unknown route, a body refused first) counts per IP when it answers.
