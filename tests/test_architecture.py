@@ -12,14 +12,16 @@ PACKAGE = "ballast_exchange"
 RANK = {
     "domain": 0,
     "store": 1,
+    "access": 1,  # adapters: keys, signing, replay cache, rate-limit backends
     "service": 2,
-    "api": 3,
-    "stream": 3,
-    "dashboard": 3,
-    "sandbox": 3,
-    "bootstrap": 4,
-    "app": 4,
-    "cli": 4,
+    "wire": 3,  # what the entrypoints share: request models, numbers, views, error envelope
+    "api": 4,
+    "stream": 4,
+    "dashboard": 4,
+    "sandbox": 4,
+    "bootstrap": 5,
+    "app": 5,
+    "cli": 5,
     "config": 0,  # settings: plain data, importable from anywhere
     "logs": 0,
 }

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from ballast_exchange.api.keys import (
+from ballast_exchange.access.keys import (
     READ,
     TRADE,
     SecretBox,

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ballast_exchange.api.ratelimit import (
+from ballast_exchange.access.ratelimit import (
     Decision,
     MemoryRateLimiter,
     RateLimitBackendError,
@@ -21,7 +21,7 @@ from ballast_exchange.api.ratelimit import (
     SharedRateLimiter,
     rate_limiter_from_url,
 )
-from ballast_exchange.api.redis_breaker import RedisBreaker
+from ballast_exchange.access.redis_breaker import RedisBreaker
 from tests.services import require_redis
 
 # 2025-03-15T10:31:00Z: a multiple of 60, so windows of 60 s start exactly here.

@@ -92,7 +92,7 @@ def test_a_hanging_redis_costs_one_short_timeout_not_every_request(tmp_path: Pat
 
 
 def test_a_refused_redis_is_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="ballast_exchange.api.redis_breaker")
+    caplog.set_level(logging.WARNING, logger="ballast_exchange.access.redis_breaker")
     url = f"redis://127.0.0.1:{refused_port()}/0"
     with live_server(tmp_path / "var", redis_url=url, **NO_LIMITS) as live:
         admin = Admin(live.api, live.admin_token)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ballast_exchange.api.signing import AuthError, accepted_paths, sign, verify
+from ballast_exchange.access.signing import AuthError, accepted_paths, sign, verify
 
 # The worked example that docs/api.md quotes. Time is 2025-03-15T10:31:05Z, the spec's example
 # order's created_at; the body is the spec's example order, serialised compactly.

@@ -227,6 +227,6 @@ def test_every_server_code_has_a_class(code: str) -> None:
 
 
 def test_the_sdk_knows_every_code_the_server_has() -> None:
-    from ballast_exchange.api.errors import STATUS
+    from ballast_exchange.wire.errors import STATUS
 
     assert set(STATUS) <= set(SERVER_CODES)

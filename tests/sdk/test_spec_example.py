@@ -12,7 +12,7 @@ import io
 import re
 
 from ballast import BallastClient
-from ballast_exchange.api.auth import KeyRecord
+from ballast_exchange.access.key_ring import KeyRecord
 from tests.live_server import LiveServer
 from tests.signed_client import Admin
 

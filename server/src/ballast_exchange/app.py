@@ -13,8 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from .api import errors
-from .api.access import AccessMiddleware
+from .api.access_log import AccessMiddleware
 from .api.http_limits import HttpLimits, effective_max_connections, protocol_class
 from .api.middleware import BodyLimitMiddleware, RateLimitMiddleware
 from .api.routes import account, admin, faucet, orders, public, settlement
@@ -23,6 +22,7 @@ from .config import Settings
 from .dashboard import install as install_dashboard
 from .stream.endpoint import stream
 from .stream.wire import CaptureTransport
+from .wire import errors
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from .api.auth import KeyRecord, KeyRing
+from .access.key_ring import KeyRecord, KeyRing
+from .access.keys import SecretBox, parse_scopes
+from .access.ratelimit import RateLimiter, rate_limiter_from_url
+from .access.redis_breaker import RedisBreaker
+from .access.replay import ReplayCache, replay_cache_from_url
 from .api.key_issuing import issue_key
-from .api.keys import SecretBox, parse_scopes
-from .api.ratelimit import RateLimiter, rate_limiter_from_url
-from .api.redis_breaker import RedisBreaker
-from .api.replay import ReplayCache, replay_cache_from_url
 from .api.state import AppState
 from .config import Settings
 from .domain import CancelReason, MarketStatus
@@ -35,6 +35,7 @@ from .service.settlement import Settlements
 from .store import queries
 from .store import records as account_store
 from .store.database import Database
+from .store.instance_lock import InstanceLock
 from .stream.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class Runtime:
     settlements: Settlements = field(init=False)
     state: AppState = field(init=False)
     metrics: Metrics = field(init=False)
+    instance_lock: InstanceLock = field(init=False)
     admin_token_created: bool = False
     demo: dict[str, Any] | None = None
     sandbox: Sandbox | None = None  # the catalogue, bot and feed: sandbox with demo data only
@@ -117,6 +119,18 @@ class Runtime:
         s = self.settings
         private_directory(s.data_dir)
         self.database = Database(s.sqlalchemy_url)
+        # Before anything is migrated, recovered or announced: a second server on this data
+        # dir or database is refused here (StoreInUse), not after it has broken the first.
+        self.instance_lock = InstanceLock(s.data_dir, self.database.url)
+        self.instance_lock.acquire(s.base_url)
+        try:
+            self._assemble()
+        except BaseException:
+            self.instance_lock.release()
+            raise
+
+    def _assemble(self) -> None:
+        s = self.settings
         self.database.upgrade()
         self._sqlite_file = sqlite_identity(self.database)
         self.metrics = Metrics()
@@ -205,6 +219,7 @@ class Runtime:
         await self.limiter.close()
         await self.replays.close()
         self.database.dispose()
+        self.instance_lock.release()
 
     async def readiness(self) -> dict[str, str]:
         """Each readiness check and its state ("ok" when it passes): the engine has recovered

@@ -11,10 +11,10 @@ from typing import Any
 
 from ..domain import commands as c
 from ..store import queries
-from .errors import ApiError, invalid_request
+from ..wire.errors import ApiError, invalid_request
+from ..wire.usdc import to_usdc
+from ..wire.views import balance_view, iso
 from .state import AppState
-from .usdc import to_usdc
-from .views import balance_view, iso
 
 
 def day_of(now_ms: int) -> datetime:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..access.key_ring import KeyRecord
+from ..access.keys import new_api_key, parse_scopes
 from ..store import records as store_writes
-from .auth import KeyRecord
-from .errors import ApiError, invalid_request
-from .keys import new_api_key, parse_scopes
+from ..wire.errors import ApiError, invalid_request
+from ..wire.views import iso
 from .state import AppState
-from .views import iso
 
 
 async def issue_key(

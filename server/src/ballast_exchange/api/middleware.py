@@ -11,12 +11,12 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from ..access.key_ring import KeyRing
+from ..access.ratelimit import RateLimiter
 from ..service.metrics import Metrics
-from . import strict_json
-from .auth import KeyRing
-from .errors import ApiError, envelope
+from ..wire import strict_json
+from ..wire.errors import ApiError, envelope
 from .rate_gate import RATE_GATE, RateGate
-from .ratelimit import RateLimiter
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

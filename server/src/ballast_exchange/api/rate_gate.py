@@ -7,9 +7,9 @@ or a request that never authenticated, counts against the client's IP (the publi
 
 from __future__ import annotations
 
+from ..access.ratelimit import Decision, RateLimiter
 from ..service.metrics import Metrics
-from .errors import ApiError
-from .ratelimit import Decision, RateLimiter
+from ..wire.errors import ApiError
 
 RATE_GATE = "ballast.rate_gate"  # the ASGI scope key under which a request's gate travels
 

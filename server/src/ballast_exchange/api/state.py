@@ -11,16 +11,16 @@ from fastapi import Request
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
+from ..access.key_ring import KeyRing
+from ..access.keys import SecretBox
+from ..access.ratelimit import RateLimiter
+from ..access.replay import ReplayCache
 from ..config import Settings
 from ..domain.market import Market
 from ..service.exchange import Exchange, ServiceUnavailable
 from ..service.settlement import Settlements
 from ..store.database import Database, begin_write, is_lock_wait
-from .auth import KeyRing
-from .errors import ApiError, invalid_request
-from .keys import SecretBox
-from .ratelimit import RateLimiter
-from .replay import ReplayCache
+from ..wire.errors import ApiError, invalid_request
 
 T = TypeVar("T")
 

@@ -16,13 +16,13 @@ from ..domain import commands as c
 from ..domain.events import Event, OrderAccepted, OrderAmended, OrderClosed, Trade
 from ..store import queries
 from ..store.projection import accepted_row, fold_order
-from .errors import ApiError, from_domain, invalid_request
-from .models import AmendOrderRequest, PlaceOrderRequest
-from .money import price_to_ticks, ticks_to_price
+from ..wire.errors import ApiError, from_domain, invalid_request
+from ..wire.models import AmendOrderRequest, PlaceOrderRequest
+from ..wire.money import price_to_ticks, ticks_to_price
+from ..wire.timeutil import to_ms
+from ..wire.usdc import to_usdc
+from ..wire.views import order_ref, order_view, parse_order_ref, tick_size, trade_ref
 from .state import AppState
-from .timeutil import to_ms
-from .usdc import to_usdc
-from .views import order_ref, order_view, parse_order_ref, tick_size, trade_ref
 
 # (HTTP status, body) of a REST answer.
 Answer = tuple[int, Any]

@@ -30,18 +30,18 @@ from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import Field
 from starlette.staticfiles import StaticFiles
 
+from ..access.keys import ALL_SCOPES
 from ..api import trading
 from ..api.auth import Principal
-from ..api.errors import ApiError
 from ..api.faucet import drip
 from ..api.key_issuing import issue_key, key_view, revoke_key
-from ..api.keys import ALL_SCOPES
-from ..api.models import PlaceOrderRequest, Strict
 from ..api.routes import account as account_routes
 from ..api.routes import orders as order_routes
 from ..api.state import AppState, app_state
-from ..api.views import balance_view, positions_view
 from ..store import queries
+from ..wire.errors import ApiError
+from ..wire.models import PlaceOrderRequest, Strict
+from ..wire.views import balance_view, positions_view
 from . import users
 from .login_guard import login_failures
 from .users import Session

@@ -33,12 +33,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.exc import IntegrityError
 
-from ..api.errors import ApiError, invalid_request
 from ..api.faucet import drip
 from ..api.state import AppState
 from ..domain import commands
 from ..store import records
 from ..store import users as store
+from ..wire.errors import ApiError, invalid_request
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

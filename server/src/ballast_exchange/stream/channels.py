@@ -14,12 +14,12 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any, ClassVar, cast
 
-from ..api.errors import invalid_request
-from ..api.money import ticks_to_price
-from ..api.usdc import micro_price, to_usdc
-from ..api.views import fill_view, iso, order_view, position_fields, trade_view
 from ..domain.market import Market
 from ..store.projection import trade_row
+from ..wire.errors import invalid_request
+from ..wire.money import ticks_to_price
+from ..wire.usdc import micro_price, to_usdc
+from ..wire.views import fill_view, iso, order_view, position_fields, trade_view
 from .models import AccountChanges, Batch, MarketModel, Models, PositionModel
 
 DEFAULT_DEPTH = 20

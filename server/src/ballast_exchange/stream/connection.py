@@ -19,17 +19,18 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..api import strict_json, trading
-from ..api.auth import KeyRecord
-from ..api.errors import ApiError, from_domain, from_validation, invalid_request
-from ..api.keys import READ, TRADE
-from ..api.models import AmendOrderRequest, PlaceOrderRequest
-from ..api.signing import AuthError, verify
+from ..access.key_ring import KeyRecord
+from ..access.keys import READ, TRADE
+from ..access.signing import AuthError, verify
+from ..api import trading
 from ..api.state import AppState
-from ..api.views import iso, parse_order_ref
 from ..domain import CancelReason, DomainError
 from ..domain import commands as c
 from ..service.exchange import ServiceUnavailable, at_time
+from ..wire import strict_json
+from ..wire.errors import ApiError, from_domain, from_validation, invalid_request
+from ..wire.models import AmendOrderRequest, PlaceOrderRequest
+from ..wire.views import iso, parse_order_ref
 from .channels import Scope
 from .hub import Hub, Stream, StreamKey, dumps
 from .wire import Transport, text_frame

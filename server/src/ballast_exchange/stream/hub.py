@@ -18,11 +18,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ..api.views import iso
 from ..config import Settings
 from ..service.exchange import Exchange
 from ..service.metrics import Metrics
 from ..store.projection import JournalItem
+from ..wire.views import iso
 from .channels import CHANNELS, Channel, Feed, Scope
 from .models import Batch, Models
 from .wire import text_frame

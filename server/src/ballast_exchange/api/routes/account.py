@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from ...store import queries
+from ...wire.timeutil import TimeParam, parse_time_param
+from ...wire.usdc import to_usdc
+from ...wire.views import balance_view, fill_view, iso, positions_view
 from ..schemas import PRIVATE_ERRORS, Balance, Fills, Ledger, Positions
-from ..timeutil import TimeParam, parse_time_param
-from ..usdc import to_usdc
-from ..views import balance_view, fill_view, iso, positions_view
 from .orders import Reader, State
 
 router = APIRouter(tags=["account"])

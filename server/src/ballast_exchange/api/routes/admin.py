@@ -15,21 +15,21 @@ from ...service.exchange import at_time
 from ...store import queries
 from ...store import records as store_writes
 from ...store.records import upsert_market_details
-from ..auth import bearer
-from ..errors import ApiError, invalid_request
-from ..key_issuing import issue_key, key_view, revoke_key
-from ..models import (
+from ...wire.errors import ApiError, invalid_request
+from ...wire.models import (
     AmountRequest,
     CreateAccountRequest,
     CreateKeyRequest,
     CreateMarketRequest,
     TierRequest,
 )
-from ..money import admissible, exact_quotient, parse_decimal, usdc_to_micro
+from ...wire.money import admissible, exact_quotient, parse_decimal, usdc_to_micro
+from ...wire.timeutil import to_ms
+from ...wire.views import balance_view, market_view
+from ..auth import bearer
+from ..key_issuing import issue_key, key_view, revoke_key
 from ..schemas import ADMIN_ERRORS
 from ..state import AppState, app_state
-from ..timeutil import to_ms
-from ..views import balance_view, market_view
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=ADMIN_ERRORS)
 State = Annotated[AppState, Depends(app_state)]

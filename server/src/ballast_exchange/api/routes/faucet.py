@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from ...wire.models import FaucetRequest
+from ...wire.money import usdc_to_micro
 from ..faucet import drip
-from ..models import FaucetRequest
-from ..money import usdc_to_micro
 from ..schemas import PRIVATE_ERRORS, FaucetGrant
 from .orders import State, Trader
 

@@ -6,13 +6,15 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from ...access.keys import READ, TRADE
 from ...domain import DomainError
 from ...store import queries
+from ...wire.errors import ApiError, from_domain
+from ...wire.models import AmendOrderRequest, BatchOrdersRequest, PlaceOrderRequest
+from ...wire.timeutil import TimeParam, parse_time_param
+from ...wire.views import order_view
 from .. import trading
 from ..auth import Principal, authenticate
-from ..errors import ApiError, from_domain
-from ..keys import READ, TRADE
-from ..models import AmendOrderRequest, BatchOrdersRequest, PlaceOrderRequest
 from ..schemas import (
     PRIVATE_ERRORS,
     BatchResults,
@@ -22,8 +24,6 @@ from ..schemas import (
     PlacedOrder,
 )
 from ..state import AppState, app_state
-from ..timeutil import TimeParam, parse_time_param
-from ..views import order_view
 
 router = APIRouter(tags=["trading"])
 StatusFilter = Literal["open", "filled", "canceled", "expired", "rejected", "all"]

@@ -6,9 +6,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from ...access.keys import READ
 from ...store import queries
+from ...wire.timeutil import TimeParam, parse_time_param
+from ...wire.views import book_levels, iso, market_view, tick_size, trade_view
 from ..auth import authenticate, bearer
-from ..keys import READ
 from ..schemas import (
     PUBLIC_ERRORS,
     Candles,
@@ -19,8 +21,6 @@ from ..schemas import (
     Trades,
 )
 from ..state import AppState, app_state
-from ..timeutil import TimeParam, parse_time_param
-from ..views import book_levels, iso, market_view, tick_size, trade_view
 
 router = APIRouter(tags=["market data"])
 State = Annotated[AppState, Depends(app_state)]

@@ -10,12 +10,12 @@ from fastapi import APIRouter
 from ...domain import DomainError
 from ...service.settlement import EvidenceError
 from ...store import queries
-from ..errors import ApiError, invalid_request
-from ..models import SettlementProposal
-from ..money import usdc_to_micro
+from ...wire.errors import ApiError, invalid_request
+from ...wire.models import SettlementProposal
+from ...wire.money import usdc_to_micro
+from ...wire.views import iso, settlement_view
 from ..schemas import ADMIN_ERRORS, PUBLIC_ERRORS, SettlementRecord
 from ..state import AppState
-from ..views import iso, settlement_view
 from .admin import Admin
 from .public import Public, State
 

@@ -17,9 +17,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..access.signing import AuthError
 from ..domain import DomainError
 from ..service.exchange import ServiceUnavailable
-from .signing import AuthError
 from .usdc import to_usdc
 
 log = logging.getLogger(__name__)
