@@ -1,5 +1,6 @@
 """Types of the compiled engine twin (_engine.pyx): the reference's read surface, read-only."""
 
+from array import array
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -221,5 +222,27 @@ class Engine:
     def reserved(self, account_id: str) -> int: ...
     def total_balance(self, account_id: str) -> int: ...
     def position(self, account_id: str, market_id: str) -> Position | None: ...
+    # The compact snapshot's fast paths (domain/snapshot_codec.py).
+    def _export_orders(
+        self,
+        market_id: str,
+        accounts: dict[str, int],
+        sides: dict[Side, int],
+        types: dict[OrderType, int],
+        tifs: dict[TimeInForce, int],
+        stps: dict[SelfTradePrevention, int],
+    ) -> tuple[list[array[int]], list[str | None]]: ...
+    def _restore_orders(
+        self,
+        market_id: str,
+        account_ids: list[str],
+        columns: list[array[int]],
+        coids: list[str | None],
+        sides: tuple[Side, ...],
+        types: tuple[OrderType, ...],
+        tifs: tuple[TimeInForce, ...],
+        stps: tuple[SelfTradePrevention, ...],
+    ) -> None: ...
+    def _finish_restore(self) -> None: ...
 
 def restore(data: dict[str, Any]) -> Engine: ...

@@ -21,7 +21,9 @@ from cpython.ref cimport Py_INCREF
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memmove
+from cpython cimport array as carray
 
+import array
 import dataclasses
 import heapq
 
@@ -2498,6 +2500,108 @@ cdef class Engine:
             cell = self.ledger.cell(key)
             cell.value = value
             cell.present = True
+        heapq.heapify(self._gtd)
+
+
+    # ------------------------------------------------------------ compact snapshot (snapshot_codec.py)
+
+    def _export_orders(self, str market_id, dict accounts, dict sides, dict types, dict tifs,
+                       dict stps):
+        """A market's resting orders in book order, as ``snapshot_codec``'s nine int64 columns
+        (order id, account index, price, size, remaining, filled, expiry, created, flags) and
+        the list of client order ids: the reference's ``book.orders()`` read without a Python
+        attribute lookup per field."""
+        cdef Market market = self.markets[market_id]
+        cdef list orders = market.book._orders()
+        cdef Py_ssize_t n = len(orders), i
+        cdef carray.array template = array.array("q")
+        cdef list columns = [carray.clone(template, n, False) for _ in range(9)]
+        cdef long long[::1] c_id = columns[0], c_acct = columns[1], c_price = columns[2]
+        cdef long long[::1] c_size = columns[3], c_rem = columns[4], c_filled = columns[5]
+        cdef long long[::1] c_exp = columns[6], c_created = columns[7], c_flags = columns[8]
+        cdef list coids = [None] * n
+        cdef Order o
+        cdef long long flags
+        for i in range(n):
+            o = <Order>orders[i]
+            c_id[i] = o.order_id
+            c_acct[i] = <long long>accounts[o.account_id]
+            c_price[i] = o.price
+            c_size[i] = o.size
+            c_rem[i] = o.remaining
+            c_filled[i] = o.filled
+            c_exp[i] = o.expire if o.has_expiry else 0
+            c_created[i] = o.created_at
+            flags = (
+                <long long>sides[o.side]
+                | (<long long>types[o.order_type] << 4)
+                | (<long long>tifs[o.time_in_force] << 8)
+                | (<long long>stps[o.stp] << 12)
+            )
+            if o.post_only:
+                flags |= 1 << 16
+            if o.c_reduce_only:
+                flags |= 1 << 17
+            if o.has_expiry:
+                flags |= 1 << 18
+            c_flags[i] = flags
+            coids[i] = o.client_order_id
+        return columns, coids
+
+    def _restore_orders(self, str market_id, list account_ids, list columns, list coids,
+                        tuple sides, tuple types, tuple tifs, tuple stps):
+        """Put a market's resting orders (``_export_orders``'s columns, in book order) back on
+        its book and positions; ``_finish_restore`` rebuilds the expiry heap afterwards."""
+        cdef Market market = self.markets[market_id]
+        cdef long long[::1] c_id = columns[0], c_acct = columns[1], c_price = columns[2]
+        cdef long long[::1] c_size = columns[3], c_rem = columns[4], c_filled = columns[5]
+        cdef long long[::1] c_exp = columns[6], c_created = columns[7], c_flags = columns[8]
+        cdef Py_ssize_t n = c_id.shape[0], i
+        cdef Account account
+        cdef Position position
+        cdef Order order
+        cdef long long flags
+        for i in range(n):
+            flags = c_flags[i]
+            account = <Account>self.accounts[account_ids[c_acct[i]]]
+            position = <Position>account.positions[market_id]
+            order = Order.__new__(Order)
+            order.order_id = c_id[i]
+            order.id_obj = order.order_id
+            order.account_id = account.account_id
+            order.market_id = market.market_id
+            order.side = sides[flags & 15]
+            order.is_buy = order.side is BUY
+            order.order_type = types[(flags >> 4) & 15]
+            order.price = c_price[i]
+            order.size = c_size[i]
+            order.remaining = c_rem[i]
+            order.filled = c_filled[i]
+            order.time_in_force = tifs[(flags >> 8) & 15]
+            order.has_expiry = (flags >> 18) & 1
+            order.expire = c_exp[i]
+            order.post_only = bool((flags >> 16) & 1)
+            order.c_reduce_only = (flags >> 17) & 1
+            order.reduce_only = bool(order.c_reduce_only)
+            order.client_order_id = coids[i]
+            order.stp = stps[(flags >> 12) & 15]
+            order.status = S_OPEN
+            order.created_at = c_created[i]
+            order.pos = position
+            order.acct = account
+            order.mkt = market
+            order.unit_lock = market.lock_per_contract_c(order.is_buy, order.price)
+            order.unit_fee = market.fee_reserve_c(order.price)
+            market.book.add(order)
+            position.add_order(order)
+            self.orders[order.id_obj] = order
+            if order.client_order_id is not None:
+                account.client_order_ids[order.client_order_id] = order.id_obj
+            if order.has_expiry:
+                self._gtd.append((order.expire, order.id_obj))
+        market.book.t_n = 0
+
+    def _finish_restore(self):
         heapq.heapify(self._gtd)
 
 
