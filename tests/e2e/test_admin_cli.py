@@ -93,9 +93,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def ballast(data_dir: Path, *args: str) -> Run:
-    """``ballast admin --data-dir D ARGS…`` as a subprocess."""
+    """``ballast admin --data-dir D --json ARGS…`` as a subprocess (the text for people is
+    tests/e2e/test_admin_cli_text.py's)."""
     done = subprocess.run(
-        [BALLAST, "admin", "--data-dir", str(data_dir), *args],
+        [BALLAST, "admin", "--data-dir", str(data_dir), "--json", *args],
         capture_output=True,
         text=True,
         timeout=30,
@@ -290,6 +291,7 @@ def test_no_server_running(tmp_path: Path) -> None:
 
 
 def test_credential_file_missing(tmp_path: Path) -> None:
+    (tmp_path / "server.json").write_text(json.dumps({"url": f"http://127.0.0.1:{free_port()}"}))
     failed(
         ballast(tmp_path, "keys", "list"), 2, "no admin credential", str(tmp_path / "admin.token")
     )

@@ -200,7 +200,7 @@ def test_list_trade_close_propose_overturn_finalize_across_restarts(
         evidence_file = tmp_path / "first.json"
         evidence_file.write_text(json.dumps(FIRST, indent=4))
         done = venue.admin_cli(
-            "settle", "propose", MARKET, "--value", "61", "--evidence", str(evidence_file)
+            "settle", "propose", MARKET, "--value", "61", "--evidence", str(evidence_file), "--json"
         )
         assert done.returncode == 0, done.stderr
         first_hash = canonical_hash(FIRST)

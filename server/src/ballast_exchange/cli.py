@@ -1,21 +1,45 @@
 """The ``ballast`` command: ``ballast serve`` runs the exchange; ``ballast admin …`` operates a
-running one through its admin API, with the credential ``serve`` left in the data dir."""
+running one through its admin API, with the credential ``serve`` left in the data dir.
+
+Output: text for people by default (money in USDC with two decimals, prices at the market's
+tick); ``--json`` prints the API's own JSON, one line, for machines."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import hashlib
 import json
+import os
+import socket
 import sys
+from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ballast.cli.numbers import money_text, price_text
+
 if TYPE_CHECKING:
     from .config import Settings
+    from .store.instance_lock import StoreInUse
 
 SERVER_FILE = "server.json"
+ADMIN_URL_VAR = "BALLAST_ADMIN_URL"
+DATA_DIR_VAR = "BALLAST_DATA_DIR"
+
+SERVE_EPILOG = """\
+Each option is also an environment variable: BALLAST_ENV, BALLAST_HOST, BALLAST_PORT,
+BALLAST_DATA_DIR, BALLAST_DATABASE_URL, BALLAST_REDIS_URL, BALLAST_DEMO=0, BALLAST_BOT=0,
+BALLAST_LOG_JSON=1 (a flag wins over its variable). `make run` runs `ballast serve`, so
+`BALLAST_PORT=8001 make run` starts a second sandbox on another port.
+
+One server per data directory and per database: a second one on the same data dir or
+database refuses to start (docs/adr/0015-one-server-per-store.md).
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,13 +51,35 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ballast", description="The Ballast exchange")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the exchange (sandbox on SQLite by default)")
-    serve.add_argument("--env", choices=["sandbox", "production"])
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--data-dir", type=Path)
-    serve.add_argument("--database-url")
-    serve.add_argument("--redis-url")
+    serve = commands.add_parser(
+        "serve",
+        help="run the exchange (sandbox on SQLite by default)",
+        description="Run the exchange: the REST API, the stream and the dashboard on one port.",
+        epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument(
+        "--env",
+        choices=["sandbox", "production"],
+        help="sandbox: demo markets, a funded demo key, a faucet; production: none of them "
+        "(default: sandbox)",
+    )
+    serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: 8000)")
+    serve.add_argument(
+        "--data-dir",
+        type=Path,
+        help="the database (SQLite), the secret key and the admin credential (default: ./var)",
+    )
+    serve.add_argument(
+        "--database-url",
+        help="postgresql://user@host/db, or sqlite:///path (default: SQLite in the data dir)",
+    )
+    serve.add_argument(
+        "--redis-url",
+        help="redis://host:6379/0 for rate limits and replay protection shared across "
+        "processes (default: none, kept per process)",
+    )
     serve.add_argument(
         "--no-demo",
         action="store_true",
@@ -68,6 +114,48 @@ def serve_settings(args: argparse.Namespace) -> Settings:
     )
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything is announced (``OSError`` if taken)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def store_in_use(settings: Settings) -> StoreInUse | None:
+    """Whether another server holds this data dir or database (the locks are taken and
+    given back at once)."""
+    from .store.database import normalize_url
+    from .store.instance_lock import InstanceLock, StoreInUse
+
+    if not settings.data_dir.is_dir():
+        return None
+    probe = InstanceLock(settings.data_dir, normalize_url(settings.sqlalchemy_url))
+    try:
+        probe.acquire(settings.base_url)
+    except StoreInUse as error:
+        return error
+    probe.release()
+    return None
+
+
+def in_use_message(error: StoreInUse) -> str:
+    return (
+        f"{error}.\nStop that server first, or give this one its own data directory and port: "
+        "--data-dir DIR --port N (or BALLAST_DATA_DIR and BALLAST_PORT; with make: "
+        "BALLAST_DATA_DIR=var2 BALLAST_PORT=8001 make run)."
+    )
+
+
+def refuse(message: str) -> int:
+    print(f"ballast serve: error: {message}", file=sys.stderr, flush=True)
+    return 1
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -75,23 +163,59 @@ def run_serve(args: argparse.Namespace) -> int:
     from .app import create_app, server_options
     from .bootstrap import Runtime
     from .logs import configure_logging
+    from .store.instance_lock import StoreInUse
 
     settings = serve_settings(args)
     configure_logging(settings.log_json)
     raise_open_files_limit()  # before server_options(), which caps connections below it
-    runtime = Runtime(settings)
+    # The port first, so a busy one migrates nothing; but a data dir in use says so first,
+    # as a second `make run` needs both another data dir and another port.
+    try:
+        sock = listen(settings.host, settings.port)
+    except OSError as error:
+        busy = error.errno == errno.EADDRINUSE
+        in_use = store_in_use(settings) if busy else None
+        if in_use is not None:
+            return refuse(in_use_message(in_use))
+        if not busy:
+            return refuse(f"cannot listen on {settings.host}:{settings.port}: {error.strerror}")
+        return refuse(
+            f"port {settings.port} on {settings.host} is already in use (another server?).\n"
+            "Choose another with --port N or BALLAST_PORT=N (with make: BALLAST_PORT=8001 "
+            "make run)."
+        )
+    try:
+        runtime = Runtime(settings)  # takes the data dir's and the database's lock first
+    except StoreInUse as error:
+        sock.close()
+        return refuse(in_use_message(error))
     runtime.on_started = lambda: announce(runtime)
+    runtime.on_stopping = lambda: unannounce(settings.data_dir)
     app = create_app(runtime)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        **server_options(settings),
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            **server_options(settings),
+        )
     )
-    return 0
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])
+    finally:
+        sock.close()
+    return 0 if server.started else 1
+
+
+def unannounce(data_dir: Path) -> None:
+    """This server's address goes with it (while it still holds the data dir), so that
+    ``ballast admin`` says no server is running rather than trying a dead address."""
+    with contextlib.suppress(OSError):
+        (data_dir / SERVER_FILE).unlink()
 
 
 def announce(runtime: Any) -> None:
@@ -153,43 +277,110 @@ class AdminError(Exception):
     pass
 
 
-def add_admin(commands: Any) -> None:
-    admin = commands.add_parser("admin", help="operate a running exchange")
-    admin.add_argument("--data-dir", type=Path, default=Path("var"))
-    admin.add_argument("--url", help="server URL (default: the one serve recorded)")
-    admin.add_argument("--json", action="store_true", help="print raw JSON")
-    area = admin.add_subparsers(dest="area", required=True)
+ADMIN_EPILOG = f"""\
+Which server: --url, else ${ADMIN_URL_VAR}, else the address the server running on the data
+dir recorded in DATA_DIR/{SERVER_FILE} (written by `ballast serve` while it runs). The admin
+credential is always DATA_DIR/admin.token.
 
-    accounts = area.add_parser("accounts").add_subparsers(dest="action", required=True)
-    create = accounts.add_parser("create")
-    create.add_argument("--name", required=True)
-    create.add_argument("--deposit")
-    create.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
-    create.set_defaults(
-        run=lambda a: call(a, "POST", "/accounts", {"name": a.name, "deposit": a.deposit})
+Output: text by default; --json (before or after the command) prints the API's JSON on one
+line. Exit status: 0 done, 1 refused by the exchange (the error code and message are
+printed), 2 no server, no credential, or a bad command line.
+"""
+
+
+def admin_command(
+    area: Any, name: str, text: str, run: Callable[[argparse.Namespace], int] | None = None
+) -> argparse.ArgumentParser:
+    """A leaf command: its help, ``--json`` after it too, and what it runs."""
+    command: argparse.ArgumentParser = area.add_parser(name, help=text, description=text)
+    command.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print the API's JSON on one line instead of text",
     )
-    show = accounts.add_parser("show")
-    show.add_argument("account_id")
-    show.set_defaults(run=lambda a: call(a, "GET", f"/accounts/{a.account_id}"))
+    if run is not None:
+        command.set_defaults(run=run)
+    return command
 
-    for action in ("deposit", "withdraw"):
-        move = area.add_parser(action)
-        move.add_argument("account_id")
-        move.add_argument("amount")
-        move.set_defaults(
-            run=lambda a, act=action: call(
-                a, "POST", f"/accounts/{a.account_id}/{act}", {"amount": a.amount}
-            )
+
+def post(path: str, **body: str) -> Callable[[argparse.Namespace], int]:
+    """A command that POSTs to ``path`` (``{name}`` filled from the arguments), with a body of
+    the arguments named in ``body`` (``{field: argument}``)."""
+
+    def run(args: argparse.Namespace) -> int:
+        values = vars(args)
+        payload = {field: values[name] for field, name in body.items()} if body else None
+        return call(args, "POST", path.format(**values), payload)
+
+    return run
+
+
+def add_admin(commands: Any) -> None:
+    admin = commands.add_parser(
+        "admin",
+        help="operate a running exchange",
+        description="Operate a running exchange through its admin API.",
+        epilog=ADMIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    admin.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get(DATA_DIR_VAR) or "var"),
+        help=f"the server's data directory, with admin.token (default: ${DATA_DIR_VAR}, "
+        "else ./var)",
+    )
+    admin.add_argument(
+        "--url",
+        default=os.environ.get(ADMIN_URL_VAR) or None,
+        help=f"the server, e.g. http://127.0.0.1:8000 (default: ${ADMIN_URL_VAR}, else the "
+        f"one recorded in DATA_DIR/{SERVER_FILE})",
+    )
+    admin.add_argument(
+        "--json", action="store_true", help="print the API's JSON on one line instead of text"
+    )
+    area = admin.add_subparsers(dest="area", required=True, metavar="AREA")
+
+    accounts = area.add_parser(
+        "accounts", help="create or show an account", description="Create or show an account."
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = admin_command(
+        accounts,
+        "create",
+        "create an account with a read/trade API key (its secret is shown once)",
+        lambda a: call(a, "POST", "/accounts", {"name": a.name, "deposit": a.deposit}),
+    )
+    create.add_argument("--name", required=True, help="the account's display name")
+    create.add_argument("--deposit", metavar="USDC", help="first deposit in USDC (default: 0)")
+    show = admin_command(
+        accounts,
+        "show",
+        "an account's balance",
+        lambda a: call(a, "GET", f"/accounts/{a.account_id}"),
+    )
+    show.add_argument("account_id", help="acc_…")
+
+    for action, text in (("deposit", "add USDC to"), ("withdraw", "take USDC from")):
+        move = admin_command(
+            area,
+            action,
+            f"{text} an account",
+            post(f"/accounts/{{account_id}}/{action}", amount="amount"),
         )
+        move.add_argument("account_id", help="acc_…")
+        move.add_argument("amount", help="USDC, up to six decimals")
 
-    keys = area.add_parser("keys").add_subparsers(dest="action", required=True)
-    key_create = keys.add_parser("create")
-    key_create.add_argument("account_id")
-    key_create.add_argument("--scopes", default="read,trade")
-    key_create.add_argument("--label")
-    key_create.add_argument("--tier")
-    key_create.set_defaults(
-        run=lambda a: call(
+    keys = area.add_parser(
+        "keys",
+        help="create, list, revoke API keys or set their tier",
+        description="Create, list, revoke API keys or set their rate-limit tier.",
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    key_create = admin_command(
+        keys,
+        "create",
+        "create an API key for an account (its secret is shown once)",
+        lambda a: call(
             a,
             "POST",
             "/keys",
@@ -199,61 +390,131 @@ def add_admin(commands: Any) -> None:
                 "label": a.label,
                 "tier": a.tier,
             },
-        )
+        ),
     )
-    key_list = keys.add_parser("list")
-    key_list.add_argument("--account")
-    key_list.set_defaults(
-        run=lambda a: call(a, "GET", "/keys" + (f"?account_id={a.account}" if a.account else ""))
+    key_create.add_argument("account_id", help="acc_…")
+    key_create.add_argument(
+        "--scopes", default="read,trade", help="comma-separated: read, trade (default: read,trade)"
     )
-    revoke = keys.add_parser("revoke")
-    revoke.add_argument("api_key")
-    revoke.set_defaults(run=lambda a: call(a, "POST", f"/keys/{a.api_key}/revoke"))
-    tier = keys.add_parser("tier")
-    tier.add_argument("api_key")
+    key_create.add_argument("--label", help="a name to tell keys apart (default: none)")
+    key_create.add_argument(
+        "--tier",
+        help="rate-limit tier: standard, market_maker, or requests a minute (default: standard)",
+    )
+    key_list = admin_command(
+        keys,
+        "list",
+        "list API keys, never their secrets",
+        lambda a: call(a, "GET", "/keys" + (f"?account_id={a.account}" if a.account else "")),
+    )
+    key_list.add_argument("--account", metavar="ACCOUNT_ID", help="only this account's keys")
+    revoke = admin_command(
+        keys,
+        "revoke",
+        "revoke an API key, at once",
+        lambda a: call(a, "POST", f"/keys/{a.api_key}/revoke"),
+    )
+    revoke.add_argument("api_key", help="the key (bmkt_…)")
+    tier = admin_command(
+        keys,
+        "tier",
+        "set an API key's rate-limit tier",
+        lambda a: call(a, "POST", f"/keys/{a.api_key}/tier", {"tier": a.tier}),
+    )
+    tier.add_argument("api_key", help="the key (bmkt_…)")
     tier.add_argument("tier", help="standard, market_maker, or requests a minute")
-    tier.set_defaults(run=lambda a: call(a, "POST", f"/keys/{a.api_key}/tier", {"tier": a.tier}))
 
-    markets = area.add_parser("markets").add_subparsers(dest="action", required=True)
-    m_create = markets.add_parser("create")
-    m_create.add_argument("--id", required=True)
-    m_create.add_argument("--name", required=True)
-    m_create.add_argument("--type", required=True, choices=["binary", "index"])
-    m_create.add_argument("--close-time", required=True, help="ISO-8601")
-    m_create.add_argument("--tick")
-    m_create.add_argument("--floor")
-    m_create.add_argument("--cap")
-    m_create.add_argument("--min-size", type=int)
-    m_create.add_argument("--max-position", type=int)
-    m_create.add_argument("--maker-fee-bps", type=int)
-    m_create.add_argument("--taker-fee-bps", type=int)
-    m_create.add_argument("--question")
-    m_create.add_argument("--resolution-source")
-    m_create.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
-    m_create.set_defaults(run=create_market)
-    for action in ("open", "halt", "resume", "close"):
-        step = markets.add_parser(action)
-        step.add_argument("market_id")
-        step.set_defaults(
-            run=lambda a, act=action: call(a, "POST", f"/markets/{a.market_id}/{act}")
+    markets = area.add_parser(
+        "markets",
+        help="list a market, then open, halt, resume or close it",
+        description="List a market (it starts pending), then open, halt, resume or close it.",
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    m_create = admin_command(
+        markets, "create", "list a market; it starts pending until `markets open`", create_market
+    )
+    m_create.add_argument("--id", required=True, help="the market id, e.g. panama-may")
+    m_create.add_argument("--name", required=True, help="the display name")
+    m_create.add_argument(
+        "--type", required=True, choices=["binary", "index"], help="binary (0 or 1) or index"
+    )
+    m_create.add_argument(
+        "--close-time",
+        required=True,
+        help="when trading stops, ISO-8601 (2027-05-31T23:59:00Z); must be in the future",
+    )
+    m_create.add_argument(
+        "--tick", help="price increment (default: 0.001 for binary, 0.1 for index)"
+    )
+    m_create.add_argument("--floor", help="lowest price (default: 0)")
+    m_create.add_argument("--cap", help="highest price (default: 1 for binary, 100 for index)")
+    m_create.add_argument("--min-size", type=int, help="smallest order in contracts (default: 1)")
+    m_create.add_argument(
+        "--max-position", type=int, help="largest position in contracts (default: 10000000)"
+    )
+    m_create.add_argument(
+        "--maker-fee-bps", type=int, help="maker fee in basis points (default: 0)"
+    )
+    m_create.add_argument(
+        "--taker-fee-bps", type=int, help="taker fee in basis points (default: 0)"
+    )
+    m_create.add_argument("--question", help="the question it answers (default: none)")
+    m_create.add_argument(
+        "--resolution-source", help="where the settlement value comes from (default: none)"
+    )
+    for action, text in (
+        ("open", "open a pending market for trading"),
+        ("halt", "halt trading (orders stay; new ones are refused)"),
+        ("resume", "resume a halted market"),
+        ("close", "close a market before its close time (then `settle propose`)"),
+    ):
+        step = admin_command(
+            markets,
+            action,
+            text,
+            post(f"/markets/{{market_id}}/{action}"),
         )
+        step.add_argument("market_id", help="the market id")
 
-    settle = area.add_parser("settle", help="propose, overturn, finalize or show a settlement")
-    steps = settle.add_subparsers(dest="action", required=True)
-    propose = steps.add_parser("propose", help="propose a value with its evidence (JSON file)")
-    propose.add_argument("market_id")
-    propose.add_argument("--value", required=True, help="0 or 1 for a binary; an index value")
-    propose.add_argument("--evidence", required=True, type=Path, help="a JSON file")
-    propose.set_defaults(run=propose_settlement)
-    for action in ("overturn", "finalize"):
-        step = steps.add_parser(action)
-        step.add_argument("market_id")
-        step.set_defaults(
-            run=lambda a, act=action: call(a, "POST", f"/markets/{a.market_id}/settlement/{act}")
+    settle = area.add_parser(
+        "settle",
+        help="propose, overturn, finalize or show a settlement",
+        description="Settle a closed market: propose a value with its evidence, which is "
+        "published with its hash; overturn it inside the dispute window, or finalize it after.",
+    )
+    steps = settle.add_subparsers(dest="action", required=True, metavar="ACTION")
+    propose = admin_command(
+        steps,
+        "propose",
+        "propose a value with its evidence (a closed market)",
+        propose_settlement,
+    )
+    propose.add_argument("market_id", help="the market id")
+    propose.add_argument(
+        "--value",
+        required=True,
+        help="0 or 1 for a binary; for an index, a value from its floor to its cap",
+    )
+    propose.add_argument(
+        "--evidence",
+        required=True,
+        type=Path,
+        help="a JSON file with the published source of the value",
+    )
+    for action, text in (
+        ("overturn", "overturn the proposal inside its dispute window (the market closes again)"),
+        ("finalize", "finalize the proposal after its dispute window and pay out"),
+    ):
+        step = admin_command(
+            steps,
+            action,
+            text,
+            post(f"/markets/{{market_id}}/settlement/{action}"),
         )
-    show = steps.add_parser("show", help="the settlement record, with the hash checked")
-    show.add_argument("market_id")
-    show.set_defaults(run=show_settlement)
+        step.add_argument("market_id", help="the market id")
+    show = admin_command(
+        steps, "show", "the settlement record, each evidence hash checked", show_settlement
+    )
+    show.add_argument("market_id", help="the market id")
 
 
 def propose_settlement(args: argparse.Namespace) -> int:
@@ -271,10 +532,15 @@ def show_settlement(args: argparse.Namespace) -> int:
     code = call(args, "GET", f"/markets/{args.market_id}/settlement", admin=False, quiet=True)
     if code != 0 or args.record is None:
         return code
-    record = args.record
     if args.json:
-        print(json.dumps(record))
+        print(args.raw)
         return 0
+    return 0 if settlement_text(args.record) else 1
+
+
+def settlement_text(record: dict[str, Any]) -> bool:
+    """Print a settlement record; False if a published hash does not match its evidence."""
+    verified_all = True
     print(f"{record['market_id']}  status {record['status']}")
     for proposal in record["proposals"]:
         canonical = proposal.get("evidence_canonical") or ""
@@ -290,11 +556,10 @@ def show_settlement(args: argparse.Namespace) -> int:
             f"             evidence sha256 {proposal['evidence_hash']} "
             + ("(matches the evidence)" if verified else "(DOES NOT MATCH the evidence)")
         )
-        if not verified:
-            code = 1
+        verified_all = verified_all and verified
     if not record["proposals"]:
         print("  no settlement proposed yet")
-    return code
+    return verified_all
 
 
 def create_market(args: argparse.Namespace) -> int:
@@ -317,12 +582,24 @@ def create_market(args: argparse.Namespace) -> int:
 
 
 def server_url(args: argparse.Namespace) -> str:
+    """The server to call: ``--url``, ``$BALLAST_ADMIN_URL``, or the one running on the data
+    dir (never a guess: a default address may well be another exchange)."""
     if args.url:
         return str(args.url).rstrip("/")
     recorded = args.data_dir / SERVER_FILE
-    if recorded.exists():
-        return str(json.loads(recorded.read_text())["url"])
-    return "http://127.0.0.1:8000"
+    try:
+        found = json.loads(recorded.read_text())
+        return str(found["url"]).rstrip("/")
+    except FileNotFoundError:
+        raise AdminError(
+            f"no running Ballast server found in the data directory {args.data_dir} (no "
+            f"{recorded}, which `ballast serve` writes while it runs). Start one with "
+            f"`ballast serve --data-dir {args.data_dir}`, pass the data directory it uses "
+            f"with --data-dir DIR (or ${DATA_DIR_VAR}), or name it with --url URL (or "
+            f"${ADMIN_URL_VAR})"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise AdminError(f"cannot read the server's address from {recorded}: {error}") from None
 
 
 def call(
@@ -334,8 +611,14 @@ def call(
     admin: bool = True,
     quiet: bool = False,
 ) -> int:
-    """Call the server and print its answer; ``quiet`` leaves the answer in ``args.record``."""
+    """Call the server and print its answer; ``quiet`` leaves the answer in ``args.record``
+    (and its JSON text in ``args.raw``)."""
     args.record = None
+    try:
+        url = server_url(args)
+    except AdminError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     token_file = args.data_dir / "admin.token"
     if not token_file.exists():
         print(
@@ -344,7 +627,6 @@ def call(
             file=sys.stderr,
         )
         return 2
-    url = server_url(args)
     payload = None if body is None else {k: v for k, v in body.items() if v is not None}
     try:
         response = httpx.request(
@@ -357,11 +639,16 @@ def call(
         )
     except httpx.TransportError:
         print(
-            f"error: no Ballast server answers at {url} (is `ballast serve` running?)",
+            f"error: no Ballast server answers at {url} (is `ballast serve` running? "
+            f"--url or ${ADMIN_URL_VAR} names another)",
             file=sys.stderr,
         )
         return 2
-    data = response.json() if response.content else {}
+    try:
+        data = json.loads(response.content, parse_float=Decimal) if response.content else {}
+    except ValueError:
+        print(f"error: {url} answered {response.status_code} without JSON", file=sys.stderr)
+        return 2
     if response.status_code == 401:
         print(
             f"error: the server at {url} refused the admin credential in {token_file}",
@@ -369,19 +656,109 @@ def call(
         )
         return 2
     if response.status_code >= 400:
-        error = data.get("error", {})
-        print(f"error: {error.get('code')}: {error.get('message')}", file=sys.stderr)
-        if error.get("details"):
-            print(json.dumps(error["details"], indent=2), file=sys.stderr)
+        problem = data.get("error", {}) if isinstance(data, dict) else {}
+        print(f"error: {problem.get('code')}: {problem.get('message')}", file=sys.stderr)
+        for key, value in (problem.get("details") or {}).items():
+            print(f"  {key}: {value}", file=sys.stderr)
         return 1
     args.record = data
+    args.raw = response.text.strip()
     if quiet:
         return 0
     if getattr(args, "json", False):
-        print(json.dumps(data))
+        print(args.raw)
     else:
-        print(json.dumps(data, indent=2))
+        render(data)
     return 0
+
+
+# ---------------------------------------------------------------- text for people
+
+MONEY_FIELDS = ("total_balance", "available", "reserved", "deposit", "amount", "payout_total")
+LABELS = {
+    "total_balance": "total",
+    "api_secret": "api secret",
+    "api_key": "api key",
+}
+
+
+def render(data: Any) -> None:
+    """An admin answer as text: a table for a list of keys, a settlement record as ``settle
+    show`` prints it, a market in a few lines, anything else as aligned fields."""
+    if not isinstance(data, dict):
+        print(data)
+        return
+    if isinstance(data.get("keys"), list):
+        keys_text(data["keys"])
+    elif "proposals" in data and "market_id" in data:
+        settlement_text(data)
+    elif "rules" in data and "id" in data:
+        market_text(data)
+    else:
+        fields_text(data)
+
+
+def value_text(name: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if name in MONEY_FIELDS:
+        return f"{money_text(value)} USDC"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value) or "-"
+    if isinstance(value, dict):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def fields_text(data: dict[str, Any]) -> None:
+    shown = {k: v for k, v in data.items() if k != "currency"}
+    width = max((len(LABELS.get(k, k).replace("_", " ")) for k in shown), default=0)
+    for key, value in shown.items():
+        label = LABELS.get(key, key).replace("_", " ")
+        print(f"{label:<{width}}  {value_text(key, value)}")
+    if "api_secret" in data:
+        print("(the secret is shown this once: keep it now)")
+
+
+def market_text(market: dict[str, Any]) -> None:
+    rules = market["rules"]
+    tick = rules.get("tick_size")
+    print(f"{market['id']}  {market['name']}  {market['type']}  {market['status']}")
+    print(f"  closes      {market.get('close_time')}")
+    print(
+        f"  prices      {price_text(rules.get('floor'), tick)} to "
+        f"{price_text(rules.get('cap'), tick)}, tick {price_text(tick, tick)}"
+    )
+    print(
+        f"  fees        maker {rules.get('maker_fee_bps')} bps, taker "
+        f"{rules.get('taker_fee_bps')} bps"
+    )
+    quotes = [
+        f"{name} {price_text(market.get(name), tick)}" for name in ("bid", "ask", "last_price")
+    ]
+    print(f"  book        {', '.join(quotes).replace('last_price', 'last')}")
+    settlement = market.get("settlement")
+    if settlement:
+        print(
+            f"  settlement  {price_text(settlement['value'], tick)}"
+            f" ({'final' if settlement.get('final') else 'proposed'}; dispute window ends "
+            f"{settlement.get('dispute_ends_at')})"
+        )
+
+
+def keys_text(keys: list[dict[str, Any]]) -> None:
+    if not keys:
+        print("no API keys")
+        return
+    columns = ("api_key", "account_id", "scopes", "label", "tier", "created_at", "revoked_at")
+    rows = [[value_text(c, key.get(c)) for c in columns] for key in keys]
+    heads = [c.replace("_", " ") for c in columns]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
+    for row in [heads, *rows]:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
 
 
 if __name__ == "__main__":
