@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from .api.access_log import AccessMiddleware
 from .api.http_limits import HttpLimits, effective_max_connections, protocol_class
 from .api.middleware import BodyLimitMiddleware, RateLimitMiddleware
-from .api.routes import account, admin, faucet, orders, public, settlement
+from .api.routes import account, admin, faucet, orders, public, recovery, settlement
 from .bootstrap import Runtime
 from .config import Settings
 from .dashboard import install as install_dashboard
@@ -42,6 +42,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         await runtime.start()
         app.state.ballast = runtime.state
         app.state.stream_hub = runtime.hub
+        app.state.ballast_snapshotter = runtime.snapshotter
         try:
             yield
         finally:
@@ -63,6 +64,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         orders.router,
         account.router,
         admin.router,
+        recovery.router,
         settlement.admin_router,
     ):
         app.include_router(router, prefix="/v1")
@@ -83,7 +85,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         checks = await runtime.readiness()
         degraded = runtime.degraded()
         choice = runtime.exchange.engine_choice
-        engine = {"name": choice.name, "reason": choice.reason}
+        # How this process recovered: from which snapshot, how much journal it replayed.
+        engine: dict[str, object] = {
+            "name": choice.name,
+            "reason": choice.reason,
+            "recovery": runtime.exchange.recovery.describe(),
+        }
         failed = [name for name, state in checks.items() if state != "ok"]
         if failed:
             return errors.error_response(

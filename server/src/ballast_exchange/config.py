@@ -51,6 +51,19 @@ class Settings:
     http_keep_alive_timeout_s: float = 5.0  # an idle kept-alive connection closes after this
     http_max_head_bytes: int = 16 * 1024  # request line and headers together
     http_max_headers: int = 100
+    # Engine snapshots (service/snapshotter.py; docs/operations.md "Snapshots and the journal").
+    # A snapshot every this many commands, or this many seconds after the last if commands
+    # came since (0 turns either off; `ballast admin snapshot` takes one any time).
+    snapshot_every_commands: int = 100_000
+    snapshot_every_s: float = 3600.0
+    snapshot_keep: int = 3  # the newest this many stay; older ones are deleted
+    snapshot_chunk_bytes: int = 1 << 20  # written one chunk a transaction
+    snapshot_timeout_s: float = 600.0  # a snapshot process still running then is killed
+    # The journal before the oldest kept snapshot: "keep" (the audit trail, the default in
+    # production), "archive" (to gzip'd segments in journal_archive_dir, default
+    # data_dir/journal-archive) or "discard" (the sandbox's default: a bounded window).
+    journal_retention: str | None = None
+    journal_archive_dir: Path | None = None
     # Dashboard passwords (dashboard/users.py): argon2id hashes computed at once, each ~19 MiB.
     password_hash_concurrency: int = field(
         default_factory=lambda: max(1, (os.cpu_count() or 2) // 2)
@@ -72,6 +85,17 @@ class Settings:
                 raise ValueError(f"{name} must be at least 1")
         if self.http_header_timeout_s <= 0 or self.http_keep_alive_timeout_s <= 0:
             raise ValueError("http_header_timeout_s and http_keep_alive_timeout_s must be positive")
+        if self.journal_retention is None:
+            self.journal_retention = "discard" if self.env == "sandbox" else "keep"
+        if self.journal_retention not in ("keep", "archive", "discard"):
+            raise ValueError("journal_retention must be keep, archive or discard")
+        if self.journal_archive_dir is None:
+            self.journal_archive_dir = self.data_dir / "journal-archive"
+        self.journal_archive_dir = Path(self.journal_archive_dir)
+        if self.snapshot_every_commands < 0 or self.snapshot_every_s < 0:
+            raise ValueError("snapshot_every_commands and snapshot_every_s must be 0 or more")
+        if self.snapshot_keep < 1 or self.snapshot_chunk_bytes < 1024:
+            raise ValueError("snapshot_keep must be 1 or more, snapshot_chunk_bytes 1024 or more")
         if self.password_hash_concurrency < 1:
             raise ValueError("password_hash_concurrency must be at least 1")
 

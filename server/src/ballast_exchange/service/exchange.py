@@ -12,15 +12,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from time import perf_counter
 
+from sqlalchemy import Connection
 from sqlalchemy import Engine as SqlEngine
 
-from ..domain import DomainError, Engine, select_engine
+from ..domain import DomainError, Engine, EngineChoice, select_engine
+from ..domain import snapshot_codec as codec
 from ..domain.commands import Command, PlaceOrder
 from ..domain.events import Event, OrderAccepted
+from ..store import snapshots as snapshot_store
 from ..store.journal import load_commands
+from ..store.journal_archive import journal_bounds, journal_time
 from ..store.projection import JournalItem, projected_through
 from .committer import Committer, StorageFailed
 from .metrics import Metrics
@@ -67,29 +71,130 @@ class Recovery:
     time: int  # and its time
     projected: int  # the last command the query tables hold
     unprojected: list[JournalItem]  # the journaled commands after it, with their events
+    snapshot: int = 0  # the command the snapshot it started from covers (0: none, a full replay)
 
 
-def replay(sql: SqlEngine, engine: Engine | None = None) -> Recovery:
-    """Rebuild the engine (the selected twin, or ``engine``) from the journal."""
-    engine = engine if engine is not None else select_engine().new()
+@dataclass
+class RecoveryProgress:
+    """Where a recovery is, for ``/readyz`` while it runs (written by the recovering thread)."""
+
+    phase: str = "starting"  # restoring snapshot, replaying journal, projecting, done
+    snapshot: int = 0
+    replayed: int = 0
+    to_replay: int = 0
+    skipped: list[str] = field(default_factory=list)  # snapshots refused, and why
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "phase": self.phase,
+            "snapshot": self.snapshot,
+            "replayed": self.replayed,
+            "to_replay": self.to_replay,
+            "skipped_snapshots": list(self.skipped),
+        }
+
+
+class JournalGap(RuntimeError):
+    """The journal no longer reaches back to where recovery must start (it was archived)."""
+
+
+def replay(
+    sql: SqlEngine,
+    engine: Engine | None = None,
+    *,
+    choice: EngineChoice | None = None,
+    use_snapshots: bool = True,
+    progress: RecoveryProgress | None = None,
+) -> Recovery:
+    """Rebuild the engine: the latest valid snapshot, then the journal after it.
+
+    ``engine`` (an empty engine to replay into) asks for a full replay from the first command.
+    A snapshot is used only if it covers no more than both the journal and the query tables
+    hold (so every command the tables lack is replayed and its events recomputed), its bytes
+    pass their checksum, and the state restored from them re-encodes to the recorded digest;
+    otherwise the one before it is tried, then a full replay (docs/adr/0015-engine-snapshots.md).
+    """
+    progress = progress if progress is not None else RecoveryProgress()
     client_orders: ClientOrders = {}
-    last_no = 0
-    last_time = 0
-    unprojected: list[JournalItem] = []
+    start = 0
     with sql.connect() as conn:
         projected = projected_through(conn)
-        for command_no, command in load_commands(conn):
+        head, first = journal_bounds(conn)
+        if engine is None:
+            choice = choice if choice is not None else select_engine()
+            found = (
+                _from_snapshot(conn, choice, min(head, projected), first, progress)
+                if use_snapshots
+                else None
+            )
+            if found is None:
+                engine = choice.new()
+            else:
+                engine, client_orders, start = found
+        if first > start + 1:
+            raise JournalGap(
+                f"the journal starts at command {first}, recovery needs it from {start + 1}: "
+                "restore the archived journal (`ballast admin journal restore`)"
+            )
+        last_no = start
+        last_time = 0
+        unprojected: list[JournalItem] = []
+        progress.phase = "replaying journal"
+        progress.to_replay = max(0, head - start)
+        for command_no, command in load_commands(conn, after=start):
             events = engine.execute(command)
             remember_client_order(client_orders, command, events)
             if command_no > projected:
                 unprojected.append(JournalItem(command_no, command, events, command.time))
             last_no = command_no
             last_time = command.time
-    return Recovery(engine, client_orders, last_no, last_time, projected, unprojected)
+            progress.replayed += 1
+        if last_no == start and start:
+            last_time = journal_time(conn, start)
+    return Recovery(
+        engine, client_orders, last_no, last_time, projected, unprojected, snapshot=start
+    )
+
+
+def _from_snapshot(
+    conn: Connection,
+    choice: EngineChoice,
+    through: int,
+    first: int,
+    progress: RecoveryProgress,
+) -> tuple[Engine, ClientOrders, int] | None:
+    """The newest usable snapshot restored into ``choice``'s twin, or None."""
+    progress.phase = "restoring snapshot"
+    restorer = None if choice.name == "reference" else choice.restorer
+    for found in snapshot_store.candidates(conn, through):
+        if first > found.command_no + 1:
+            why = f"the journal after it was archived (it starts at {first})"
+        else:
+            try:
+                data = snapshot_store.read(conn, found)
+                engine, client_orders, header = codec.decode(data, restorer)
+                if header.command_no != found.command_no or header.digest != found.digest:
+                    raise ValueError("its header does not match its row")
+                if codec.state_digest(engine, client_orders) != found.digest:
+                    raise ValueError("the restored state does not re-encode to its digest")
+            except ValueError as error:  # SnapshotUnreadable and SnapshotUnsupported included
+                why = str(error)
+            else:
+                progress.snapshot = found.command_no
+                log.info(
+                    "restored snapshot of command %d (%d bytes, %d resting orders)",
+                    found.command_no,
+                    found.size_bytes,
+                    len(engine.orders),
+                )
+                return engine, dict(client_orders), found.command_no
+        progress.skipped.append(f"{found.command_no}: {why}")
+        log.warning("snapshot of command %d skipped: %s", found.command_no, why)
+    return None
 
 
 def recover(sql: SqlEngine) -> tuple[Engine, ClientOrders, int, int]:
-    """Rebuild the engine from the journal.
+    """Rebuild the engine from the latest snapshot and the journal after it.
 
     Returns the engine, the client order ids seen, the last command number and its time.
     """
@@ -106,6 +211,7 @@ class Exchange:
         clock: Callable[[], int] = now_ms,
         on_committed: Callable[[Sequence[JournalItem], int], None] | None = None,
         metrics: Metrics | None = None,
+        progress: RecoveryProgress | None = None,
     ) -> None:
         self.sql = sql
         # The projector's own connections (on SQLite without an fsync per commit: what it
@@ -142,7 +248,10 @@ class Exchange:
         started = perf_counter()
         #: Which engine twin runs, and why (the banner, /readyz and /metrics say it).
         self.engine_choice = select_engine()
-        found = replay(sql, self.engine_choice.new())
+        #: How far recovery has come (``/readyz`` reports it while the server recovers).
+        self.recovery = progress if progress is not None else RecoveryProgress()
+        found = replay(sql, choice=self.engine_choice, progress=self.recovery)
+        self.recovered_from_snapshot = found.snapshot
         self.engine, self.client_orders = found.engine, found.client_orders
         self._command_no, self._last_time = found.command_no, found.time
         choice = self.engine_choice
@@ -153,7 +262,9 @@ class Exchange:
             lambda: [((choice.name,), 1.0)],
         )
         # The query tables catch up with the journal before anything reads them.
+        self.recovery.phase = "projecting"
         project_now(self.projection_sql, found.unprojected)
+        self.recovery.phase = "done"
         self._projected_at_start = found.command_no
         recovery = [((), perf_counter() - started)]
         self.metrics.gauge(
@@ -193,6 +304,11 @@ class Exchange:
             self._committer.stop()
         if self._projector is not None:
             self._projector.stop()
+
+    @property
+    def command_no(self) -> int:
+        """The last command executed (journaled, or about to be)."""
+        return self._command_no
 
     @property
     def projected_through(self) -> int:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -54,6 +55,32 @@ projection_state = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("command_no", BigInteger, nullable=False),
+)
+
+# Engine snapshots (store/snapshots.py): a row is published only once every chunk of its
+# bytes is stored and the journal and projection have passed its command, so a row present is
+# a snapshot whole; chunks without a row are a write that a crash cut short.
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("command_no", BigInteger, primary_key=True, autoincrement=False),
+    Column("version", Integer, nullable=False),
+    Column("checksum", Text, nullable=False),  # SHA-256 of the stored bytes
+    Column("digest", Text, nullable=False),  # SHA-256 of the state's payload
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("payload_bytes", BigInteger, nullable=False),
+    Column("chunks", Integer, nullable=False),
+    Column("engine", Text, nullable=False),  # the twin that took it
+    Column("created_at", BigInteger, nullable=False),  # ms since the epoch
+    Column("duration_ms", BigInteger, nullable=False),  # encoding and writing, in the child
+)
+
+snapshot_chunks = Table(
+    "snapshot_chunks",
+    metadata,
+    Column("command_no", BigInteger, primary_key=True, autoincrement=False),
+    Column("chunk_no", Integer, primary_key=True, autoincrement=False),
+    Column("data", LargeBinary, nullable=False),
 )
 
 accounts = Table(
@@ -240,6 +267,8 @@ sessions = Table(
 ALL_TABLES = (
     journal,
     projection_state,
+    snapshots,
+    snapshot_chunks,
     guarded_orders,
     accounts,
     api_keys,
