@@ -32,6 +32,7 @@ from .sandbox import Sandbox
 from .service.exchange import Exchange, at_time
 from .service.metrics import Metrics
 from .service.settlement import Settlements
+from .service.snapshotter import SnapshotPolicy, Snapshotter
 from .store import queries
 from .store import records as account_store
 from .store.database import Database
@@ -90,6 +91,18 @@ def sqlite_identity(database: Database) -> tuple[Path, tuple[int, int]] | None:
     return path, (found.st_dev, found.st_ino)
 
 
+def snapshot_policy(s: Settings) -> SnapshotPolicy:
+    return SnapshotPolicy(
+        every_commands=s.snapshot_every_commands,
+        every_s=s.snapshot_every_s,
+        keep=s.snapshot_keep,
+        chunk_bytes=s.snapshot_chunk_bytes,
+        timeout_s=s.snapshot_timeout_s,
+        retention=s.journal_retention or "keep",
+        archive_dir=s.journal_archive_dir,
+    )
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -100,6 +113,7 @@ class Runtime:
     redis: RedisBreaker = field(init=False)
     replays: ReplayCache = field(init=False)
     exchange: Exchange = field(init=False)
+    snapshotter: Snapshotter = field(init=False)
     hub: Hub = field(init=False)
     settlements: Settlements = field(init=False)
     state: AppState = field(init=False)
@@ -173,6 +187,7 @@ class Runtime:
             projection_sql=self.database.projection_engine,
             metrics=self.metrics,
         )
+        self.snapshotter = Snapshotter(self.exchange, snapshot_policy(s), self.metrics)
         # The stream sees a command once it is stored, never before (DESIGN §6).
         self.hub = Hub(self.exchange, s, self.metrics)
         self.exchange.on_committed = self.hub.committed
@@ -194,6 +209,7 @@ class Runtime:
     async def start(self) -> None:
         self.hub.start()
         self.exchange.start()
+        self.snapshotter.start()
         await self.cancel_orphaned_guards()
         # Whatever fell due while the server was down is done first, once.
         await self.run_timers_once()
@@ -216,6 +232,7 @@ class Runtime:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.snapshotter.stop()
         self.exchange.stop()
         with contextlib.suppress(Exception):  # storage may be what failed
             await self.flush_key_use()
