@@ -22,6 +22,7 @@ RANK = {
     "bootstrap": 5,
     "app": 5,
     "cli": 5,
+    "cli_recovery": 5,
     "config": 0,  # settings: plain data, importable from anywhere
     "logs": 0,
 }

@@ -516,6 +516,10 @@ def add_admin(commands: Any) -> None:
     )
     show.add_argument("market_id", help="the market id")
 
+    from .cli_recovery import add_recovery  # snapshot, verify, journal archive|restore
+
+    add_recovery(area, admin_command, server_url)
+
 
 def propose_settlement(args: argparse.Namespace) -> int:
     try:

@@ -102,7 +102,7 @@ def restore(sql: Engine, directory: Path) -> list[Segment]:
     """Put archived rows back into the journal (rows already there are left as they are)."""
     restored = []
     for segment in segments(directory):
-        rows = list(_read_segment(segment.path))
+        rows = list(read_segment(segment.path))
         with begin_write(sql) as conn:
             present = set(
                 conn.execute(
@@ -141,7 +141,7 @@ def _write_segment(path: Path, rows: list[list[object]]) -> None:
         os.close(fd)
 
 
-def _read_segment(path: Path) -> Iterator[dict[str, object]]:
+def read_segment(path: Path) -> Iterator[dict[str, object]]:
     with gzip.open(path, "rb") as lines:
         for line in lines:
             values = json.loads(line)

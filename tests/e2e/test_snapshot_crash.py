@@ -1,0 +1,197 @@
+"""Snapshots and crashes (issue 17): `ballast serve` is killed with SIGKILL in the middle of
+writing a snapshot; the restarted server recovers exactly the state a full replay of the journal
+gives, on SQLite and PostgreSQL. A damaged newest snapshot is skipped for the one before, and
+`ballast admin verify` (a full replay in its own process) agrees with the live state."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from ballast_exchange.domain import Engine
+from ballast_exchange.domain import snapshot_codec as codec
+from ballast_exchange.service.exchange import replay
+from ballast_exchange.store import snapshots as snapshot_store
+from ballast_exchange.store.database import Database
+from ballast_exchange.store.schema import snapshot_chunks, snapshots
+from tests.signed_client import Admin
+
+from .test_crash_recovery import Served, database_url, kill, pycache, serve
+
+__all__ = ["database_url", "pycache"]  # the fixtures, shared with the crash test
+
+BALLAST = str(Path(sys.executable).with_name("ballast"))
+SETTINGS = {
+    # Only on demand, in the smallest chunks: one transaction each, so a write lasts long
+    # enough to be caught in the middle.
+    "BALLAST_SNAPSHOT_EVERY_COMMANDS": "0",
+    "BALLAST_SNAPSHOT_EVERY_S": "0",
+    "BALLAST_SNAPSHOT_CHUNK_BYTES": "1024",
+    "BALLAST_JOURNAL_RETENTION": "keep",
+}
+
+
+def admin_cli(data_dir: Path, served: Served, *args: str) -> tuple[int, Any]:
+    done = subprocess.run(
+        [
+            BALLAST,
+            "admin",
+            "--data-dir",
+            str(data_dir),
+            "--url",
+            served.api.removesuffix("/v1"),
+            "--json",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert not done.stderr or done.returncode != 0, done.stderr
+    return done.returncode, json.loads(done.stdout) if done.stdout.strip() else done.stderr
+
+
+def rest_orders(served: Served, data_dir: Path, accounts: int, per_account: int) -> None:
+    """Resting orders on two markets that do not cross, many with client order ids."""
+    admin = Admin(served.api, (data_dir / "admin.token").read_text().strip())
+    for market in ("snap-a", "snap-b"):
+        admin.post(
+            "/markets",
+            {"id": market, "name": market, "type": "binary", "close_time": 4_102_444_800_000},
+        )
+        admin.post(f"/markets/{market}/open")
+    for n in range(accounts):
+        client = admin.account(f"desk{n}", deposit=100_000)
+        try:
+            for i in range(per_account):
+                buy = i % 2 == 0
+                body = {
+                    "market_id": "snap-a" if i % 3 else "snap-b",
+                    "side": "buy" if buy else "sell",
+                    "price": round((0.30 if buy else 0.60) + 0.001 * (i % 90), 3),
+                    "size": 1 + i % 7,
+                    "client_order_id": f"d{n}-{i}",
+                }
+                response = client.post("/orders", body)
+                assert response.status_code == 201, response.text
+        finally:
+            client.close()
+
+
+def request_snapshot(served: Served, data_dir: Path) -> None:
+    """Ask for a snapshot; the server is killed before it answers."""
+    token = (data_dir / "admin.token").read_text().strip()
+    with contextlib.suppress(httpx.TransportError):
+        httpx.post(
+            f"{served.api}/admin/snapshots",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=120,
+        )
+
+
+def unpublished_chunks(sql: Any) -> int:
+    with sql.connect() as conn:
+        published = select(snapshots.c.command_no)
+        return len(
+            conn.execute(
+                select(snapshot_chunks.c.chunk_no).where(
+                    snapshot_chunks.c.command_no.not_in(published)
+                )
+            ).all()
+        )
+
+
+def full_replay(url: str) -> tuple[int, str]:
+    database = Database(url)
+    try:
+        found = replay(database.engine, Engine())
+        return found.command_no, codec.state_digest(found.engine, found.client_orders)
+    finally:
+        database.dispose()
+
+
+def live_digest(served: Served, data_dir: Path) -> dict[str, Any]:
+    token = (data_dir / "admin.token").read_text().strip()
+    response = httpx.get(
+        f"{served.api}/admin/state-digest",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def readyz(served: Served) -> dict[str, Any]:
+    data: dict[str, Any] = httpx.get(served.api.removesuffix("/v1") + "/readyz").json()
+    return data
+
+
+def test_kill_during_a_snapshot_write_recovers_the_full_replay_state(
+    tmp_path: Path, database_url: str, pycache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    data_dir = tmp_path / "var"
+    log = tmp_path / "serve.log"
+    database = Database(database_url)
+    sql = database.engine
+    try:
+        with serve(data_dir, database_url, log, pycache) as served:
+            rest_orders(served, data_dir, accounts=4, per_account=60)
+            code, first = admin_cli(data_dir, served, "snapshot")
+            assert code == 0, first
+            first_no = first["snapshot"]["command_no"]
+            snapshotting = threading.Thread(target=request_snapshot, args=(served, data_dir))
+            # More state after the first snapshot, then a second snapshot killed mid-write.
+            admin = Admin(served.api, (data_dir / "admin.token").read_text().strip())
+            late = admin.account("late", deposit=1_000)
+            for i in range(30):
+                body = {"market_id": "snap-b", "side": "buy", "price": 0.2, "size": 1 + i}
+                assert late.post("/orders", {**body, "client_order_id": f"l{i}"}).status_code == 201
+            late.close()
+            snapshotting.start()
+            deadline = time.monotonic() + 60
+            while unpublished_chunks(sql) < 3:  # some chunks stored, the row not yet
+                assert time.monotonic() < deadline, "the second snapshot's write was never seen"
+            kill(served.process)
+            snapshotting.join(timeout=30)
+        with sql.connect() as conn:
+            stored = [s.command_no for s in snapshot_store.listed(conn)]
+        assert stored == [first_no], "the interrupted snapshot must not be published"
+        head, expected = full_replay(database_url)
+        assert head > first_no
+
+        with serve(data_dir, database_url, log, pycache) as served:
+            recovery = readyz(served)["matching"]["recovery"]
+            assert recovery["snapshot"] == first_no and recovery["replayed"] == head - first_no
+            live = live_digest(served, data_dir)
+            assert (live["command_no"], live["digest"]) == (head, expected)
+            code, verified = admin_cli(data_dir, served, "verify", "--database-url", database_url)
+            assert code == 0 and verified["match"], verified
+            # A second snapshot now, then the newest damaged: the restart falls back.
+            code, second = admin_cli(data_dir, served, "snapshot")
+            assert code == 0 and second["snapshot"]["command_no"] == head
+            kill(served.process)
+        with sql.begin() as conn:
+            snapshot_store.damage(conn, head)
+        with serve(data_dir, database_url, log, pycache) as served:
+            recovery = readyz(served)["matching"]["recovery"]
+            assert recovery["snapshot"] == first_no
+            assert [s.split(":")[0] for s in recovery["skipped_snapshots"]] == [str(head)]
+            live = live_digest(served, data_dir)
+            assert live["digest"] == expected
+            kill(served.process)
+        assert f"snapshot of command {head} skipped" in log.read_text()
+    finally:
+        database.dispose()
