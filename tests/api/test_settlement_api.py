@@ -1,6 +1,6 @@
-"""The settlement endpoints' refusals and rules over real HTTP: binary 0 or 1, index clamped,
-evidence a JSON object with a canonical form, proposals only on closed markets, operator only.
-The whole lifecycle with restarts is tests/e2e/test_settlement_lifecycle.py."""
+"""The settlement endpoints' refusals and rules over real HTTP: binary 0 or 1, index within its
+range, evidence a JSON object with a canonical form, proposals only on closed markets, operator
+only. The whole lifecycle with restarts is tests/e2e/test_settlement_lifecycle.py."""
 
 from __future__ import annotations
 
@@ -48,10 +48,23 @@ def test_binary_settles_only_to_zero_or_one(server: LiveServer, admin: Admin) ->
     assert current["outcome"] == "proposed" and current["proposer"] == "operator"
 
 
-def test_index_is_clamped_to_its_range(server: LiveServer, admin: Admin) -> None:
+def test_index_outside_its_range_is_refused(server: LiveServer, admin: Admin) -> None:
+    """An operator's value outside the range is refused, not clamped (the engine's clamp is
+    for the sandbox feed, which reports it)."""
     closed_market(admin, "sgp", "index")
+    for value in ("123.45", "-0.1", 100.1):
+        response = admin_call(
+            server, "/markets/sgp/settlement/propose", {"value": value, "evidence": EVIDENCE}
+        )
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["code"] == "INVALID_SETTLEMENT"
+        assert "outside the market's range 0.0 to 100.0" in error["message"]
+        assert error["details"]["floor"] == 0.0 and error["details"]["cap"] == 100.0
+    assert httpx.get(f"{server.api}/markets/sgp/settlement").json()["proposals"] == []
+    assert httpx.get(f"{server.api}/markets/sgp").json()["status"] == "closed"
     response = admin_call(
-        server, "/markets/sgp/settlement/propose", {"value": "123.45", "evidence": EVIDENCE}
+        server, "/markets/sgp/settlement/propose", {"value": "100", "evidence": EVIDENCE}
     )
     assert response.status_code == 200, response.text
     assert response.json()["current"]["value"] == 100.0

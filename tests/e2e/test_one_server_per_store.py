@@ -36,15 +36,21 @@ def clean_env() -> dict[str, str]:
 
 
 @contextmanager
-def serving(data_dir: Path, *more: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``ballast serve`` on ``data_dir`` until the block ends; yields its URL and process."""
+def serving(
+    data_dir: Path, *more: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``ballast serve`` on ``data_dir`` (with ``env`` added to a clean environment) until the
+    block ends; yields its URL and process."""
     port = free_port()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"serve-{port}.log"
     command = [BALLAST, "serve", "--data-dir", str(data_dir), "--port", str(port), "--no-demo"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [*command, *more], stdout=log, stderr=subprocess.STDOUT, env=clean_env()
+            [*command, *more],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**clean_env(), **(env or {})},
         )
         url = f"http://127.0.0.1:{port}"
         try:

@@ -7,12 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from ...domain import DomainError
+from ...domain import DomainError, MarketKind
 from ...service.settlement import EvidenceError
 from ...store import queries
 from ...wire.errors import ApiError, invalid_request
 from ...wire.models import SettlementProposal
 from ...wire.money import usdc_to_micro
+from ...wire.usdc import micro_price
 from ...wire.views import iso, settlement_view
 from ..schemas import ADMIN_ERRORS, PUBLIC_ERRORS, SettlementRecord
 from ..state import AppState
@@ -48,8 +49,23 @@ async def get_settlement(market_id: str, _: Public, state: State) -> Any:
     summary="Propose a settlement value with its evidence (a JSON object)",
 )
 async def propose(market_id: str, body: SettlementProposal, _: Admin, state: State) -> Any:
-    state.market(market_id)
+    market = state.market(market_id)
     micro = usdc_to_micro(body.value, "value")  # six decimals, like money
+    low, high = market.floor * market.tick_value, market.cap * market.tick_value
+    if market.kind is MarketKind.INDEX and not low <= micro <= high:
+        # The engine would clamp it (the sandbox feed relies on that); an operator's value
+        # outside the range is a mistake to be told, not quietly moved to the nearest end.
+        raise ApiError(
+            "INVALID_SETTLEMENT",
+            f"the value {micro_price(micro)} is outside the market's range "
+            f"{micro_price(low)} to {micro_price(high)}",
+            {
+                "market_id": market_id,
+                "value": micro_price(micro),
+                "floor": micro_price(low),
+                "cap": micro_price(high),
+            },
+        )
     try:
         await state.settlements.propose(market_id, micro, body.evidence, OPERATOR)
     except EvidenceError as error:
