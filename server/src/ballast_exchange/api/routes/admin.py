@@ -25,7 +25,7 @@ from ...wire.models import (
 )
 from ...wire.money import admissible, exact_quotient, parse_decimal, usdc_to_micro
 from ...wire.timeutil import to_ms
-from ...wire.views import balance_view, market_view
+from ...wire.views import balance_view, iso, market_view
 from ..auth import bearer
 from ..key_issuing import issue_key, key_view, revoke_key
 from ..schemas import ADMIN_ERRORS
@@ -142,6 +142,14 @@ async def markets_create(body: CreateMarketRequest, _: Admin, state: State) -> A
         bounds[name] = int(ticks)
     close_time = to_ms(body.close_time, "close_time")
     assert close_time is not None
+    now = state.exchange.clock()
+    if close_time <= now:
+        # Listed already closed, it would never trade and only wait to be settled.
+        raise ApiError(
+            "INVALID_REQUEST",
+            f"close_time {iso(close_time)} is not in the future (now {iso(now)})",
+            {"field": "close_time", "close_time": iso(close_time), "now": iso(now)},
+        )
     command = c.CreateMarket(
         0,
         body.id,
