@@ -184,6 +184,32 @@ def test_client_order_id_retry_returns_the_first_result(server: LiveServer, admi
     assert again.json()["status"] == "canceled"
 
 
+def test_client_order_id_reused_for_another_order_is_refused(
+    server: LiveServer, admin: Admin
+) -> None:
+    alice, _ = setup(admin)
+    order = {**SPEC_ORDER, "client_order_id": "desk-7:0002"}
+    first = alice.post("/orders", order).json()
+    for change in ({"price": 0.86}, {"size": 999}, {"side": "sell"}, {"post_only": True}):
+        reused = alice.post("/orders", {**order, **change})
+        assert reused.status_code == 409, (change, reused.text)
+        error = reused.json()["error"]
+        assert error["code"] == "DUPLICATE_CLIENT_ORDER_ID"
+        assert error["details"] == {"client_order_id": "desk-7:0002", "order_id": first["order_id"]}
+    assert len(alice.get("/orders?status=open").json()["orders"]) == 1
+    assert alice.post("/orders", order).status_code == 200  # the identical retry still answers
+
+
+def test_orders_filter_by_client_order_id(server: LiveServer, admin: Admin) -> None:
+    alice, _ = setup(admin)
+    tagged = alice.post("/orders", {**SPEC_ORDER, "client_order_id": "find-me"}).json()
+    alice.post("/orders", {**SPEC_ORDER, "client_order_id": "not-me"})
+    alice.post("/orders", SPEC_ORDER)
+    found = alice.get("/orders?status=all&client_order_id=find-me").json()["orders"]
+    assert [o["order_id"] for o in found] == [tagged["order_id"]]
+    assert alice.get("/orders?status=all&client_order_id=nobody").json()["orders"] == []
+
+
 def test_market_orders_and_time_in_force(server: LiveServer, admin: Admin) -> None:
     alice, bob = setup(admin)
     bob.post("/orders", {"market_id": "suez-apr2025", "side": "sell", "price": 0.6, "size": 5})

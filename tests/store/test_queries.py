@@ -61,7 +61,7 @@ def test_orders_walk_every_order_once_newest_first(
             want = sorted(
                 (e.order_id for e in _accepted(session) if e.account_id == account), reverse=True
             )
-            assert [o["order_id"] for o in got] == want
+            assert [o.order_id for o in got] == want
             assert len(want) > 20
 
 
@@ -80,9 +80,9 @@ def test_orders_filter_by_status(
         ),
         reverse=True,
     )
-    assert [o["order_id"] for o in got] == want
+    assert [o.order_id for o in got] == want
     if status == "open":
-        assert {o["order_id"] for o in got} == {
+        assert {o.order_id for o in got} == {
             o.order_id for o in session.engine.orders.values() if o.account_id == "a1"
         }
 
@@ -101,14 +101,14 @@ def test_orders_filter_by_market_and_dates(module_db: Database, session: Recorde
         (e.order_id for e in accepted if e.market_id == "m2" and start <= e.time < end),
         reverse=True,
     )
-    assert [o["order_id"] for o in got] == want and want
+    assert [o.order_id for o in got] == want and want
 
 
 def test_get_order_is_scoped_to_its_account(module_db: Database, session: Recorder) -> None:
     first = _accepted(session)[0]
     with module_db.engine.connect() as conn:
         row = q.get_order(conn, first.account_id, first.order_id)
-        assert row is not None and row["order_id"] == first.order_id
+        assert row is not None and row.order_id == first.order_id
         other = next(a for a in ACCOUNTS if a != first.account_id)
         assert q.get_order(conn, other, first.order_id) is None
         assert q.get_order(conn, first.account_id, 10**12) is None
@@ -120,7 +120,7 @@ def test_get_order_by_client_id(db: Database) -> None:
     store_in_batches(db, rec.items, [50])
     with db.engine.connect() as conn:
         row = q.get_order_by_client_id(conn, "alice", "a-2")
-        assert row is not None and (row["price"], row["size"]) == (610, 50)
+        assert row is not None and (row.price, row.size) == (610, 50)
         assert q.get_order_by_client_id(conn, "bob", "a-2") is None
 
 
@@ -137,17 +137,17 @@ def test_fills_walk_both_sides_with_the_accounts_own_fee(
                 for e in reversed(trade_events)
                 if account in (e.maker_account_id, e.taker_account_id)
             ]
-            assert [f["trade_id"] for f in got] == [e.trade_id for e in mine]
+            assert [f.trade_id for f in got] == [e.trade_id for e in mine]
             for fill, e in zip(got, mine, strict=True):
                 maker = e.maker_account_id == account
-                assert fill["liquidity"] == ("maker" if maker else "taker")
-                assert fill["fee"] == (e.maker_fee if maker else e.taker_fee)
-                assert fill["order_id"] == (e.maker_order_id if maker else e.taker_order_id)
+                assert fill.liquidity == ("maker" if maker else "taker")
+                assert fill.fee == (e.maker_fee if maker else e.taker_fee)
+                assert fill.order_id == (e.maker_order_id if maker else e.taker_order_id)
                 opposite = "sell" if e.taker_side == "buy" else "buy"
-                assert fill["side"] == (opposite if maker else e.taker_side)
-            assert any(f["liquidity"] == "maker" for f in got)
-            assert any(f["liquidity"] == "taker" for f in got)
-            assert any(f["fee"] < 0 for f in got if f["market_id"] == "m1")  # maker rebates
+                assert fill.side == (opposite if maker else e.taker_side)
+            assert any(f.liquidity == "maker" for f in got)
+            assert any(f.liquidity == "taker" for f in got)
+            assert any(f.fee < 0 for f in got if f.market_id == "m1")  # maker rebates
 
 
 def test_fills_filter_by_market_and_dates(module_db: Database, session: Recorder) -> None:
@@ -164,7 +164,7 @@ def test_fills_filter_by_market_and_dates(module_db: Database, session: Recorder
             )
         )
     want = [e.trade_id for e in reversed(mine) if e.market_id == "m1" and start <= e.time < end]
-    assert [f["trade_id"] for f in got] == want and want
+    assert [f.trade_id for f in got] == want and want
 
 
 def test_trades_walk_newest_first(module_db: Database, session: Recorder) -> None:
@@ -176,7 +176,7 @@ def test_trades_walk_newest_first(module_db: Database, session: Recorder) -> Non
                 for e in reversed(session.events)
                 if isinstance(e, Trade) and e.market_id == market
             ]
-            assert [t["trade_id"] for t in got] == want and want
+            assert [t.trade_id for t in got] == want and want
 
 
 def test_ledger_walk_and_filters(module_db: Database, session: Recorder) -> None:

@@ -9,6 +9,7 @@ after every command the models agree with the engine on everything the channels 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from ballast_exchange.domain import (
     DomainError,
@@ -21,8 +22,9 @@ from ballast_exchange.domain import (
     TimeInForce,
 )
 from ballast_exchange.domain import commands as c
+from ballast_exchange.store.order_records import OrderRecord
 from ballast_exchange.store.projection import JournalItem
-from ballast_exchange.stream.models import Batch, Models, order_row
+from ballast_exchange.stream.models import Batch, Models
 
 T0 = 1_800_000_000_000
 DAY = 86_400_000
@@ -67,14 +69,14 @@ def agree(models: Models, engine: Engine) -> None:
             got = (0, 0, 0) if held is None else (held.size, held.collateral, held.realized_pnl)
             assert got == (position.size, position.collateral, position.realized_pnl)
         live_orders = {
-            order.order_id: order_row(order)
+            order.order_id: OrderRecord.live(order)
             for position in account.positions.values()
             for order in (*position.buys.values(), *position.sells.values())
         }
         assert set(mine.orders) == set(live_orders)
-        for order_id, row in mine.orders.items():
+        for order_id, record in mine.orders.items():
             expected = live_orders[order_id]
-            assert {**row, "updated_at": 0} == {**expected, "updated_at": 0}
+            assert replace(record, updated_at=0) == replace(expected, updated_at=0)
 
 
 def test_models_follow_the_engine_event_for_event() -> None:
@@ -189,5 +191,5 @@ def test_models_built_mid_flow_start_from_the_engine_as_it_stands() -> None:
     events = engine.execute(command)
     changes = models.apply(JournalItem(0, command, events, command.time), {"a", "b"}, Batch())
     agree(models, engine)
-    assert [row["event"] for row in changes["a"].orders] == ["filled"]
-    assert [row["event"] for row in changes["b"].orders] == ["accepted", "filled"]
+    assert [event for event, _ in changes["a"].orders] == ["filled"]
+    assert [event for event, _ in changes["b"].orders] == ["accepted", "filled"]

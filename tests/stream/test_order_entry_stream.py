@@ -126,6 +126,35 @@ def test_pipelined_orders_execute_in_arrival_order(live: LiveServer) -> None:
     asyncio.run(run())
 
 
+def test_each_reply_describes_the_state_its_own_command_produced(live: LiveServer) -> None:
+    """An amend pipelined just before a cancel answers the amended open order, not the
+    canceled one the store holds by the time the amend's reply is sent."""
+    admin = Admin(live.api, live.admin_token)
+    market = f"own-{random.randrange(10**9)}"
+    admin.market(market)
+    trader = admin.account("own", 100_000)
+
+    async def run() -> None:
+        client = await trader_socket(live, trader)
+        for _ in range(5):
+            params = {"market_id": market, "side": "buy", "price": 0.4, "size": 10}
+            placed = await client.request({"op": "place_order", "params": params})
+            order_id = placed["data"]["order_id"]
+            amend = await client.send(
+                {"op": "amend_order", "params": {"order_id": order_id, "size": 7}}
+            )
+            cancel = await client.send({"op": "cancel_order", "params": {"order_id": order_id}})
+            amended = await client.wait_for(lambda m, i=amend: m.get("id") == i)
+            canceled = await client.wait_for(lambda m, i=cancel: m.get("id") == i)
+            assert amended["type"] == "result", amended
+            assert (amended["data"]["status"], amended["data"]["size"]) == ("open", 7)
+            assert amended["data"]["remaining_size"] == 7
+            assert (canceled["data"]["status"], canceled["data"]["size"]) == ("canceled", 7)
+        await client.close()
+
+    asyncio.run(run())
+
+
 @sqlite_only
 def test_bad_messages_get_the_error_envelope(live: LiveServer) -> None:
     admin = Admin(live.api, live.admin_token)

@@ -204,7 +204,7 @@ class Runtime:
             self.replays,
         )
         if s.env == "sandbox" and s.demo:
-            self.sandbox = Sandbox(s, self.exchange, self.state, self.settlements)
+            self.sandbox = Sandbox(s, self.exchange, self.state.reads, self.settlements)
 
     async def start(self) -> None:
         self.hub.start()

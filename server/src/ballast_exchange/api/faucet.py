@@ -28,7 +28,7 @@ async def drip(state: AppState, account_id: str, amount: int | None = None) -> d
     settings = state.settings
     if settings.env != "sandbox":  # belt and braces: the route only exists in the sandbox
         raise ApiError("NOT_FOUND", "the faucet exists only in the sandbox")
-    state.exchange.engine.account(account_id)
+    state.reads.require_account(account_id)
     amount = settings.faucet_amount if amount is None else amount
     if amount <= 0:
         raise invalid_request("amount", "amount must be positive")
@@ -53,8 +53,8 @@ async def drip(state: AppState, account_id: str, amount: int | None = None) -> d
                 headers={"Retry-After": str(max(1, int(resets.timestamp() - now / 1000)))},
             )
         await state.exchange.submit(lambda t: c.Deposit(t, account_id, amount, ref))
-    engine = state.exchange.engine
-    balance = await state.view(lambda: balance_view(engine, account_id))
+    reads = state.reads
+    balance = await state.view(lambda: balance_view(reads.balance(account_id)))
     return {
         "amount": to_usdc(amount),
         "granted_today": to_usdc(granted + amount),

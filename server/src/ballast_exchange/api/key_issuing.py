@@ -16,7 +16,7 @@ async def issue_key(
     state: AppState, account_id: str, scopes: list[str], label: str | None, tier: str | None
 ) -> dict[str, Any]:
     """Create a key; the reply is the only place its secret is ever shown."""
-    state.exchange.engine.account(account_id)
+    state.reads.require_account(account_id)
     try:
         scope_set = parse_scopes(scopes)
     except ValueError as error:

@@ -31,7 +31,6 @@ from pydantic import Field
 from starlette.staticfiles import StaticFiles
 
 from ..access.keys import ALL_SCOPES
-from ..api import trading
 from ..api.auth import Principal
 from ..api.faucet import drip
 from ..api.key_issuing import issue_key, key_view, revoke_key
@@ -39,6 +38,7 @@ from ..api.routes import account as account_routes
 from ..api.routes import orders as order_routes
 from ..api.state import AppState, app_state
 from ..store import queries
+from ..wire import trading
 from ..wire.errors import ApiError
 from ..wire.models import PlaceOrderRequest, Strict
 from ..wire.views import balance_view, positions_view
@@ -264,10 +264,9 @@ async def logout(session: Guarded, request: Request, response: Response, state: 
 async def account(session: SignedIn, state: State) -> Any:
     """Everything the account page shows, in one request: balance, positions, open orders,
     recent fills, ledger entries and order history (each list with its ``next_cursor``)."""
-    engine = state.exchange.engine
-    account_id = session.account_id
+    account_id, reads = session.account_id, state.reads
     balance, positions = await state.view(
-        lambda: (balance_view(engine, account_id), positions_view(engine, account_id))
+        lambda: (balance_view(reads.balance(account_id)), positions_view(reads, account_id))
     )
     who = principal(session)
     open_orders = await order_routes.list_orders(
@@ -348,7 +347,7 @@ async def place_order(
     body: PlaceOrderRequest, session: Guarded, state: State, response: Response
 ) -> Any:
     await state.exchange.room()
-    status, view = await trading.place(state, session.account_id, body)
+    status, view = await trading.place(state.trading, session.account_id, body)
     response.status_code = status
     return view
 
@@ -356,14 +355,14 @@ async def place_order(
 @api.delete("/orders/{order_id}")
 async def cancel_order(order_id: str, session: Guarded, state: State) -> Any:
     await state.exchange.room()
-    _, view = await trading.cancel(state, session.account_id, order_id)
+    _, view = await trading.cancel(state.trading, session.account_id, order_id)
     return view
 
 
 @api.delete("/orders")
 async def cancel_all(session: Guarded, state: State, market_id: str | None = None) -> Any:
     await state.exchange.room()
-    _, view = await trading.cancel_all(state, session.account_id, market_id)
+    _, view = await trading.cancel_all(state.trading, session.account_id, market_id)
     return view
 
 
@@ -397,6 +396,7 @@ async def delete_key(api_key: str, session: Guarded, state: State) -> Any:
     if row["revoked_at"] is None:
         await revoke_key(state, api_key)
         row = await state.read(queries.get_api_key, api_key)
+        assert row is not None  # keys are revoked, never deleted
     return key_view(row)
 
 

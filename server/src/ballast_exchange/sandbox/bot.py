@@ -40,9 +40,10 @@ from functools import partial
 from ..domain import DomainError, MarketKind, MarketStatus
 from ..domain import commands as c
 from ..domain.market import Market
-from ..domain.order import Order
 from ..domain.types import Side, TimeInForce
 from ..service.exchange import Exchange, ServiceUnavailable
+from ..service.reads import Reads
+from ..store.order_records import OrderRecord
 
 log = logging.getLogger(__name__)
 USDC = 1_000_000
@@ -112,10 +113,10 @@ class Op:
     target: int
 
 
-def plan(orders: list[Order], desired: dict[int, int], is_buy: bool) -> list[Op]:
+def plan(orders: list[OrderRecord], desired: dict[int, int], is_buy: bool) -> list[Op]:
     """Turn the resting ``orders`` of one side into ``desired`` with few commands."""
-    kept: dict[int, Order] = {}
-    spare: list[Order] = []
+    kept: dict[int, OrderRecord] = {}
+    spare: list[OrderRecord] = []
     for order in orders:
         if order.price in desired and order.price not in kept:
             kept[order.price] = order
@@ -140,6 +141,7 @@ class LiquidityBot:
     def __init__(
         self,
         exchange: Exchange,
+        reads: Reads,
         maker: str,
         taker: str,
         anchor: Callable[[Market], float | None],
@@ -148,6 +150,7 @@ class LiquidityBot:
     ) -> None:
         """``anchor`` gives a market's typical value in price units (None: none known)."""
         self.exchange = exchange
+        self.reads = reads
         self.maker = maker
         self.taker = taker
         self.anchor = anchor
@@ -199,28 +202,28 @@ class LiquidityBot:
             return
         if self.cycles % TOP_UP_EVERY == 0:
             await self.top_up()
-        engine = exchange.engine
+        reads = self.reads
         now = exchange.clock()
-        for market in list(engine.markets.values()):
+        for market in reads.markets():
             if market.status is not MarketStatus.OPEN or market.close_time <= now:
                 continue
             await exchange.room()
             await self.quote(market)
             await self.maybe_trade(market)
-        for market_id in [m for m in self.fair if m not in engine.markets or self._done(m)]:
+        for market_id in [m for m in self.fair if reads.find_market(m) is None or self._done(m)]:
             self.fair.pop(market_id, None)
             self._typical.pop(market_id, None)
             self._quiet.pop(market_id, None)
 
     def _done(self, market_id: str) -> bool:
-        status = self.exchange.engine.markets[market_id].status
+        status = self.reads.market(market_id).status
         return status in (MarketStatus.RESOLVING, MarketStatus.SETTLED)
 
     async def top_up(self) -> None:
         """Keep both accounts funded with test USDC (the taker pays the spread and fees)."""
-        engine = self.exchange.engine
+        reads = self.reads
         for account_id, funds in ((self.maker, MAKER_FUNDS), (self.taker, TAKER_FUNDS)):
-            if account_id in engine.accounts and engine.available(account_id) < funds // 5:
+            if reads.has_account(account_id) and reads.balance(account_id).available < funds // 5:
                 await self._submit(
                     partial(c.Deposit, account_id=account_id, amount=funds, ref=TOP_UP_REF)
                 )
@@ -280,9 +283,7 @@ class LiquidityBot:
 
     async def quote(self, market: Market) -> None:
         bids, asks = ladder(market, self.walk(market))
-        position = self.exchange.engine.accounts[self.maker].positions.get(market.market_id)
-        resting_bids = list(position.buys.values()) if position is not None else []
-        resting_asks = list(position.sells.values()) if position is not None else []
+        resting_bids, resting_asks = self.reads.resting(self.maker, market.market_id)
         bid_ops = plan(sorted(resting_bids, key=lambda o: -o.price), bids, True)
         ask_ops = plan(sorted(resting_asks, key=lambda o: o.price), asks, False)
         # The side moving away from the fair value first: when the fair value fell below the
@@ -295,7 +296,7 @@ class LiquidityBot:
     async def apply(self, market: Market, op: Op) -> None:
         maker = self.maker
         side = Side.BUY if op.is_buy else Side.SELL
-        order = self.exchange.engine.orders.get(op.order_id) if op.order_id is not None else None
+        order = None if op.order_id is None else self.reads.open_order(maker, op.order_id)
         if op.target == 0:
             if order is not None:
                 await self._submit(lambda t: c.CancelOrder(t, maker, order.order_id))
@@ -340,5 +341,5 @@ class LiquidityBot:
     async def pull_quotes(self) -> None:
         """Cancel every order the bot's accounts rest (``--no-bot`` on a data dir it used)."""
         for account_id in (self.maker, self.taker):
-            if account_id in self.exchange.engine.accounts:
+            if self.reads.has_account(account_id):
                 await self._submit(partial(c.CancelAll, account_id=account_id))

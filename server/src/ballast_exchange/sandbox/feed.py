@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 from ..domain import DomainError, MarketKind, MarketStatus
 from ..domain.market import Market
 from ..service.exchange import ServiceUnavailable
+from ..service.reads import Reads
 from ..service.settlement import EvidenceError, Settlements
 from ..store import queries
 from .catalogue import Catalogue, Listing, iso, ms, utc
@@ -111,23 +112,21 @@ class Feed:
         self,
         catalogue: Catalogue,
         settlements: Settlements,
-        read: Callable[..., Awaitable[Any]],
+        reads: Reads,
         fair: Callable[[Market, Listing], float],
     ) -> None:
-        """``read`` runs a store query (``AppState.read``); ``fair`` gives a market's last fair
-        value in ticks."""
+        """``fair`` gives a market's last fair value in ticks."""
         self.catalogue = catalogue
         self.settlements = settlements
         self.exchange = settlements.exchange
-        self.read = read
+        self.reads = reads
         self.fair = fair
         self._operators: set[str] = set()  # closed markets left to the operator
         self._retry_at: dict[str, int] = {}
         self._failures: dict[str, int] = {}  # storage errors in a row, per market
 
     async def run_once(self, now_ms: int) -> None:
-        engine = self.exchange.engine
-        for market in list(engine.markets.values()):
+        for market in self.reads.markets():
             if market.status is not MarketStatus.CLOSED or market.settlement is not None:
                 continue
             market_id = market.market_id
@@ -178,5 +177,5 @@ class Feed:
 
     async def _proposed_before(self, market_id: str) -> bool:
         """A closed market with an earlier proposal had it overturned: the operator decides."""
-        rows = await self.read(queries.list_settlements, market_id)
+        rows = await self.reads.stored(queries.list_settlements, market_id)
         return bool(rows)

@@ -25,8 +25,8 @@ from .catalogue import Listing, build_catalogue
 from .feed import Feed
 
 if TYPE_CHECKING:
-    from ..api.state import AppState
     from ..config import Settings
+    from ..service.reads import Reads
 
 log = logging.getLogger(__name__)
 BOT_FILE = "sandbox-bot.json"  # the bot's account ids, so restarts reuse them
@@ -36,13 +36,13 @@ RETRY_MS = 30_000
 
 class Sandbox:
     def __init__(
-        self, settings: Settings, exchange: Exchange, state: AppState, settlements: Settlements
+        self, settings: Settings, exchange: Exchange, reads: Reads, settlements: Settlements
     ) -> None:
         self.settings = settings
         self.exchange = exchange
-        self.state = state
+        self.reads = reads
         self.catalogue = build_catalogue(settings.sandbox_period_s)
-        self.feed = Feed(self.catalogue, settlements, state.read, self.fair_ticks)
+        self.feed = Feed(self.catalogue, settlements, reads, self.fair_ticks)
         self.bot: LiquidityBot | None = None
         self._next_roll = 0
 
@@ -55,7 +55,9 @@ class Sandbox:
         if accounts is None:
             return
         maker, taker = accounts
-        bot = LiquidityBot(self.exchange, maker, taker, self.anchor, settings.bot_interval_s)
+        bot = LiquidityBot(
+            self.exchange, self.reads, maker, taker, self.anchor, settings.bot_interval_s
+        )
         if settings.bot:
             self.bot = bot
             bot.start()
@@ -75,12 +77,11 @@ class Sandbox:
         else:
             ids = {role: f"acc_{secrets.token_hex(8)}" for role in BOT_NAMES}
             path.write_text(json.dumps(ids, indent=2) + "\n")
-        engine = self.exchange.engine
         if create:
             for role, account_id in ids.items():
-                if account_id not in engine.accounts:
+                if not self.reads.has_account(account_id):
                     await self.exchange.submit(partial(c.CreateAccount, account_id=account_id))
-                    await self.state.write(records.set_account_name, account_id, BOT_NAMES[role])
+                    await self.reads.write(records.set_account_name, account_id, BOT_NAMES[role])
         return ids["maker"], ids["taker"]
 
     # ---------------------------------------------------------------- the timer's part
@@ -115,12 +116,12 @@ class Sandbox:
         """List one market as the admin API does: create, describe, open (each step once)."""
         exchange = self.exchange
         market_id = listing.market_id
-        market = exchange.engine.markets.get(market_id)
+        market = self.reads.find_market(market_id)
         if market is None:
             await exchange.submit(at_time(listing.create()))
-            market = exchange.engine.markets[market_id]
+            market = self.reads.market(market_id)
         if market.status is MarketStatus.PENDING:
-            await self.state.write(records.upsert_market_details, market_id, **listing.details())
+            await self.reads.write(records.upsert_market_details, market_id, **listing.details())
             await exchange.submit(lambda t: c.ChangeMarketStatus(t, market_id, MarketStatus.OPEN))
             log.info("sandbox listed %s", market_id)
 

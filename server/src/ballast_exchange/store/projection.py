@@ -22,6 +22,7 @@ from ballast_exchange.domain import commands as cmd
 from ballast_exchange.domain import events as ev
 
 from .journal import encode_command
+from .order_records import OrderRecord, TradeRecord
 from .records import upsert_market_details as upsert_market_details  # the caller's half
 from .schema import (
     accounts,
@@ -87,7 +88,7 @@ class _Fold:
     open_settlements: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Decisions on a proposal stored before this batch (at most one per market and batch).
     decisions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    new_orders: dict[int, dict[str, Any]] = field(default_factory=dict)
+    new_orders: dict[int, OrderRecord] = field(default_factory=dict)
     order_patches: dict[int, _OrderPatch] = field(default_factory=dict)
     trades: list[dict[str, Any]] = field(default_factory=list)
     ledger: list[dict[str, Any]] = field(default_factory=list)
@@ -294,48 +295,9 @@ def _settlement_finalized(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
     _patch_market(fold, e.market_id, e.time, settlement_value=e.value, settled_at=e.time)
 
 
-def accepted_row(e: ev.OrderAccepted) -> dict[str, Any]:
-    """The ``orders`` row of a just-accepted order; ``fold_order`` moves it on from there."""
-    return {
-        "order_id": e.order_id,
-        "account_id": e.account_id,
-        "market_id": e.market_id,
-        "side": e.side,
-        "order_type": e.order_type,
-        "price": e.price,
-        "size": e.size,
-        "filled": 0,
-        "remaining": e.size,
-        "status": "open",
-        "reason": None,
-        "time_in_force": e.time_in_force,
-        "expire_at": e.expire_at,
-        "post_only": e.post_only,
-        "reduce_only": e.reduce_only,
-        "client_order_id": e.client_order_id,
-        "stp": e.stp,
-        "created_at": e.time,
-        "updated_at": e.time,
-    }
-
-
-def fold_order(row: dict[str, Any], e: ev.Event) -> None:
-    """Move an order's row on by one event that concerns it (a fill, an amend, its close)."""
-    if isinstance(e, ev.Trade):
-        row["filled"] += e.size
-        row["remaining"] -= e.size
-    elif isinstance(e, ev.OrderAmended):
-        row.update(price=e.price, size=e.size, remaining=e.remaining)
-    elif isinstance(e, ev.OrderClosed):
-        row.update(status=e.status, reason=e.reason, filled=e.filled, remaining=e.remaining)
-    else:
-        return
-    row["updated_at"] = e.time
-
-
 def _order_accepted(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
     assert isinstance(e, ev.OrderAccepted)
-    fold.new_orders[e.order_id] = accepted_row(e)
+    fold.new_orders[e.order_id] = OrderRecord.accepted(e)
 
 
 def _order_patch(fold: _Fold, order_id: int, time: int) -> _OrderPatch:
@@ -350,34 +312,16 @@ def _order_patch(fold: _Fold, order_id: int, time: int) -> _OrderPatch:
 def _fill(fold: _Fold, order_id: int, e: ev.Trade) -> None:
     row = fold.new_orders.get(order_id)
     if row is not None:
-        fold_order(row, e)
+        row.fold(e)
         return
     patch = _order_patch(fold, order_id, e.time)
     patch.d_filled += e.size
     patch.d_remaining -= e.size
 
 
-def trade_row(e: ev.Trade) -> dict[str, Any]:
-    """A trade as its ``trades`` row (what the API's trade and fill views take)."""
-    return {
-        "trade_id": e.trade_id,
-        "market_id": e.market_id,
-        "price": e.price,
-        "size": e.size,
-        "taker_side": e.taker_side,
-        "maker_order_id": e.maker_order_id,
-        "taker_order_id": e.taker_order_id,
-        "maker_account_id": e.maker_account_id,
-        "taker_account_id": e.taker_account_id,
-        "maker_fee": e.maker_fee,
-        "taker_fee": e.taker_fee,
-        "created_at": e.time,
-    }
-
-
 def _trade(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
     assert isinstance(e, ev.Trade)
-    fold.trades.append(trade_row(e))
+    fold.trades.append(TradeRecord.of(e).row())
     _fill(fold, e.maker_order_id, e)
     _fill(fold, e.taker_order_id, e)
 
@@ -386,7 +330,7 @@ def _order_amended(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
     assert isinstance(e, ev.OrderAmended)
     row = fold.new_orders.get(e.order_id)
     if row is not None:
-        fold_order(row, e)
+        row.fold(e)
         return
     patch = _order_patch(fold, e.order_id, e.time)
     patch.price = e.price
@@ -398,7 +342,7 @@ def _order_closed(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
     assert isinstance(e, ev.OrderClosed)
     row = fold.new_orders.get(e.order_id)
     if row is not None:
-        fold_order(row, e)
+        row.fold(e)
         return
     patch = _order_patch(fold, e.order_id, e.time)
     patch.status = e.status
@@ -547,7 +491,7 @@ def _flush(conn: Connection, fold: _Fold) -> None:
         )
     if fold.new_settlements:  # the id comes from the database: not every column is given
         conn.execute(settlements.insert(), fold.new_settlements)
-    _insert_many(conn, orders, list(fold.new_orders.values()))
+    _insert_many(conn, orders, [record.row() for record in fold.new_orders.values()])
     if fold.order_patches:
         conn.execute(
             _ORDER_UPDATE,

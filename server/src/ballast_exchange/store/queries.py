@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -27,6 +27,7 @@ from sqlalchemy import (
     union_all,
 )
 
+from .order_records import FillRecord, OrderRecord, TradeRecord
 from .schema import (
     accounts,
     api_keys,
@@ -40,15 +41,16 @@ from .schema import (
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1_000
+Item = TypeVar("Item")
 ORDER_STATUSES = frozenset({"open", "filled", "canceled", "expired", "rejected"})
 _MAX_CURSOR_CHARS = 256
 
 
 @dataclass(slots=True)
-class Page:
+class Page(Generic[Item]):
     """One page of a list; ``next_cursor`` is None on the last page."""
 
-    items: list[dict[str, Any]]
+    items: list[Item]
     next_cursor: str | None
 
 
@@ -103,7 +105,7 @@ def _time_range(column: Any, start_ms: int | None, end_ms: int | None) -> list[C
 
 def _page(
     conn: Connection, query: Select[Any], key_column: Any, kind: str, limit: int, cursor: str | None
-) -> Page:
+) -> Page[dict[str, Any]]:
     """Newest first by ``key_column``; fetch one row more than asked to know if a page follows."""
     _check_limit(limit)
     if cursor is not None:
@@ -122,21 +124,23 @@ def _one(conn: Connection, table: Table, *conditions: ColumnElement[bool]) -> di
 # ---- orders -----------------------------------------------------------------------------------
 
 
-def get_order(conn: Connection, account_id: str, order_id: int) -> dict[str, Any] | None:
+def get_order(conn: Connection, account_id: str, order_id: int) -> OrderRecord | None:
     """One of the account's orders (None for another account's order: not found either way)."""
-    return _one(conn, orders, orders.c.order_id == order_id, orders.c.account_id == account_id)
+    row = _one(conn, orders, orders.c.order_id == order_id, orders.c.account_id == account_id)
+    return None if row is None else OrderRecord.from_row(row)
 
 
 def get_order_by_client_id(
     conn: Connection, account_id: str, client_order_id: str
-) -> dict[str, Any] | None:
+) -> OrderRecord | None:
     """The account's order with this ``client_order_id``, for idempotent retries."""
-    return _one(
+    row = _one(
         conn,
         orders,
         orders.c.account_id == account_id,
         orders.c.client_order_id == client_order_id,
     )
+    return None if row is None else OrderRecord.from_row(row)
 
 
 def list_orders(
@@ -149,7 +153,8 @@ def list_orders(
     end_ms: int | None = None,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
-) -> Page:
+    client_order_id: str | None = None,
+) -> Page[OrderRecord]:
     """The account's orders, newest first; ``status`` one of ``ORDER_STATUSES`` or ``"all"``."""
     query = select(orders).where(orders.c.account_id == account_id)
     if status is not None and status != "all":
@@ -158,8 +163,11 @@ def list_orders(
         query = query.where(orders.c.status == status)
     if market_id is not None:
         query = query.where(orders.c.market_id == market_id)
+    if client_order_id is not None:
+        query = query.where(orders.c.client_order_id == client_order_id)
     query = query.where(*_time_range(orders.c.created_at, start_ms, end_ms))
-    return _page(conn, query, orders.c.order_id, "orders", limit, cursor)
+    page = _page(conn, query, orders.c.order_id, "orders", limit, cursor)
+    return Page([OrderRecord.from_row(row) for row in page.items], page.next_cursor)
 
 
 # ---- trades and fills -------------------------------------------------------------------------
@@ -173,12 +181,13 @@ def list_trades(
     end_ms: int | None = None,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
-) -> Page:
+) -> Page[TradeRecord]:
     """A market's public trades, newest first."""
     query = select(trades).where(
         trades.c.market_id == market_id, *_time_range(trades.c.created_at, start_ms, end_ms)
     )
-    return _page(conn, query, trades.c.trade_id, "trades", limit, cursor)
+    page = _page(conn, query, trades.c.trade_id, "trades", limit, cursor)
+    return Page([TradeRecord.from_row(row) for row in page.items], page.next_cursor)
 
 
 def list_fills(
@@ -190,9 +199,8 @@ def list_fills(
     end_ms: int | None = None,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
-) -> Page:
-    """The account's fills, newest first: trade rows plus ``liquidity`` (maker/taker), the
-    account's own ``fee``, ``side`` and ``order_id``.
+) -> Page[FillRecord]:
+    """The account's fills, newest first, each as the account saw its trade.
 
     Maker and taker fills are read as two index-ordered, limited halves combined with UNION
     ALL (a trade never has the same account on both sides: self-trade prevention stops it).
@@ -218,17 +226,9 @@ def list_fills(
         .mappings()
         .all()
     )
-    items = []
-    for row in rows[:limit]:
-        item = dict(row)
-        maker = item["liquidity"] == "maker"
-        item["fee"] = item["maker_fee"] if maker else item["taker_fee"]
-        item["order_id"] = item["maker_order_id"] if maker else item["taker_order_id"]
-        taker_side = item["taker_side"]
-        item["side"] = taker_side if not maker else ("sell" if taker_side == "buy" else "buy")
-        items.append(item)
+    items = [TradeRecord.from_row(row).fill_for(account_id) for row in rows[:limit]]
     more = len(rows) > limit
-    return Page(items, encode_cursor("fills", items[-1]["trade_id"]) if more else None)
+    return Page(items, encode_cursor("fills", items[-1].trade_id) if more else None)
 
 
 def candles(
@@ -302,7 +302,7 @@ def list_ledger(
     market_id: str | None = None,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
-) -> Page:
+) -> Page[dict[str, Any]]:
     """Ledger entries concerning the account, newest first (``kind``: deposit, fee, …)."""
     query = select(ledger_entries).where(
         ledger_entries.c.account_id == account_id,

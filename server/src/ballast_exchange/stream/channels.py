@@ -11,11 +11,12 @@ Adding a channel: write its class here and add it to ``CHANNELS``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from enum import Enum
 from typing import Any, ClassVar, cast
 
 from ..domain.market import Market
-from ..store.projection import trade_row
+from ..store.order_records import TradeRecord
 from ..wire.errors import invalid_request
 from ..wire.money import ticks_to_price
 from ..wire.usdc import micro_price, to_usdc
@@ -151,7 +152,7 @@ class Trades(Channel):
         if not new:
             return None
         market = as_market(models.markets[feed.owner])
-        return {"trades": [trade_view(trade_row(e), market) for e in new]}
+        return {"trades": [trade_view(TradeRecord.of(e), market) for e in new]}
 
 
 def ticker_view(models: Models, market: MarketModel, now: int) -> dict[str, Any]:
@@ -233,10 +234,10 @@ class Orders(Channel):
         markets = models.markets
         views = []
         for order_id in sorted(account.orders):
-            row = account.orders[order_id]
+            order = account.orders[order_id]
             # As the live order shows it: updated when created (the snapshot's long-standing form).
-            row = {**row, "updated_at": row["created_at"]}
-            views.append(order_view(row, as_market(markets[row["market_id"]])))
+            order = replace(order, updated_at=order.created_at)
+            views.append(order_view(order, as_market(markets[order.market_id])))
         return {"orders": views}
 
     def on_command(self, models: Models, feed: Feed, changes: AccountChanges, now: int) -> Any:
@@ -244,8 +245,8 @@ class Orders(Channel):
             return None
         markets = models.markets
         views = [
-            {**order_view(row, as_market(markets[row["market_id"]])), "event": row["event"]}
-            for row in changes.orders
+            {**order_view(order, as_market(markets[order.market_id])), "event": event}
+            for event, order in changes.orders
         ]
         return {"orders": views}
 
@@ -262,7 +263,8 @@ class Fills(Channel):
             return None
         markets, owner = models.markets, feed.owner
         views = [
-            fill_view(trade_row(e), as_market(markets[e.market_id]), owner) for e in changes.fills
+            fill_view(TradeRecord.of(e).fill_for(owner), as_market(markets[e.market_id]))
+            for e in changes.fills
         ]
         return {"fills": views}
 

@@ -22,15 +22,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ..access.key_ring import KeyRecord
 from ..access.keys import READ, TRADE
 from ..access.signing import AuthError, verify
-from ..api import trading
 from ..api.state import AppState
 from ..domain import CancelReason, DomainError
-from ..domain import commands as c
-from ..service.exchange import ServiceUnavailable, at_time
-from ..wire import strict_json
+from ..service.exchange import ServiceUnavailable
+from ..wire import strict_json, trading
 from ..wire.errors import ApiError, from_domain, from_validation, invalid_request
 from ..wire.models import AmendOrderRequest, PlaceOrderRequest
-from ..wire.views import iso, parse_order_ref
+from ..wire.refs import parse_order_ref
+from ..wire.views import iso
 from .channels import Scope
 from .hub import Hub, Stream, StreamKey, dumps
 from .wire import Transport, text_frame
@@ -198,22 +197,18 @@ class Connection:
             await asyncio.gather(*self.answers, return_exceptions=True)
         if not self.guarded or self.record is None:
             return
-        exchange = self.state.exchange
         account_id = self.record.account_id
-        futures = []
-        for order_id in sorted(self.guarded):
-            order = exchange.engine.orders.get(order_id)
-            if order is None or order.account_id != account_id:
-                continue
+        reads, desk = self.state.reads, self.state.trading
+        cancels = [
+            desk.cancel(account_id, order_id, CancelReason.DISCONNECT)
+            for order_id in sorted(self.guarded)
+            if reads.open_order(account_id, order_id) is not None
+        ]
+        for pending in cancels:
             with contextlib.suppress(DomainError, ServiceUnavailable):
-                cancel = c.CancelOrder(0, account_id, order_id, CancelReason.DISCONNECT)
-                _, future = exchange.execute(at_time(cancel))
-                futures.append(future)
-        for future in futures:
-            with contextlib.suppress(ServiceUnavailable):
-                await exchange.durable(future)
-        if futures:
-            log.info("canceled %d orders of a dropped connection", len(futures))
+                await pending.result()
+        if cancels:
+            log.info("canceled %d orders of a dropped connection", len(cancels))
 
     # ------------------------------------------------------------ requests
 
@@ -436,25 +431,25 @@ class Connection:
         record = await self._trader()
         body: PlaceOrderRequest = self._params(request, PlaceOrderRequest)
         guarded = self.cancel_on_disconnect
-        pending = trading.place(self.state, record.account_id, body, guarded=guarded)
+        pending = trading.place(self.state.trading, record.account_id, body, guarded=guarded)
         self._answer(request_id, "place_order", pending, placed=True)
 
     async def _cancel_order(self, request_id: Any, request: dict[str, Any]) -> None:
         record = await self._trader()
         params: OrderRef = self._params(request, OrderRef)
-        pending = trading.cancel(self.state, record.account_id, params.order_id)
+        pending = trading.cancel(self.state.trading, record.account_id, params.order_id)
         self._answer(request_id, "cancel_order", pending)
 
     async def _amend_order(self, request_id: Any, request: dict[str, Any]) -> None:
         record = await self._trader()
         params: AmendParams = self._params(request, AmendParams)
-        pending = trading.amend(self.state, record.account_id, params.order_id, params)
+        pending = trading.amend(self.state.trading, record.account_id, params.order_id, params)
         self._answer(request_id, "amend_order", pending)
 
     async def _cancel_all(self, request_id: Any, request: dict[str, Any]) -> None:
         record = await self._trader()
         params: CancelAllParams = self._params(request, CancelAllParams)
-        pending = trading.cancel_all(self.state, record.account_id, params.market_id)
+        pending = trading.cancel_all(self.state.trading, record.account_id, params.market_id)
         self._answer(request_id, "cancel_all", pending)
 
     _handlers: ClassVar[dict[str, Callable[[Connection, Any, dict[str, Any]], Awaitable[None]]]] = {

@@ -19,19 +19,18 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Container
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import Connection
 
 from ..domain import Engine
 from ..domain import events as ev
 from ..domain.ledger import cash_key, collateral_key, orders_key
-from ..domain.order import Order
 from ..domain.snapshot import restore, snapshot
 from ..store import queries
-from ..store.projection import JournalItem, accepted_row, fold_order, ledger_owner, trade_row
+from ..store.order_records import OrderRecord, TradeRecord
+from ..store.projection import JournalItem, ledger_owner
 
 RECENT_TRADES = 50
 DAY_S = 86_400
@@ -120,7 +119,7 @@ class MarketModel:
     settlement: Settlement | None = None
     bids: Side = field(default_factory=lambda: Side(True))
     asks: Side = field(default_factory=lambda: Side(False))
-    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_TRADES))
+    recent: deque[TradeRecord] = field(default_factory=lambda: deque(maxlen=RECENT_TRADES))
     volume: Volume = field(default_factory=Volume)
 
     @property
@@ -138,7 +137,7 @@ class PositionModel:
 @dataclass(slots=True)
 class AccountModel:
     account_id: str
-    orders: dict[int, dict[str, Any]] = field(default_factory=dict)  # open orders' rows
+    orders: dict[int, OrderRecord] = field(default_factory=dict)  # the open ones
     positions: dict[str, PositionModel] = field(default_factory=dict)
     collateral_keys: set[str] = field(default_factory=set)
 
@@ -156,35 +155,11 @@ class Batch:
 class AccountChanges:
     """What one command changed for one watched account, for the private channels."""
 
-    orders: list[dict[str, Any]] = field(default_factory=list)  # rows as of each event, + "event"
+    # (lifecycle event name, the order as that event left it)
+    orders: list[tuple[str, OrderRecord]] = field(default_factory=list)
     fills: list[ev.Trade] = field(default_factory=list)
     positions: dict[str, None] = field(default_factory=dict)
     balance: bool = False
-
-
-def order_row(order: Order) -> dict[str, Any]:
-    """A live order as the store's ``orders`` row (``order_view`` and ``fold_order`` take it)."""
-    return {
-        "order_id": order.order_id,
-        "account_id": order.account_id,
-        "client_order_id": order.client_order_id,
-        "market_id": order.market_id,
-        "side": order.side.value,
-        "order_type": order.order_type.value,
-        "price": order.price,
-        "size": order.size,
-        "filled": order.filled,
-        "remaining": order.remaining,
-        "status": order.status.value,
-        "reason": None,
-        "time_in_force": order.time_in_force.value,
-        "expire_at": order.expire_at,
-        "post_only": order.post_only,
-        "reduce_only": order.reduce_only,
-        "stp": order.stp.value,
-        "created_at": order.created_at,
-        "updated_at": order.created_at,
-    }
 
 
 def lifecycle_event(event: ev.Event) -> str | None:
@@ -216,7 +191,7 @@ class Models:
         self.balances: dict[str, int] = dict(engine.ledger.balances)
         self.markets: dict[str, MarketModel] = {}
         self.accounts: dict[str, AccountModel] = {}
-        self.orders: dict[int, dict[str, Any]] = {}  # every open order's row, by id
+        self.orders: dict[int, OrderRecord] = {}  # every open order, by id
         for market in engine.markets.values():
             model = self.markets[market.market_id] = MarketModel(
                 market.market_id,
@@ -247,7 +222,7 @@ class Models:
                 )
                 model_account.collateral_keys.add(position.collateral_key)
         for order in sorted(engine.orders.values(), key=lambda o: o.order_id):
-            row = self.orders[order.order_id] = order_row(order)
+            row = self.orders[order.order_id] = OrderRecord.live(order)
             self.accounts[order.account_id].orders[order.order_id] = row
 
     def load(self, conn: Connection, now_ms: int) -> None:
@@ -313,7 +288,7 @@ class Models:
                 market_id = e.market_id
                 market = markets[market_id]
                 market.last_price = e.price
-                market.recent.append(trade_row(e))
+                market.recent.append(TradeRecord.of(e))
                 market.volume.add(e.time, e.size)
                 batch.touched[market_id] = None
                 new = batch.trades.get(market_id)
@@ -327,34 +302,34 @@ class Models:
                 ):
                     row = orders.get(order_id)
                     if row is not None:
-                        fold_order(row, e)
+                        row.fold(e)
                     if account_id in watched:
                         noted = of(account_id)
                         noted.fills.append(e)
-                        if row is not None and row["remaining"] != 0:
+                        if row is not None and row.remaining != 0:
                             # A fill that completes the order is told by its close, next.
-                            noted.orders.append({**row, "event": "filled"})
+                            noted.orders.append(("filled", replace(row)))
             elif kind is ev.OrderAccepted:
                 assert isinstance(e, ev.OrderAccepted)
-                row = orders[e.order_id] = accepted_row(e)
+                row = orders[e.order_id] = OrderRecord.accepted(e)
                 self.accounts[e.account_id].orders[e.order_id] = row
                 if e.account_id in watched:
-                    of(e.account_id).orders.append({**row, "event": "accepted"})
+                    of(e.account_id).orders.append(("accepted", replace(row)))
             elif kind is ev.OrderAmended:
                 assert isinstance(e, ev.OrderAmended)
                 row = orders.get(e.order_id)
                 if row is not None:
-                    fold_order(row, e)
+                    row.fold(e)
                     if e.account_id in watched:
-                        of(e.account_id).orders.append({**row, "event": "amended"})
+                        of(e.account_id).orders.append(("amended", replace(row)))
             elif kind is ev.OrderClosed:
                 assert isinstance(e, ev.OrderClosed)
                 row = orders.pop(e.order_id, None)
                 if row is not None:
                     del self.accounts[e.account_id].orders[e.order_id]
-                    fold_order(row, e)
+                    row.fold(e)
                     if e.account_id in watched:
-                        of(e.account_id).orders.append({**row, "event": e.status})
+                        of(e.account_id).orders.append((str(e.status), row))
             elif kind is ev.PositionChanged:
                 assert isinstance(e, ev.PositionChanged)
                 account = self.accounts[e.account_id]

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..access.signing import AuthError
 from ..domain import DomainError
 from ..service.exchange import ServiceUnavailable
+from .refs import order_ref
 from .usdc import to_usdc
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,8 @@ def from_domain(error: DomainError, tick_size: Decimal | None = None) -> ApiErro
         for key in _PRICE_DETAILS & details.keys():
             if isinstance(details[key], int):
                 details[key] = float(details[key] * tick_size)
-    if error.code == "ACCOUNT_NOT_FOUND":
-        return ApiError("ACCOUNT_NOT_FOUND", error.message, details)
+    if isinstance(details.get("order_id"), int):
+        details["order_id"] = order_ref(details["order_id"])
     return ApiError(error.code, error.message, details)
 
 

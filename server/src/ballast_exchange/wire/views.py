@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ..domain import Engine, MarketStatus
+from ..domain import MarketStatus
 from ..domain.market import Market
+from ..service.reads import Balance, PositionRecord, Reads
+from ..store.order_records import FillRecord, OrderRecord, TradeRecord
 from .money import ticks_to_price
+from .refs import order_ref, trade_ref
 from .usdc import micro_price, to_usdc
-
-ORDER_PREFIX = "ord_"
-TRADE_PREFIX = "trd_"
 
 
 def iso(ms: int | None) -> str | None:
@@ -22,22 +22,6 @@ def iso(ms: int | None) -> str | None:
         return None
     moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def order_ref(order_id: int) -> str:
-    return f"{ORDER_PREFIX}{order_id}"
-
-
-def trade_ref(trade_id: int) -> str:
-    return f"{TRADE_PREFIX}{trade_id}"
-
-
-def parse_order_ref(value: str) -> int | None:
-    digits = value[len(ORDER_PREFIX) :] if value.startswith(ORDER_PREFIX) else ""
-    # ASCII only: str.isdigit() also takes superscripts (int() refuses them) and other
-    # scripts' digits (int() reads them, so "ord_" + Arabic-Indic one would be ord_1).
-    ok = digits.isascii() and digits.isdigit() and len(digits) < 19
-    return int(digits) if ok else None
 
 
 def tick_size(market: Market) -> Decimal:
@@ -50,56 +34,52 @@ def book_levels(market: Market, is_buy: bool, depth: int) -> list[dict[str, Any]
     return [{"price": float(p * step), "size": s} for p, s in market.book.depth(is_buy, depth)]
 
 
-def order_view(row: dict[str, Any], market: Market) -> dict[str, Any]:
-    """An order from the store's ``orders`` row."""
+def order_view(order: OrderRecord, market: Market) -> dict[str, Any]:
     step = tick_size(market)
     return {
-        "order_id": order_ref(row["order_id"]),
-        "client_order_id": row["client_order_id"],
-        "market_id": row["market_id"],
-        "side": row["side"],
-        "type": row["order_type"],
-        "price": ticks_to_price(row["price"], step),
-        "size": row["size"],
-        "filled_size": row["filled"],
-        "remaining_size": row["remaining"] if row["status"] == "open" else 0,
-        "status": row["status"],
-        "cancel_reason": row["reason"],
-        "time_in_force": row["time_in_force"],
-        "expire_at": iso(row["expire_at"]),
-        "post_only": bool(row["post_only"]),
-        "reduce_only": bool(row["reduce_only"]),
-        "stp": row["stp"],
-        "created_at": iso(row["created_at"]),
-        "updated_at": iso(row["updated_at"]),
+        "order_id": order_ref(order.order_id),
+        "client_order_id": order.client_order_id,
+        "market_id": order.market_id,
+        "side": order.side,
+        "type": order.order_type,
+        "price": ticks_to_price(order.price, step),
+        "size": order.size,
+        "filled_size": order.filled,
+        "remaining_size": order.remaining if order.status == "open" else 0,
+        "status": order.status,
+        "cancel_reason": order.reason,
+        "time_in_force": order.time_in_force,
+        "expire_at": iso(order.expire_at),
+        "post_only": order.post_only,
+        "reduce_only": order.reduce_only,
+        "stp": order.stp,
+        "created_at": iso(order.created_at),
+        "updated_at": iso(order.updated_at),
     }
 
 
-def fill_view(row: dict[str, Any], market: Market, account_id: str) -> dict[str, Any]:
-    maker = row["maker_account_id"] == account_id
-    taker_side = row["taker_side"]
-    side = taker_side if not maker else ("sell" if taker_side == "buy" else "buy")
+def fill_view(fill: FillRecord, market: Market) -> dict[str, Any]:
     return {
-        "trade_id": trade_ref(row["trade_id"]),
-        "order_id": order_ref(row["maker_order_id"] if maker else row["taker_order_id"]),
-        "market_id": row["market_id"],
-        "side": side,
-        "price": ticks_to_price(row["price"], tick_size(market)),
-        "size": row["size"],
-        "liquidity": "maker" if maker else "taker",
-        "fee": to_usdc(row["maker_fee"] if maker else row["taker_fee"]),
-        "created_at": iso(row["created_at"]),
+        "trade_id": trade_ref(fill.trade_id),
+        "order_id": order_ref(fill.order_id),
+        "market_id": fill.market_id,
+        "side": fill.side,
+        "price": ticks_to_price(fill.price, tick_size(market)),
+        "size": fill.size,
+        "liquidity": fill.liquidity,
+        "fee": to_usdc(fill.fee),
+        "created_at": iso(fill.created_at),
     }
 
 
-def trade_view(row: dict[str, Any], market: Market) -> dict[str, Any]:
+def trade_view(trade: TradeRecord, market: Market) -> dict[str, Any]:
     return {
-        "trade_id": trade_ref(row["trade_id"]),
-        "market_id": row["market_id"],
-        "price": ticks_to_price(row["price"], tick_size(market)),
-        "size": row["size"],
-        "taker_side": row["taker_side"],
-        "created_at": iso(row["created_at"]),
+        "trade_id": trade_ref(trade.trade_id),
+        "market_id": trade.market_id,
+        "price": ticks_to_price(trade.price, tick_size(market)),
+        "size": trade.size,
+        "taker_side": trade.taker_side,
+        "created_at": iso(trade.created_at),
     }
 
 
@@ -182,35 +162,26 @@ def settlement_view(market: Market, rows: list[dict[str, Any]]) -> dict[str, Any
     }
 
 
-def balance_view(engine: Engine, account_id: str) -> dict[str, Any]:
-    available = engine.available(account_id)
-    reserved = engine.reserved(account_id)
+def balance_view(balance: Balance) -> dict[str, Any]:
     return {
-        "total_balance": to_usdc(available + reserved),
-        "available": to_usdc(available),
-        "reserved": to_usdc(reserved),
+        "total_balance": to_usdc(balance.total),
+        "available": to_usdc(balance.available),
+        "reserved": to_usdc(balance.reserved),
         "currency": "USDC",
     }
 
 
-def position_view(engine: Engine, account_id: str, market_id: str) -> dict[str, Any]:
-    """One position with its PnL, marked at the mid when both sides quote, else the last trade."""
-    position = engine.account(account_id).positions.get(market_id)
-    market = engine.markets[market_id]
-    step = tick_size(market)
-    bid, ask = market.book.best_bid(), market.book.best_ask()
-    mark = (bid + ask) // 2 if bid is not None and ask is not None else market.last_price
-    if position is None or position.size == 0:
-        size, average, unrealized, realized, margin = 0, None, 0, 0, 0
-        if position is not None:
-            realized = position.realized_pnl
-    else:
-        floor, cap, tv = market.floor, market.cap, market.tick_value
-        size = position.size
-        average = micro_price(position.average_price_micro(floor, cap, tv))
-        unrealized = position.unrealized_pnl(mark, floor, cap, tv) if mark is not None else 0
-        realized, margin = position.realized_pnl, position.collateral
-    return position_fields(market_id, size, average, mark, step, unrealized, realized, margin)
+def position_view(position: PositionRecord, market: Market) -> dict[str, Any]:
+    return position_fields(
+        position.market_id,
+        position.size,
+        micro_price(position.average_price_micro),
+        position.mark,
+        tick_size(market),
+        position.unrealized_pnl,
+        position.realized_pnl,
+        position.margin,
+    )
 
 
 def position_fields(
@@ -235,12 +206,11 @@ def position_fields(
     }
 
 
-def positions_view(engine: Engine, account_id: str) -> dict[str, Any]:
-    positions = engine.account(account_id).positions
+def positions_view(reads: Reads, account_id: str) -> dict[str, Any]:
+    """The account's open positions, rendered now from the live engine."""
     return {
         "positions": [
-            position_view(engine, account_id, market_id)
-            for market_id in sorted(positions)
-            if positions[market_id].size != 0
+            position_view(position, reads.market(position.market_id))
+            for position in reads.positions(account_id)
         ]
     }

@@ -22,8 +22,8 @@ router = APIRouter(tags=["account"])
     responses={200: {"model": Balance}, **PRIVATE_ERRORS},
 )
 async def balance(principal: Reader, state: State) -> Any:
-    engine = state.exchange.engine
-    return await state.view(lambda: balance_view(engine, principal.account_id))
+    reads = state.reads
+    return await state.view(lambda: balance_view(reads.balance(principal.account_id)))
 
 
 @router.get(
@@ -32,8 +32,7 @@ async def balance(principal: Reader, state: State) -> Any:
     responses={200: {"model": Positions}, **PRIVATE_ERRORS},
 )
 async def positions(principal: Reader, state: State) -> Any:
-    engine = state.exchange.engine
-    return await state.view(lambda: positions_view(engine, principal.account_id))
+    return await state.view(lambda: positions_view(state.reads, principal.account_id))
 
 
 def _window(start_date: str | None, end_date: str | None) -> tuple[int | None, int | None]:
@@ -69,12 +68,8 @@ async def fills(
         limit=limit,
         cursor=cursor,
     )
-    engine = state.exchange.engine
     return {
-        "fills": [
-            fill_view(row, engine.markets[row["market_id"]], principal.account_id)
-            for row in page.items
-        ],
+        "fills": [fill_view(fill, state.market(fill.market_id)) for fill in page.items],
         "next_cursor": page.next_cursor,
     }
 

@@ -49,8 +49,10 @@ Admin = Annotated[None, Depends(admin)]
 
 
 async def account_balance(state: AppState, account_id: str) -> dict[str, Any]:
-    engine = state.exchange.engine
-    return await state.view(lambda: {"account_id": account_id, **balance_view(engine, account_id)})
+    reads = state.reads
+    return await state.view(
+        lambda: {"account_id": account_id, **balance_view(reads.balance(account_id))}
+    )
 
 
 @router.post("/accounts", status_code=201, summary="Create an account with a key")
@@ -83,7 +85,7 @@ async def move_money(
 
 @router.get("/accounts/{account_id}", summary="An account's balance")
 async def get_account(account_id: str, _: Admin, state: State) -> Any:
-    state.exchange.engine.account(account_id)
+    state.reads.require_account(account_id)
     return await account_balance(state, account_id)
 
 

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ...access.keys import READ, TRADE
 from ...domain import DomainError
+from ...domain.commands import PlaceOrder
 from ...store import queries
+from ...wire import trading
 from ...wire.errors import ApiError, from_domain
 from ...wire.models import AmendOrderRequest, BatchOrdersRequest, PlaceOrderRequest
 from ...wire.timeutil import TimeParam, parse_time_param
 from ...wire.views import order_view
-from .. import trading
 from ..auth import Principal, authenticate
 from ..schemas import (
     PRIVATE_ERRORS,
@@ -58,7 +59,7 @@ State = Annotated[AppState, Depends(app_state)]
 async def place_order(
     body: PlaceOrderRequest, principal: Trader, state: State, response: Response
 ) -> Any:
-    status, view = await trading.place(state, principal.account_id, body)
+    status, view = await trading.place(state.trading, principal.account_id, body)
     response.status_code = status
     return view
 
@@ -72,18 +73,18 @@ async def place_orders(body: BatchOrdersRequest, principal: Trader, state: State
     account_id = principal.account_id
     # Every item is checked before any is placed: a bad item is reported in its slot and can
     # never interrupt the batch after some of it traded.
-    builds: list[trading.Build | ApiError] = []
+    commands: list[PlaceOrder | ApiError | DomainError] = []
     for order in body.orders:
         try:
-            builds.append(trading.build_place(state, account_id, order))
-        except ApiError as error:
-            builds.append(error)
+            commands.append(trading.place_command(state.trading, account_id, order))
+        except (ApiError, DomainError) as error:
+            commands.append(error)
     results = []
-    for order, build in zip(body.orders, builds, strict=True):
+    for order, command in zip(body.orders, commands, strict=True):
         try:
-            if isinstance(build, ApiError):
-                raise build
-            status, view = await trading.place(state, account_id, order, build)
+            if isinstance(command, ApiError | DomainError):
+                raise command
+            status, view = await trading.place(state.trading, account_id, order, command)
             results.append({"status": status, "order": view})
         except (ApiError, DomainError) as error:
             mapped = from_domain(error) if isinstance(error, DomainError) else error
@@ -106,7 +107,7 @@ async def place_orders(body: BatchOrdersRequest, principal: Trader, state: State
     responses={200: {"model": Order}, **PRIVATE_ERRORS},
 )
 async def cancel_order(order_id: str, principal: Trader, state: State) -> Any:
-    _, view = await trading.cancel(state, principal.account_id, order_id)
+    _, view = await trading.cancel(state.trading, principal.account_id, order_id)
     return view
 
 
@@ -116,7 +117,7 @@ async def cancel_order(order_id: str, principal: Trader, state: State) -> Any:
     responses={200: {"model": Canceled}, **PRIVATE_ERRORS},
 )
 async def cancel_all(principal: Trader, state: State, market_id: str | None = None) -> Any:
-    _, view = await trading.cancel_all(state, principal.account_id, market_id)
+    _, view = await trading.cancel_all(state.trading, principal.account_id, market_id)
     return view
 
 
@@ -128,7 +129,7 @@ async def cancel_all(principal: Trader, state: State, market_id: str | None = No
 async def amend_order(
     order_id: str, body: AmendOrderRequest, principal: Trader, state: State
 ) -> Any:
-    _, view = await trading.amend(state, principal.account_id, order_id, body)
+    _, view = await trading.amend(state.trading, principal.account_id, order_id, body)
     return view
 
 
@@ -139,10 +140,10 @@ async def amend_order(
 )
 async def get_order(order_id: str, principal: Reader, state: State) -> Any:
     number = trading.order_id_or_404(order_id)
-    row = await state.read(queries.get_order, principal.account_id, number)
-    if row is None:
+    order = await state.reads.order(principal.account_id, number)
+    if order is None:
         raise ApiError("ORDER_NOT_FOUND", f"no order {order_id!r}", {"order_id": order_id})
-    return order_view(row, state.market(row["market_id"]))
+    return order_view(order, state.market(order.market_id))
 
 
 @router.get(
@@ -159,6 +160,7 @@ async def list_orders(
     end_date: TimeParam = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
+    client_order_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Any:
     if market_id is not None:
         state.market(market_id)
@@ -167,12 +169,13 @@ async def list_orders(
         principal.account_id,
         status=status,
         market_id=market_id,
+        client_order_id=client_order_id,
         start_ms=parse_time_param(start_date, "start_date"),
         end_ms=parse_time_param(end_date, "end_date", end=True),
         limit=limit,
         cursor=cursor,
     )
     return {
-        "orders": [order_view(row, state.market(row["market_id"])) for row in page.items],
+        "orders": [order_view(order, state.market(order.market_id)) for order in page.items],
         "next_cursor": page.next_cursor,
     }

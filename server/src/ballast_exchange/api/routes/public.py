@@ -64,7 +64,7 @@ async def list_markets(
     def render() -> list[dict[str, Any]]:
         return [
             market_view(m, details.get(m.market_id), volumes.get(m.market_id, 0))
-            for m in state.exchange.engine.markets.values()
+            for m in state.reads.markets()
             if (status is None or m.status.value == status)
             and (type is None or m.kind.value == type)
         ]
@@ -101,7 +101,7 @@ async def orderbook(
         lambda: {
             "market_id": market_id,
             "timestamp": iso(state.exchange.clock()),
-            "seq": state.exchange.engine.seq,
+            "seq": state.reads.seq,
             "bids": book_levels(market, True, depth),
             "asks": book_levels(market, False, depth),
         }
