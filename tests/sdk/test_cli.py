@@ -28,6 +28,7 @@ import ballast.cli as ballast_cli
 from ballast.cli import main
 from ballast.cli.config import ConfigError, credentials_path, read_profile, resolve
 from ballast.cli.jsonout import dumps
+from ballast.cli.numbers import money_text
 from tests.live_server import LiveServer, free_port
 from tests.sdk.conftest import AccountFactory, MarketFactory
 from tests.signed_client import SignedClient
@@ -260,9 +261,11 @@ def test_book_once_shows_what_rest_shows(
     table = ok(ballast("book", market, "--once", env=public_env)).out
     assert market in table and "spread 0.05" in table and "mid 0.525" in table
     rows = [line.split() for line in table.splitlines() if "0.4" in line or "0.5" in line]
-    cells = [[cell for cell in row if cell not in "│┃"] for row in rows[1:]]
-    # Running totals, sizes and prices a side, best first.
-    assert cells == [["6", "6", "0.5", "0.55", "3", "3"], ["11", "5", "0.48", "0.6", "8", "11"]]
+    # Running totals, sizes and prices a side (at the tick's precision), best first.
+    assert rows[1:] == [
+        ["6", "6", "0.500", "0.550", "3", "3"],
+        ["11", "5", "0.480", "0.600", "8", "11"],
+    ]
 
     failed(
         ballast("book", "no-such-market", "--once", env=public_env), 1, "error: MARKET_NOT_FOUND:"
@@ -519,7 +522,7 @@ def test_positions_balance_and_fills(new_market: MarketFactory, make_trader: Any
     assert "USDC" in table
     for label, key in (("Total balance", "total_balance"), ("Available", "available")):
         row = next(line for line in table.splitlines() if label in line)
-        assert f" {balance[key]} " in row, row
+        assert row.split()[-1] == money_text(balance[key]), row  # 9,999.996: USDC, grouped
     table = ok(ballast("fills", "--market", market, env=taker.env)).out
     row = next(line for line in table.splitlines() if fill["trade_id"] in line)
     for value in (fill["order_id"], market, "sell", "0.5", "taker", "0.004"):

@@ -11,8 +11,9 @@ import argparse
 import contextlib
 import os
 import re
+import shutil
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -183,25 +184,47 @@ class Context:
     def api(self, *, private: bool = False) -> Api:
         return Api(self.client(private=private))
 
-    def show(self, data: Any, render: Callable[[], Any]) -> None:
-        """``data`` as JSON with ``--json``, else the table ``render`` makes (and, under a
-        list cut short by ``--limit``, a note saying so)."""
+    def ticks(self, market_ids: Iterable[str]) -> dict[str, Decimal]:
+        """Each market's tick, to write its prices at its precision (tables only: one public
+        read per market; a market that cannot be read shows prices as the API gave them)."""
+        found: dict[str, Decimal] = {}
+        api = self.api()
+        for market_id in sorted(set(market_ids)):
+            try:
+                rules = api.call("GET", f"/markets/{segment(market_id)}").get("rules") or {}
+                found[market_id] = Decimal(str(rules["tick_size"]))
+            except (BallastError, KeyError, TypeError, ArithmeticError):
+                continue
+        return found
+
+    def show(self, data: Any, render: Callable[[int | None], Any]) -> None:
+        """``data`` as JSON with ``--json``, else the table ``render`` makes for the terminal's
+        width (and, under a list cut short by ``--limit``, a note saying so). Only the table
+        needs ``rich`` (the ``cli`` extra): ``--json`` works without it."""
         if self.json:
             print(dumps(data, indent=2), flush=True)
             return
         out = console()
-        out.print(render())
+        out.print(render(width()))
         if isinstance(data, dict) and data.get("next_cursor"):
             out.print("(the newest only: --limit N shows more, --limit 0 all)", style="dim")
+
+
+def width() -> int | None:
+    """The width tables must fit: the terminal's (or ``COLUMNS``), None into a pipe or file."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
 
 
 def console() -> Any:
     from rich.console import Console
 
-    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
-        return Console()
-    # A pipe or a file: wide enough that no row wraps.
-    return Console(width=240)
+    # Into a pipe or a file no row wraps: tables are then as wide as they need.
+    return Console(width=width() or 1000)
 
 
 def models(cls: Callable[[dict[str, Any]], Any], items: Any) -> list[Any]:
@@ -214,20 +237,29 @@ def models(cls: Callable[[dict[str, Any]], Any], items: Any) -> list[Any]:
 
 
 def cmd_markets(ctx: Context, args: argparse.Namespace) -> int:
-    from .tables import markets_table
-
     data = ctx.api().call("GET", "/markets", params={"status": args.status, "type": args.type})
-    ctx.show(data, lambda: markets_table(models(Market.from_dict, data.get("markets"))))
+
+    def render(width: int | None) -> Any:
+        from .tables import markets_table
+
+        return markets_table(models(Market.from_dict, data.get("markets")), width)
+
+    ctx.show(data, render)
     return 0
 
 
 def cmd_trades(ctx: Context, args: argparse.Namespace) -> int:
-    from .tables import trades_table
-
     data = ctx.api().collect(
         f"/markets/{segment(args.market)}/trades", "trades", {}, args.limit or None, "optional"
     )
-    ctx.show(data, lambda: trades_table(models(Trade.from_dict, data["trades"])))
+
+    def render(width: int | None) -> Any:
+        from .tables import trades_table
+
+        tick = ctx.ticks([args.market]).get(args.market)
+        return trades_table(models(Trade.from_dict, data["trades"]), tick, width)
+
+    ctx.show(data, render)
     return 0
 
 
@@ -253,9 +285,13 @@ def cmd_book(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.client().stream() as stream:
         book = stream.order_book(market, depth=args.depth)
         if args.once:
-            from .tables import book_view
 
-            ctx.show(book_json(book), lambda: book_view(book))
+            def render(width: int | None) -> Any:
+                from .tables import book_view
+
+                return book_view(book, tick=ctx.ticks([market]).get(market), width=width)
+
+            ctx.show(book_json(book), render)
             return 0
         if ctx.json:
             print(dumps(book_json(book)), flush=True)
@@ -267,16 +303,21 @@ def cmd_book(ctx: Context, args: argparse.Namespace) -> int:
         from .tables import book_view
 
         out = console()
+        tick = ctx.ticks([market]).get(market)
+
+        def view(status: str | None = None) -> Any:
+            return book_view(stream.book(market), status, tick, width())
+
         if not out.is_terminal:
             # Into a file or a pipe: each state of the book after the last.
-            out.print(book_view(book))
+            out.print(book_view(book, None, tick, width()))
             for status in changes(stream, market):
                 out.print()
-                out.print(book_view(stream.book(market), status))
+                out.print(view(status))
             return 0
-        with Live(book_view(book), console=out, auto_refresh=False) as live:
+        with Live(book_view(book, None, tick, width()), console=out, auto_refresh=False) as live:
             for status in changes(stream, market):
-                live.update(book_view(stream.book(market), status), refresh=True)
+                live.update(view(status), refresh=True)
     return 0
 
 
@@ -313,8 +354,6 @@ def changes(stream: SyncStream, market: str) -> Iterator[str | None]:
 
 
 def cmd_order(ctx: Context, args: argparse.Namespace) -> int:
-    from .tables import order_view
-
     if args.type == "limit" and args.price is None:
         raise UsageError("a limit order needs --price (or use --type market)")
     if args.tif == "GTD" and args.expire_at is None:
@@ -333,13 +372,18 @@ def cmd_order(ctx: Context, args: argparse.Namespace) -> int:
         stp=args.stp,
     )
     data = ctx.api(private=True).place(request)
-    ctx.show(data, lambda: order_view(Order.from_dict(data), "placed"))
+    ctx.show(data, lambda width: one_order(ctx, data, "placed", width))
     return 0
 
 
-def cmd_cancel(ctx: Context, args: argparse.Namespace) -> int:
-    from .tables import canceled_view, order_view
+def one_order(ctx: Context, data: dict[str, Any], verb: str, width: int | None) -> Any:
+    from .tables import order_view
 
+    order = Order.from_dict(data)
+    return order_view(order, verb, ctx.ticks([order.market_id]).get(order.market_id), width)
+
+
+def cmd_cancel(ctx: Context, args: argparse.Namespace) -> int:
     if args.all == (args.order_id is not None):
         raise UsageError("give an ORDER_ID, or --all to cancel every open order")
     if args.market is not None and not args.all:
@@ -347,16 +391,20 @@ def cmd_cancel(ctx: Context, args: argparse.Namespace) -> int:
     api = ctx.api(private=True)
     if args.all:
         data = api.call("DELETE", "/orders", params={"market_id": args.market}, auth="private")
-        ctx.show(data, lambda: canceled_view(CanceledOrders.from_dict(data)))
+
+        def render(width: int | None) -> Any:
+            from .tables import canceled_view
+
+            return canceled_view(CanceledOrders.from_dict(data))
+
+        ctx.show(data, render)
     else:
         data = api.call("DELETE", f"/orders/{segment(args.order_id)}", auth="private")
-        ctx.show(data, lambda: order_view(Order.from_dict(data), "canceled"))
+        ctx.show(data, lambda width: one_order(ctx, data, "canceled", width))
     return 0
 
 
 def cmd_orders(ctx: Context, args: argparse.Namespace) -> int:
-    from .tables import orders_table
-
     params = {
         "status": args.status,
         "market_id": args.market,
@@ -365,16 +413,29 @@ def cmd_orders(ctx: Context, args: argparse.Namespace) -> int:
     }
     data = ctx.api(private=True).collect("/orders", "orders", params, args.limit or None, "private")
     what = "orders" if args.status == "all" else f"{args.status} orders"
-    ctx.show(data, lambda: orders_table(models(Order.from_dict, data["orders"]), what))
+
+    def render(width: int | None) -> Any:
+        from .tables import orders_table
+
+        orders = models(Order.from_dict, data["orders"])
+        ticks = ctx.ticks(order.market_id for order in orders)
+        return orders_table(orders, what, ticks, width)
+
+    ctx.show(data, render)
     return 0
 
 
 def cmd_fills(ctx: Context, args: argparse.Namespace) -> int:
-    from .tables import fills_table
-
     params = {"market_id": args.market, "start_date": args.start, "end_date": args.end}
     data = ctx.api(private=True).collect("/fills", "fills", params, args.limit or None, "private")
-    ctx.show(data, lambda: fills_table(models(Fill.from_dict, data["fills"])))
+
+    def render(width: int | None) -> Any:
+        from .tables import fills_table
+
+        fills = models(Fill.from_dict, data["fills"])
+        return fills_table(fills, ctx.ticks(fill.market_id for fill in fills), width)
+
+    ctx.show(data, render)
     return 0
 
 
@@ -382,18 +443,28 @@ def cmd_fills(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_positions(ctx: Context, args: argparse.Namespace) -> int:
-    from .tables import positions_table
-
     data = ctx.api(private=True).call("GET", "/positions", auth="private")
-    ctx.show(data, lambda: positions_table(models(Position.from_dict, data.get("positions"))))
+
+    def render(width: int | None) -> Any:
+        from .tables import positions_table
+
+        positions = models(Position.from_dict, data.get("positions"))
+        ticks = ctx.ticks(position.market_id for position in positions)
+        return positions_table(positions, ticks, width)
+
+    ctx.show(data, render)
     return 0
 
 
 def cmd_balance(ctx: Context, args: argparse.Namespace) -> int:
-    from .tables import balance_table
-
     data = ctx.api(private=True).call("GET", "/account/balance", auth="private")
-    ctx.show(data, lambda: balance_table(Balance.from_dict(data)))
+
+    def render(width: int | None) -> Any:
+        from .tables import balance_table
+
+        return balance_table(Balance.from_dict(data), width)
+
+    ctx.show(data, render)
     return 0
 
 

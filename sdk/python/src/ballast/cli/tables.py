@@ -1,24 +1,34 @@
-"""Tables for people (``rich``): prices and money as the decimals the API gives, buys green and
-sells red, times in UTC. ``--json`` bypasses all of this."""
+"""Tables for people (``rich``): prices at their market's tick, money in USDC with two decimals
+(``numbers.py``), buys green and sells red, times in UTC. ``--json`` bypasses all of this.
+
+Every table fits the terminal: columns are ranked, the least needed go first when the width runs
+short, and then long text (names, ids) is cut with an ellipsis down to a floor. Numbers are
+never cut: a truncated price is a wrong price.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from ..models import Balance, CanceledOrders, Fill, Market, Order, OrderFill, Position, Trade
 from ..orderbook import LocalOrderBook
+from .numbers import money_text, price_text
 
 __all__ = [
+    "Column",
     "balance_table",
     "book_view",
     "canceled_view",
     "fills_table",
+    "fit",
     "markets_table",
     "order_view",
     "orders_table",
@@ -29,6 +39,9 @@ __all__ = [
 BUY = "green"
 SELL = "red"
 DIM = "dim"
+GAP = 2  # between two columns: one space of padding and one of divider
+#: Ticks by market id (``Decimal("0.001")``); a market missing shows prices as the API gave.
+Ticks = Mapping[str, Decimal]
 
 
 def num(value: Decimal | int | None) -> str:
@@ -40,10 +53,11 @@ def num(value: Decimal | int | None) -> str:
     return str(value)
 
 
-def when(value: datetime | None) -> str:
+def when(value: datetime | None, *, seconds: bool = True) -> str:
     if value is None:
         return "-"
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    shape = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    return value.astimezone(timezone.utc).strftime(shape)
 
 
 def side_style(side: str) -> str:
@@ -54,174 +68,269 @@ def side_text(side: str) -> Text:
     return Text(side, style=side_style(side))
 
 
-def signed(value: Decimal | int | None) -> Text:
-    """A number colored by its sign: green above zero, red below."""
+def signed_money(value: Decimal | int | None) -> Text:
+    """Money colored by its sign: green above zero, red below."""
     if value is None:
         return Text("-", style=DIM)
     style = BUY if value > 0 else SELL if value < 0 else ""
-    return Text(num(value), style=style)
+    return Text(money_text(value), style=style)
 
 
-def cell(value: str | None) -> Text:
+def signed(value: int | None) -> Text:
+    if value is None:
+        return Text("-", style=DIM)
+    return Text(str(value), style=BUY if value > 0 else SELL if value < 0 else "")
+
+
+def cell(value: str | None, style: str = "") -> Text:
     """Plain text, never read as markup (a market named ``[beta]`` stays ``[beta]``)."""
-    return Text("-" if value is None or value == "" else value)
-
-
-def table(*columns: str, title: str | None = None, right: Sequence[str] = ()) -> Table:
-    grid = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        grid.add_column(
-            column,
-            justify="right" if column in right else "left",
-            no_wrap=column in ("ID", "Order", "Trade", "Market", "Time", "Created", "Closes"),
-        )
-    return grid
+    return Text("-" if value is None or value == "" else value, style=style)
 
 
 def nothing(what: str) -> Text:
     return Text(f"no {what}", style=DIM)
 
 
-# --------------------------------------------------------------------------- market data
+# --------------------------------------------------------------------------- fitting
 
 
-def markets_table(markets: Sequence[Market]) -> RenderableType:
-    if not markets:
-        return nothing("markets")
-    grid = table(
-        "ID",
-        "Name",
-        "Type",
-        "Status",
-        "Bid",
-        "Ask",
-        "Last",
-        "Vol 24h",
-        "Open int",
-        "Tick",
-        "Closes",
-        right=("Bid", "Ask", "Last", "Vol 24h", "Open int", "Tick"),
+@dataclass(frozen=True)
+class Column:
+    """A column and how it gives way: ``rank`` 0 is always shown, higher ranks are dropped
+    first; ``shrink`` is the width text may be cut down to (None: never cut)."""
+
+    header: str
+    rank: int = 0
+    right: bool = False
+    shrink: int | None = None
+    style: str = ""
+
+
+def fit(columns: Sequence[Column], rows: Sequence[Sequence[Text]], width: int | None) -> Table:
+    """A table of ``rows`` no wider than ``width`` (None: as wide as it needs)."""
+    natural = [
+        max([len(c.header), *(rows[r][i].cell_len for r in range(len(rows)))])
+        for i, c in enumerate(columns)
+    ]
+    shown = list(range(len(columns)))
+
+    def total(widths: Sequence[int]) -> int:
+        return sum(widths) + GAP * (len(widths) - 1)
+
+    limits: dict[int, int] = {}
+    if width is not None:
+        # Drop the least needed columns while cutting text could not make the rest fit.
+        def floor(i: int) -> int:
+            cut = columns[i].shrink
+            return natural[i] if cut is None else min(natural[i], max(cut, len(columns[i].header)))
+
+        while total([floor(i) for i in shown]) > width:
+            droppable = [i for i in shown if columns[i].rank > 0]
+            if not droppable:
+                break
+            shown.remove(max(droppable, key=lambda i: (columns[i].rank, i)))
+        excess = total([natural[i] for i in shown]) - width
+        # Then cut text, the widest first, down to each column's floor.
+        while excess > 0:
+            cuttable = [i for i in shown if limits.get(i, natural[i]) > floor(i)]
+            if not cuttable:
+                break
+            widest = max(cuttable, key=lambda i: limits.get(i, natural[i]))
+            limits[widest] = limits.get(widest, natural[widest]) - 1
+            excess -= 1
+    grid = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+        padding=(0, 1, 0, 0),
+        header_style="bold",
     )
-    for market in markets:
-        status_style = "green" if market.status == "open" else "yellow"
-        grid.add_row(
-            cell(market.id),
-            cell(market.name),
-            cell(market.type),
-            Text(market.status, style=status_style),
-            Text(num(market.bid), style=BUY),
-            Text(num(market.ask), style=SELL),
-            cell(num(market.last_price)),
-            cell(num(market.volume_24h)),
-            cell(num(market.open_interest)),
-            cell(num(market.rules.tick_size) if market.rules else None),
-            cell(when(market.close_time)),
+    for i in shown:
+        column = columns[i]
+        grid.add_column(
+            column.header,
+            justify="right" if column.right else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            style=column.style,
+            max_width=limits.get(i),
+            min_width=limits.get(i, natural[i]),
         )
+    for row in rows:
+        grid.add_row(*(row[i] for i in shown))
     return grid
 
 
-def book_view(book: LocalOrderBook, status: str | None = None) -> RenderableType:
+# --------------------------------------------------------------------------- market data
+
+
+def tick_of(market: Market) -> Decimal | None:
+    return market.rules.tick_size if market.rules else None
+
+
+def markets_table(markets: Sequence[Market], width: int | None = None) -> RenderableType:
+    if not markets:
+        return nothing("markets")
+    columns = [
+        Column("ID"),
+        Column("Name", rank=5, shrink=12),
+        Column("Type", rank=6),
+        Column("Status"),
+        Column("Bid", right=True, style=BUY),
+        Column("Ask", right=True, style=SELL),
+        Column("Last", rank=4, right=True),
+        Column("Vol 24h", rank=7, right=True),
+        Column("Open int", rank=8, right=True),
+        Column("Tick", rank=9, right=True),
+        Column("Closes (UTC)", rank=3),
+    ]
+    rows = []
+    for market in markets:
+        tick = tick_of(market)
+        rows.append(
+            [
+                cell(market.id),
+                cell(market.name),
+                cell(market.type),
+                cell(market.status, "green" if market.status == "open" else "yellow"),
+                cell(price_text(market.bid, tick)),
+                cell(price_text(market.ask, tick)),
+                cell(price_text(market.last_price, tick)),
+                cell(num(market.volume_24h)),
+                cell(num(market.open_interest)),
+                cell(price_text(tick, tick)),
+                cell(when(market.close_time, seconds=False)),
+            ]
+        )
+    return fit(columns, rows, width)
+
+
+def book_view(
+    book: LocalOrderBook,
+    status: str | None = None,
+    tick: Decimal | None = None,
+    width: int | None = None,
+) -> RenderableType:
     """The book side by side, best prices on the first row, with running totals; above it the
     best bid and ask, spread, mid and sequence, and ``status`` (the connection's state)."""
     bids, asks = book.bids, book.asks
     head = Text()
     head.append(book.market_id, style="bold")
     head.append("  bid ")
-    head.append(num(book.best_bid), style=BUY)
+    head.append(price_text(book.best_bid, tick), style=BUY)
     head.append("  ask ")
-    head.append(num(book.best_ask), style=SELL)
-    head.append(f"  spread {num(book.spread)}  mid {num(book.mid)}")
+    head.append(price_text(book.best_ask, tick), style=SELL)
+    head.append(f"  spread {price_text(book.spread, tick)}  mid {num(book.mid)}")
     head.append(f"  seq {num(book.exchange_seq)}", style=DIM)
-    if book.time is not None:
+    if book.time is not None and (width is None or width >= 100):
         head.append(f"  {when(book.time)} UTC", style=DIM)
     if status:
         head.append(f"  {status}", style="yellow")
-    grid = Table(header_style="bold")
-    for name, style in (
-        ("Bid total", DIM),
-        ("Bid size", ""),
-        ("Bid", BUY),
-        ("Ask", SELL),
-        ("Ask size", ""),
-        ("Ask total", DIM),
-    ):
-        grid.add_column(name, justify="right", style=style)
+    columns = [
+        Column("Bid total", rank=1, right=True, style=DIM),
+        Column("Bid size", right=True),
+        Column("Bid", right=True, style=BUY),
+        Column("Ask", right=True, style=SELL),
+        Column("Ask size", right=True),
+        Column("Ask total", rank=1, right=True, style=DIM),
+    ]
+    rows: list[list[Text]] = []
     bid_total = ask_total = 0
     for row in range(max(len(bids), len(asks))):
-        left: list[RenderableType] = ["", "", ""]
-        right: list[RenderableType] = ["", "", ""]
+        left = [Text(""), Text(""), Text("")]
+        right = [Text(""), Text(""), Text("")]
         if row < len(bids):
             bid_total += bids[row].size
-            left = [num(bid_total), num(bids[row].size), num(bids[row].price)]
+            left = [cell(num(bid_total)), cell(num(bids[row].size))]
+            left.append(cell(price_text(bids[row].price, tick)))
         if row < len(asks):
             ask_total += asks[row].size
-            right = [num(asks[row].price), num(asks[row].size), num(ask_total)]
-        grid.add_row(*left, *right)
+            right = [cell(price_text(asks[row].price, tick))]
+            right += [cell(num(asks[row].size)), cell(num(ask_total))]
+        rows.append([*left, *right])
     if not bids and not asks:
         return Group(head, nothing("orders in the book"))
-    return Group(head, grid)
+    return Group(head, fit(columns, rows, width))
 
 
-def trades_table(trades: Sequence[Trade]) -> RenderableType:
+def trades_table(
+    trades: Sequence[Trade], tick: Decimal | None = None, width: int | None = None
+) -> RenderableType:
     if not trades:
         return nothing("trades")
-    grid = table("Time", "Trade", "Price", "Size", "Taker", right=("Price", "Size"))
-    for trade in trades:
-        grid.add_row(
+    columns = [
+        Column("Time (UTC)"),
+        Column("Trade", rank=2),
+        Column("Price", right=True),
+        Column("Size", right=True),
+        Column("Taker", rank=1),
+    ]
+    rows = [
+        [
             cell(when(trade.created_at)),
             cell(trade.trade_id),
-            Text(num(trade.price), style=side_style(trade.taker_side)),
+            cell(price_text(trade.price, tick), side_style(trade.taker_side)),
             cell(num(trade.size)),
             side_text(trade.taker_side),
-        )
-    return grid
+        ]
+        for trade in trades
+    ]
+    return fit(columns, rows, width)
 
 
 # --------------------------------------------------------------------------- trading
 
 
-def orders_table(orders: Sequence[Order], what: str = "orders") -> RenderableType:
+def orders_table(
+    orders: Sequence[Order],
+    what: str = "orders",
+    ticks: Ticks | None = None,
+    width: int | None = None,
+) -> RenderableType:
     if not orders:
         return nothing(what)
-    grid = table(
-        "ID",
-        "Market",
-        "Side",
-        "Type",
-        "Price",
-        "Size",
-        "Filled",
-        "Remaining",
-        "Status",
-        "TIF",
-        "Created",
-        right=("Price", "Size", "Filled", "Remaining"),
-    )
-    for order in orders:
-        grid.add_row(
+    ticks = ticks or {}
+    columns = [
+        Column("ID"),
+        Column("Market", shrink=12),
+        Column("Side"),
+        Column("Type", rank=5),
+        Column("Price", right=True),
+        Column("Size", right=True),
+        Column("Filled", rank=3, right=True),
+        Column("Left", right=True),
+        Column("Status", rank=2, shrink=8),
+        Column("TIF", rank=6),
+        Column("Created (UTC)", rank=4),
+    ]
+    rows = [
+        [
             cell(order.id),
             cell(order.market_id),
             side_text(order.side),
             cell(order.type),
-            cell(num(order.price)),
+            cell(price_text(order.price, ticks.get(order.market_id))),
             cell(num(order.size)),
             cell(num(order.filled_size)),
             cell(num(order.remaining_size)),
             cell(order.status + (f" ({order.cancel_reason})" if order.cancel_reason else "")),
             cell(order.time_in_force),
-            cell(when(order.created_at)),
-        )
-    return grid
+            cell(when(order.created_at, seconds=False)),
+        ]
+        for order in orders
+    ]
+    return fit(columns, rows, width)
 
 
-def _order_line(verb: str, order: Order) -> Text:
+def _order_line(verb: str, order: Order, tick: Decimal | None) -> Text:
     line = Text(f"{verb} ")
     line.append(order.id, style="bold")
     line.append("  ")
     line.append(order.side, style=side_style(order.side))
     line.append(f" {order.size} {order.market_id}")
     if order.price is not None:
-        line.append(f" @ {num(order.price)}")
+        line.append(f" @ {price_text(order.price, tick)}")
     line.append(f"  {order.type}")
     if order.time_in_force:
         line.append(f" {order.time_in_force}")
@@ -234,24 +343,35 @@ def _order_line(verb: str, order: Order) -> Text:
     return line
 
 
-def order_view(order: Order, verb: str = "placed") -> RenderableType:
+def order_view(
+    order: Order, verb: str = "placed", tick: Decimal | None = None, width: int | None = None
+) -> RenderableType:
     """One order on a line, and the trades it made on arrival."""
-    line = _order_line(verb, order)
+    line = _order_line(verb, order, tick)
     if not order.fills:
         return line
-    return Group(line, _order_fills(order.fills, order.side))
+    return Group(line, _order_fills(order.fills, order.side, tick, width))
 
 
-def _order_fills(fills: Sequence[OrderFill], side: str) -> Table:
-    grid = table("Trade", "Price", "Size", "Fee", right=("Price", "Size", "Fee"))
-    for fill in fills:
-        grid.add_row(
+def _order_fills(
+    fills: Sequence[OrderFill], side: str, tick: Decimal | None, width: int | None
+) -> Table:
+    columns = [
+        Column("Trade"),
+        Column("Price", right=True),
+        Column("Size", right=True),
+        Column("Fee (USDC)", right=True),
+    ]
+    rows = [
+        [
             cell(fill.trade_id),
-            Text(num(fill.price), style=side_style(side)),
+            cell(price_text(fill.price, tick), side_style(side)),
             cell(num(fill.size)),
-            cell(num(fill.fee)),
-        )
-    return grid
+            cell(money_text(fill.fee)),
+        ]
+        for fill in fills
+    ]
+    return fit(columns, rows, width)
 
 
 def canceled_view(result: CanceledOrders) -> RenderableType:
@@ -262,68 +382,81 @@ def canceled_view(result: CanceledOrders) -> RenderableType:
     return Group(line, *(Text(f"  {order_id}") for order_id in result.canceled))
 
 
-def fills_table(fills: Sequence[Fill]) -> RenderableType:
+def fills_table(
+    fills: Sequence[Fill], ticks: Ticks | None = None, width: int | None = None
+) -> RenderableType:
     if not fills:
         return nothing("fills")
-    grid = table(
-        "Time",
-        "Trade",
-        "Order",
-        "Market",
-        "Side",
-        "Price",
-        "Size",
-        "Liquidity",
-        "Fee",
-        right=("Price", "Size", "Fee"),
-    )
-    for fill in fills:
-        grid.add_row(
+    ticks = ticks or {}
+    columns = [
+        Column("Time (UTC)", rank=3),
+        Column("Trade", rank=5),
+        Column("Order", rank=4),
+        Column("Market", shrink=12),
+        Column("Side"),
+        Column("Price", right=True),
+        Column("Size", right=True),
+        Column("Liquidity", rank=2),
+        Column("Fee (USDC)", rank=1, right=True),
+    ]
+    rows = [
+        [
             cell(when(fill.created_at)),
             cell(fill.trade_id),
             cell(fill.order_id),
             cell(fill.market_id),
             side_text(fill.side),
-            cell(num(fill.price)),
+            cell(price_text(fill.price, ticks.get(fill.market_id))),
             cell(num(fill.size)),
             cell(fill.liquidity),
-            cell(num(fill.fee)),
-        )
-    return grid
+            cell(money_text(fill.fee)),
+        ]
+        for fill in fills
+    ]
+    return fit(columns, rows, width)
 
 
 # --------------------------------------------------------------------------- account
 
 
-def positions_table(positions: Sequence[Position]) -> RenderableType:
+def positions_table(
+    positions: Sequence[Position], ticks: Ticks | None = None, width: int | None = None
+) -> RenderableType:
     if not positions:
         return nothing("positions")
-    grid = table(
-        "Market",
-        "Size",
-        "Avg price",
-        "Current",
-        "Unrealized PnL",
-        "Realized PnL",
-        "Margin used",
-        right=("Size", "Avg price", "Current", "Unrealized PnL", "Realized PnL", "Margin used"),
-    )
+    ticks = ticks or {}
+    columns = [
+        Column("Market", shrink=12),
+        Column("Size", right=True),
+        Column("Avg price", right=True),
+        Column("Current", rank=3, right=True),
+        Column("Unrealized", rank=1, right=True),
+        Column("Realized", rank=2, right=True),
+        Column("Margin", rank=4, right=True),
+    ]
+    rows = []
     for position in positions:
-        grid.add_row(
-            cell(position.market_id),
-            signed(position.size),
-            cell(num(position.average_price)),
-            cell(num(position.current_price)),
-            signed(position.unrealized_pnl),
-            signed(position.realized_pnl),
-            cell(num(position.margin_used)),
+        tick = ticks.get(position.market_id)
+        # The average of fills at several prices may fall between ticks: shown exactly.
+        rows.append(
+            [
+                cell(position.market_id),
+                signed(position.size),
+                cell(price_text(position.average_price, tick)),
+                cell(price_text(position.current_price, tick)),
+                signed_money(position.unrealized_pnl),
+                signed_money(position.realized_pnl),
+                cell(money_text(position.margin_used)),
+            ]
         )
-    return grid
+    return Group(fit(columns, rows, width), Text("PnL and margin in USDC", style=DIM))
 
 
-def balance_table(balance: Balance) -> RenderableType:
-    grid = table("", balance.currency, right=(balance.currency,))
-    grid.add_row(Text("Total balance", style="bold"), Text(num(balance.total_balance), "bold"))
-    grid.add_row(cell("Available"), cell(num(balance.available)))
-    grid.add_row(cell("Reserved"), cell(num(balance.reserved)))
-    return grid
+def balance_table(balance: Balance, width: int | None = None) -> RenderableType:
+    columns = [Column(""), Column(balance.currency, right=True)]
+    rows = [
+        [Text("Total balance", style="bold"), Text(money_text(balance.total_balance), "bold")],
+        [cell("Available"), cell(money_text(balance.available))],
+        [cell("Reserved"), cell(money_text(balance.reserved))],
+    ]
+    return fit(columns, rows, width)
