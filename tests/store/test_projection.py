@@ -27,7 +27,7 @@ from ballast_exchange.domain.events import (
 from ballast_exchange.service.exchange import Exchange
 from ballast_exchange.store import Database, journal_head, load_commands, write_batch
 from ballast_exchange.store import journal as journal_module
-from ballast_exchange.store.projection import projected_through, write_journal
+from ballast_exchange.store.projection import ledger_ref, projected_through, write_journal
 from ballast_exchange.store.schema import (
     accounts,
     ledger_entries,
@@ -126,9 +126,16 @@ def check_projection(db: Database, rec: Recorder) -> None:
     # Ledger: every entry, and each account's own entries add up to its ledger balances.
     entries = [e for e in rec.events if isinstance(e, LedgerEntry)]
     stored_ledger = _rows(db, ledger_entries, ledger_entries.c.seq)
-    assert [
-        (r["seq"], r["debit"], r["credit"], r["amount"], r["kind"], r["ref"]) for r in stored_ledger
-    ] == [(e.seq, e.debit, e.credit, e.amount, e.kind, e.ref) for e in entries]
+    assert [(r["seq"], r["debit"], r["credit"], r["amount"], r["kind"]) for r in stored_ledger] == [
+        (e.seq, e.debit, e.credit, e.amount, e.kind) for e in entries
+    ]
+    # Refs as the API names things; a reservation names its order and market.
+    for r, e in zip(stored_ledger, entries, strict=True):
+        if e.kind in ("reserve", "release"):
+            order = stored[int(r["ref"].removeprefix("ord_"))]
+            assert r["market_id"] == order["market_id"] and order["account_id"] == r["account_id"]
+        else:
+            assert r["ref"] == (ledger_ref(e.ref) or ""), (r, e)
     for account_id in engine.accounts:
         mine = (f"cash:{account_id}", f"orders:{account_id}", f"collateral:{account_id}:")
         balances: dict[str, int] = {}

@@ -92,6 +92,7 @@ class _Fold:
     order_patches: dict[int, _OrderPatch] = field(default_factory=dict)
     trades: list[dict[str, Any]] = field(default_factory=list)
     ledger: list[dict[str, Any]] = field(default_factory=list)
+    reservations: _ReservationOrders = field(default_factory=lambda: _ReservationOrders())
 
 
 def write_batch(conn: Connection, items: Sequence[JournalItem]) -> None:
@@ -378,9 +379,59 @@ def ledger_owner(debit: str, credit: str) -> tuple[str | None, str | None]:
     return account, market
 
 
-def _ledger(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
+# The engine's ref for a fill's movements; the API names the trade ``trd_7`` (wire/refs.py).
+ENGINE_TRADE_REF = "trd:"
+TRADE_REF = "trd_"
+ORDER_REF = "ord_"
+RESERVATION_KINDS = ("reserve", "release")
+
+
+def ledger_ref(ref: str | None) -> str | None:
+    """A stored ledger ref as the API shows it: the ids the API uses elsewhere (``trd_7``, not
+    the engine's ``trd:7``, which rows projected before this rule still hold), None for none."""
+    if not ref:
+        return None
+    if ref.startswith(ENGINE_TRADE_REF):
+        return TRADE_REF + ref[len(ENGINE_TRADE_REF) :]
+    return ref
+
+
+@dataclass(slots=True)
+class _ReservationOrders:
+    """Which order each reservation entry is for. The engine books ``reserve`` and ``release``
+    between an account's cash and its orders with no market and no ref; they follow the
+    order event that caused them (placed, amended, filled, closed) in the same command, so the
+    last such event of that account names the market and the order."""
+
+    item: JournalItem | None = None
+    scanned: int = 0
+    last: dict[str, tuple[str, int]] = field(default_factory=dict)  # account: (market, order)
+
+    def of(self, item: JournalItem, entry: ev.LedgerEntry, account_id: str) -> tuple[str, int]:
+        if item is not self.item:
+            self.item, self.scanned, self.last = item, 0, {}
+        events = item.events
+        while self.scanned < len(events) and events[self.scanned] is not entry:
+            self._note(events[self.scanned])
+            self.scanned += 1
+        return self.last.get(account_id, ("", 0))
+
+    def _note(self, e: ev.Event) -> None:
+        if isinstance(e, ev.OrderAccepted | ev.OrderAmended | ev.OrderClosed):
+            self.last[e.account_id] = (e.market_id, e.order_id)
+        elif isinstance(e, ev.Trade):
+            self.last[e.maker_account_id] = (e.market_id, e.maker_order_id)
+            self.last[e.taker_account_id] = (e.market_id, e.taker_order_id)
+
+
+def _ledger(fold: _Fold, item: JournalItem, e: ev.Event) -> None:
     assert isinstance(e, ev.LedgerEntry)
     account_id, market_id = ledger_owner(e.debit, e.credit)
+    ref = ledger_ref(e.ref)
+    if e.kind in RESERVATION_KINDS and market_id is None and ref is None and account_id:
+        market, order_id = fold.reservations.of(item, e, account_id)
+        if market:
+            market_id, ref = market, f"{ORDER_REF}{order_id}"
     fold.ledger.append(
         {
             "seq": e.seq,
@@ -390,7 +441,7 @@ def _ledger(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
             "credit": e.credit,
             "amount": e.amount,
             "kind": e.kind,
-            "ref": e.ref,
+            "ref": ref or "",
             "created_at": e.time,
         }
     )
