@@ -70,11 +70,23 @@ def observe(
         "observed_at": iso(now_ms),
     }
     if market.kind is MarketKind.INDEX:
-        ticks = round(fair_ticks + rng.gauss(0.0, span * 0.015))
-        ticks = min(max(ticks, floor), cap)
+        drawn = round(fair_ticks + rng.gauss(0.0, span * 0.015))
+        ticks = min(max(drawn, floor), cap)
         value = ticks * tick_value
         reading = float(decimal_text(value))
         evidence.update(reading=reading, unit="index points (0-100)")
+        if ticks != drawn:
+            # The index is bounded (the series says so), so the feed clamps its draw, and says
+            # so: in the published evidence and the log (an operator's value is refused instead).
+            evidence["clamped_from"] = decimal_text(drawn * tick_value)
+            log.info(
+                "sandbox feed: %s drew %s, clamped to %s (the index runs %s to %s)",
+                market.market_id,
+                evidence["clamped_from"],
+                decimal_text(value),
+                decimal_text(floor * tick_value),
+                decimal_text(cap * tick_value),
+            )
     else:
         chance = min(max((fair_ticks - floor) / span, 0.02), 0.98)
         yes = rng.random() < chance
