@@ -20,6 +20,7 @@ order (the service's duplicate check), which the engine forgets once an order cl
 from __future__ import annotations
 
 import array
+import gc
 import hashlib
 import json
 import struct
@@ -149,12 +150,19 @@ def decode(
         raise SnapshotUnreadable("payload length differs from the header's")
     if hashlib.sha256(payload).hexdigest() != header.digest:
         raise SnapshotUnreadable("payload digest differs from the header's")
+    # A million new objects would set off the cycle collector over and over, each pass over
+    # everything allocated so far; nothing made here is garbage until the caller drops it.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         skeleton, columns = _split(payload)
         engine, client_orders = _restore(skeleton, columns, new_engine or restore_reference)
     except (KeyError, IndexError, TypeError, ValueError, struct.error) as error:
         # Digest-checked bytes this build cannot place: never half a state.
         raise SnapshotUnreadable(f"payload does not describe a state: {error!r}") from None
+    finally:
+        if collecting:
+            gc.enable()
     return engine, client_orders, header
 
 
@@ -176,6 +184,7 @@ def payload_of(engine: Any, client_orders: ClientOrders) -> bytes:
     index = {account_id: i for i, account_id in enumerate(accounts)}
     balances = sorted(engine.ledger.balances.items())
     export = getattr(engine, "_export_orders", None)
+    export_positions = getattr(engine, "_export_positions", None)
     markets = []
     for market in engine.markets.values():
         data: dict[str, Any] = {f: _plain(getattr(market, f)) for f in _MARKET_FIELDS}
@@ -185,11 +194,14 @@ def payload_of(engine: Any, client_orders: ClientOrders) -> bytes:
             if s is None
             else [s.value, s.evidence_hash, s.proposer, s.proposed_at, s.final_after]
         )
-        positions = list(market.positions.values())
-        data["positions"] = [
-            column(index[p.account_id] for p in positions),
-            *(column(getattr(p, f) for p in positions) for f in _POSITION_COLUMNS[1:]),
-        ]
+        if export_positions is not None:
+            data["positions"] = [column(c) for c in export_positions(market.market_id, index)]
+        else:
+            positions = list(market.positions.values())
+            data["positions"] = [
+                column(index[p.account_id] for p in positions),
+                *(column(getattr(p, f) for p in positions) for f in _POSITION_COLUMNS[1:]),
+            ]
         if export is not None:
             order_columns, coids = export(
                 market.market_id, index, _ix(SIDES), _ix(ORDER_TYPES), _ix(TIFS), _ix(STPS)
@@ -311,10 +323,16 @@ def _restore(
         s = m["settlement"]
         data["settlement"] = None if s is None else dict(zip(_SETTLEMENT_FIELDS, s, strict=True))
         pcols = [columns[i] for i in m["positions"]]
-        data["positions"] = [
-            dict(zip(_POSITION_FIELDS, (accounts[row[0]], *row[1:]), strict=True))
-            for row in zip(*pcols, strict=True)
-        ]
+        if len(pcols) != len(_POSITION_COLUMNS) or any(len(c) != len(pcols[0]) for c in pcols):
+            raise ValueError("position columns differ in number or length")
+        data["positions"] = (
+            []
+            if fast
+            else [
+                dict(zip(_POSITION_FIELDS, (accounts[row[0]], *row[1:]), strict=True))
+                for row in zip(*pcols, strict=True)
+            ]
+        )
         ocols = [columns[i] for i in m["orders"]]
         if len(ocols) != len(_ORDER_COLUMNS):
             raise ValueError("orders have the wrong number of columns")
@@ -337,6 +355,9 @@ def _restore(
     )
     if fast:
         for m in skeleton["markets"]:
+            engine._restore_positions(
+                m["market_id"], accounts, [columns[i] for i in m["positions"]]
+            )
             engine._restore_orders(
                 m["market_id"],
                 accounts,

@@ -27,6 +27,7 @@ from ..store.journal import load_commands
 from ..store.journal_archive import journal_bounds, journal_time
 from ..store.projection import JournalItem, projected_through
 from .committer import Committer, StorageFailed
+from .forking import ChildFailed, fork_digest, wait_child
 from .metrics import Metrics
 from .projector import Projector, project_now
 
@@ -49,6 +50,7 @@ def now_ms() -> int:
 ClientOrders = dict[tuple[str, str], int]
 MAX_BACKLOG = 250  # commands waiting for the commit thread before intake pauses
 PROJECTION_WAIT_S = 30.0  # a read waits this long for the projector before answering 503
+DIGEST_CHECK_TIMEOUT_S = 600.0  # a restored snapshot's digest check, in a forked child
 
 
 def remember_client_order(
@@ -112,25 +114,45 @@ def replay(
     A snapshot is used only if it covers no more than both the journal and the query tables
     hold (so every command the tables lack is replayed and its events recomputed), its bytes
     pass their checksum, and the state restored from them re-encodes to the recorded digest;
-    otherwise the one before it is tried, then a full replay (docs/adr/0015-engine-snapshots.md).
+    otherwise the one before it is tried, then a full replay (docs/adr/0016-engine-snapshots.md).
+    The re-encoding is checked by a forked child while this process replays the journal tail.
     """
     progress = progress if progress is not None else RecoveryProgress()
+    refused: set[int] = set()
+    while True:
+        found = _replay_once(sql, engine, choice, use_snapshots, progress, refused)
+        if found is not None:
+            return found
+        # The snapshot restored does not re-encode to its digest: again, without it.
+
+
+def _replay_once(
+    sql: SqlEngine,
+    engine: Engine | None,
+    choice: EngineChoice | None,
+    use_snapshots: bool,
+    progress: RecoveryProgress,
+    refused: set[int],
+) -> Recovery | None:
     client_orders: ClientOrders = {}
     start = 0
+    check: tuple[int, int, str] | None = None  # the digest child's pid and pipe, and the digest
     with sql.connect() as conn:
         projected = projected_through(conn)
         head, first = journal_bounds(conn)
         if engine is None:
             choice = choice if choice is not None else select_engine()
             found = (
-                _from_snapshot(conn, choice, min(head, projected), first, progress)
+                _from_snapshot(conn, choice, min(head, projected), first, progress, refused)
                 if use_snapshots
                 else None
             )
             if found is None:
                 engine = choice.new()
             else:
-                engine, client_orders, start = found
+                engine, client_orders, start, expected = found
+                state = _State(engine, client_orders)
+                check = (*fork_digest(state), expected)
         if first > start + 1:
             raise JournalGap(
                 f"the journal starts at command {first}, recovery needs it from {start + 1}: "
@@ -140,6 +162,7 @@ def replay(
         last_time = 0
         unprojected: list[JournalItem] = []
         progress.phase = "replaying journal"
+        progress.replayed = 0
         progress.to_replay = max(0, head - start)
         for command_no, command in load_commands(conn, after=start):
             events = engine.execute(command)
@@ -151,9 +174,27 @@ def replay(
             progress.replayed += 1
         if last_no == start and start:
             last_time = journal_time(conn, start)
+    if check is not None:
+        pid, fd, expected = check
+        try:
+            digest = str(wait_child(pid, fd, DIGEST_CHECK_TIMEOUT_S)[0]["digest"])
+        except ChildFailed as error:
+            digest = f"not computed ({error})"
+        if digest != expected:
+            why = f"the restored state re-encodes to {digest}, not {expected}"
+            progress.skipped.append(f"{start}: {why}")
+            log.warning("snapshot of command %d skipped: %s", start, why)
+            refused.add(start)
+            return None
     return Recovery(
         engine, client_orders, last_no, last_time, projected, unprojected, snapshot=start
     )
+
+
+@dataclass
+class _State:
+    engine: Engine
+    client_orders: ClientOrders
 
 
 def _from_snapshot(
@@ -162,11 +203,14 @@ def _from_snapshot(
     through: int,
     first: int,
     progress: RecoveryProgress,
-) -> tuple[Engine, ClientOrders, int] | None:
-    """The newest usable snapshot restored into ``choice``'s twin, or None."""
+    refused: set[int],
+) -> tuple[Engine, ClientOrders, int, str] | None:
+    """The newest usable snapshot restored into ``choice``'s twin and its digest, or None."""
     progress.phase = "restoring snapshot"
     restorer = None if choice.name == "reference" else choice.restorer
     for found in snapshot_store.candidates(conn, through):
+        if found.command_no in refused:
+            continue
         if first > found.command_no + 1:
             why = f"the journal after it was archived (it starts at {first})"
         else:
@@ -175,8 +219,6 @@ def _from_snapshot(
                 engine, client_orders, header = codec.decode(data, restorer)
                 if header.command_no != found.command_no or header.digest != found.digest:
                     raise ValueError("its header does not match its row")
-                if codec.state_digest(engine, client_orders) != found.digest:
-                    raise ValueError("the restored state does not re-encode to its digest")
             except ValueError as error:  # SnapshotUnreadable and SnapshotUnsupported included
                 why = str(error)
             else:
@@ -187,9 +229,10 @@ def _from_snapshot(
                     found.size_bytes,
                     len(engine.orders),
                 )
-                return engine, dict(client_orders), found.command_no
+                return engine, client_orders, found.command_no, found.digest
         progress.skipped.append(f"{found.command_no}: {why}")
         log.warning("snapshot of command %d skipped: %s", found.command_no, why)
+    progress.snapshot = 0
     return None
 
 

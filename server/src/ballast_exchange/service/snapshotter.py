@@ -2,56 +2,42 @@
 
 ``os.fork()`` between two commands gives the child the engine exactly as it stands after the
 last executed command, copy-on-write, and the parent carries on matching at once: its pause is
-the fork itself (copying the page tables), measured and exported as
-``ballast_snapshot_pause_seconds`` (docs/adr/0016-engine-snapshots.md). The child:
+the fork itself, measured and exported as ``ballast_snapshot_pause_seconds``
+(``service/forking.py``; docs/adr/0016-engine-snapshots.md).
 
-- closes every inherited descriptor (the listening socket, the store's lock file, database
-  connections) so that a parent killed mid-snapshot frees its port and store at once, and asks
-  the kernel to kill it if the parent dies (``PR_SET_PDEATHSIG``);
-- encodes the state (``domain.snapshot_codec``), the CPU-heavy part, and sends the bytes back
-  through a pipe, then leaves with ``os._exit``. It never opens the database: SQLite's
-  in-process state (its locks' bookkeeping) must not cross a fork.
-
-The parent, in a worker thread, reads the bytes, waits until the journal *and* the projection
-have passed the command they cover (a snapshot must never cover a command a crash could lose,
-nor one whose events the query tables still lack), writes the chunks and publishes the row;
-then prunes old snapshots and applies the journal retention. One snapshot at a time.
+The parent, in a worker thread, reads the bytes the child sends, waits until the journal *and*
+the projection have passed the command they cover (a snapshot must never cover a command a
+crash could lose, nor one whose events the query tables still lack), writes the chunks and
+publishes the row; then prunes old snapshots and applies the journal retention. One snapshot at
+a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import gc
 import hashlib
-import json
 import logging
-import os
-import resource
-import select
-import signal
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
-from typing import Any, NoReturn
+from typing import Any
 
 from ..domain import engine_name
 from ..domain import snapshot_codec as codec
 from ..store import journal_archive
 from ..store import snapshots as snapshot_store
 from .exchange import Exchange, ServiceUnavailable
+from .forking import ChildFailed, fork_digest, fork_encoder, wait_child
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 RETENTIONS = ("keep", "archive", "discard")
-_PR_SET_PDEATHSIG = 1
 
 
-class SnapshotFailed(Exception):
+class SnapshotFailed(ChildFailed):
     """A snapshot could not be taken (the reason is the message)."""
 
 
@@ -213,27 +199,18 @@ class Snapshotter:
         command_no = exchange.command_no
         resting = len(exchange.engine.orders)
         loop = asyncio.get_running_loop()
-        read_end, write_end = os.pipe()
-        parent = os.getpid()
         started = perf_counter()
-        with warnings.catch_warnings():
-            # 3.12+ warns of forking with threads; the child takes no lock they may hold: it
-            # encodes with what is imported and writes to a pipe.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-        if pid == 0:  # the child: never returns
-            _child(exchange, command_no, write_end, parent)
+        pid, read_end = fork_encoder(exchange, command_no)
         pause = perf_counter() - started
-        os.close(write_end)
         self.max_pause_s = max(self.max_pause_s, pause)
         try:
             result, data = await loop.run_in_executor(
-                None, _wait_child, pid, read_end, self.policy.timeout_s
+                None, wait_child, pid, read_end, self.policy.timeout_s
             )
             # Stored means journaled and projected: the projector follows the journal.
             await exchange.projected()
             skipped = await loop.run_in_executor(None, self._store, command_no, result, data)
-        except (SnapshotFailed, ServiceUnavailable) as error:
+        except (ChildFailed, ServiceUnavailable) as error:
             self.failures += 1
             raise SnapshotFailed(str(error)) from error
         except Exception as error:
@@ -323,105 +300,11 @@ class Snapshotter:
 
     async def live_digest(self) -> tuple[int, str]:
         """``(command_no, digest)`` of the live state, computed in a forked child."""
-        exchange = self.exchange
-        command_no = exchange.command_no
-        read_end, write_end = os.pipe()
-        parent = os.getpid()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-        if pid == 0:
-            _digest_child(exchange, write_end, parent)
-        os.close(write_end)
+        command_no = self.exchange.command_no
+        pid, fd = fork_digest(self.exchange)
         loop = asyncio.get_running_loop()
-        result, _ = await loop.run_in_executor(
-            None, _wait_child, pid, read_end, self.policy.timeout_s
-        )
+        try:
+            result, _ = await loop.run_in_executor(None, wait_child, pid, fd, self.policy.timeout_s)
+        except ChildFailed as error:
+            raise SnapshotFailed(str(error)) from error
         return command_no, str(result["digest"])
-
-
-# ---------------------------------------------------------------------------- the child
-
-
-def _detach(keep: int, parent: int) -> None:
-    """Die with the parent; hold none of its descriptors but ``keep`` and stdio."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the death signal was armed
-        os._exit(3)
-    gc.disable()  # a collected object of the parent's could close a descriptor reused below
-    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    limit = 65536 if limit == resource.RLIM_INFINITY else min(limit, 1 << 20)
-    os.closerange(3, keep)
-    os.closerange(keep + 1, limit)
-
-
-def _send(fd: int, result: dict[str, Any], data: bytes = b"") -> None:
-    """One JSON line, then ``data`` (the snapshot's bytes, when there are any)."""
-    view = memoryview(json.dumps(result).encode() + b"\n" + data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _child(exchange: Exchange, command_no: int, fd: int, parent: int) -> NoReturn:
-    code = 1
-    try:
-        _detach(fd, parent)
-        started = perf_counter()
-        encoded = codec.encode(exchange.engine, exchange.client_orders, command_no)
-        result = {
-            "digest": encoded.digest,
-            "payload_bytes": encoded.payload_bytes,
-            "duration_s": perf_counter() - started,
-        }
-        _send(fd, result, encoded.data)
-        code = 0
-    except BaseException as error:  # everything goes back to the parent, as text
-        with contextlib.suppress(BaseException):
-            _send(fd, {"error": f"{type(error).__name__}: {error}"})
-    os._exit(code)
-
-
-def _digest_child(exchange: Exchange, fd: int, parent: int) -> NoReturn:
-    code = 1
-    try:
-        _detach(fd, parent)
-        _send(fd, {"digest": codec.state_digest(exchange.engine, exchange.client_orders)})
-        code = 0
-    except BaseException as error:
-        with contextlib.suppress(BaseException):
-            _send(fd, {"error": f"{type(error).__name__}: {error}"})
-    os._exit(code)
-
-
-def _wait_child(pid: int, fd: int, timeout_s: float) -> tuple[dict[str, Any], bytes]:
-    """The child's report and bytes (in a worker thread); kills a child past ``timeout_s``."""
-    chunks = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                os.kill(pid, signal.SIGKILL)
-                raise SnapshotFailed(f"the snapshot process ran past {timeout_s:g} s; killed")
-            ready, _, _ = select.select([fd], [], [], min(remaining, 1.0))
-            if not ready:
-                continue
-            data = os.read(fd, 1 << 20)
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(fd)
-        _, status = os.waitpid(pid, 0)
-    received = b"".join(chunks)
-    line, _, data = received.partition(b"\n")
-    try:
-        result: dict[str, Any] = json.loads(line) if line else {}
-    except json.JSONDecodeError:
-        result = {"error": f"unreadable report {line[:200]!r}"}
-    if "error" in result or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
-        why = result.get("error") or f"the snapshot process ended with status {status}"
-        raise SnapshotFailed(str(why))
-    return result, data

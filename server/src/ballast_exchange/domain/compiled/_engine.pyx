@@ -2560,6 +2560,8 @@ cdef class Engine:
         cdef Account account
         cdef Position position
         cdef Order order
+        cdef PriceLevel level
+        cdef Book book = market.book
         cdef long long flags
         for i in range(n):
             flags = c_flags[i]
@@ -2592,14 +2594,58 @@ cdef class Engine:
             order.mkt = market
             order.unit_lock = market.lock_per_contract_c(order.is_buy, order.price)
             order.unit_fee = market.fee_reserve_c(order.price)
-            market.book.add(order)
+            # Book.add without noting the level as touched: nothing is published from here.
+            level = (book.bid_side if order.is_buy else book.ask_side).get_or_add(order.price)
+            level.push(order)
+            level.total += order.remaining
             position.add_order(order)
             self.orders[order.id_obj] = order
             if order.client_order_id is not None:
                 account.client_order_ids[order.client_order_id] = order.id_obj
             if order.has_expiry:
                 self._gtd.append((order.expire, order.id_obj))
-        market.book.t_n = 0
+        book.t_n = 0
+
+    def _export_positions(self, str market_id, dict accounts):
+        """A market's positions in their order, as six int64 columns (account index, size,
+        collateral, realized pnl, held buy, held sell)."""
+        cdef Market market = self.markets[market_id]
+        cdef list positions = list(market.positions.values())
+        cdef Py_ssize_t n = len(positions), i
+        cdef carray.array template = array.array("q")
+        cdef list columns = [carray.clone(template, n, False) for _ in range(6)]
+        cdef long long[::1] c_acct = columns[0], c_size = columns[1], c_coll = columns[2]
+        cdef long long[::1] c_pnl = columns[3], c_hb = columns[4], c_hs = columns[5]
+        cdef Position p
+        for i in range(n):
+            p = <Position>positions[i]
+            c_acct[i] = <long long>accounts[p.account_id]
+            c_size[i] = p.size
+            c_coll[i] = p.collateral
+            c_pnl[i] = p.realized_pnl
+            c_hb[i] = p.held_buy
+            c_hs[i] = p.held_sell
+        return columns
+
+    def _restore_positions(self, str market_id, list account_ids, list columns):
+        """``_export_positions``'s columns back, before the market's orders."""
+        cdef Market market = self.markets[market_id]
+        cdef long long[::1] c_acct = columns[0], c_size = columns[1], c_coll = columns[2]
+        cdef long long[::1] c_pnl = columns[3], c_hb = columns[4], c_hs = columns[5]
+        cdef Py_ssize_t n = c_acct.shape[0], i
+        cdef Account account
+        cdef Position position
+        for i in range(n):
+            account = <Account>self.accounts[account_ids[c_acct[i]]]
+            position = Position(account.account_id, market)
+            position.size = c_size[i]
+            position.collateral = c_coll[i]
+            position.realized_pnl = c_pnl[i]
+            position.held_buy = c_hb[i]
+            position.held_sell = c_hs[i]
+            position.cell = self.ledger.cell(position.collateral_key)
+            account.positions[market.market_id] = position
+            market.positions[account.account_id] = position
 
     def _finish_restore(self):
         heapq.heapify(self._gtd)

@@ -1,0 +1,464 @@
+"""Recovery benchmark (issue 17): restart time with a snapshot, the matching pause a snapshot
+causes, snapshot size per resting order, database growth per million orders.
+
+    .venv/bin/python bench/recovery.py                      # 1M orders, SQLite and PostgreSQL
+    .venv/bin/python bench/recovery.py --orders 100000 --tail 10000 --no-postgres
+
+For each database:
+
+1. **Build.** 10,000 accounts and 50 binary markets, then ``--orders`` resting limit orders
+   (bids 0.100-0.480, asks 0.520-0.900, half with a client order id) run through the compiled
+   engine and stored as the server stores them: journal rows and the projected query tables
+   (``write_batch``, 2,000 commands a transaction). The database's size before and after gives
+   its growth per million orders.
+2. **Snapshot.** The state after the last order, encoded (``snapshot_codec``) and stored in
+   chunks, as the server's snapshotter does: encode time, bytes, bytes per resting order.
+3. **Tail.** ``--tail`` more commands after the snapshot, journaled and projected: new resting
+   orders (40 %), cancels (30 %), amends (10 %) and crossing orders that trade (20 %).
+4. **Restart.** ``ballast serve`` on that database; process start to ``/readyz`` 200, and the
+   recovery it reports (snapshot used, commands replayed). Then, on that live server, one
+   snapshot through the admin API: the fork pause and the duration it reports.
+
+And once, in this process, **the matching pause**: the same engine executes a steady stream of
+placements and cancels while a snapshot is forked every ``--pause-every`` seconds (the
+snapshotter's own ``fork_encoder``, child encoding and sending its bytes back, read by a thread
+as in the server). Reported: the fork time, the longest command (execution plus any stall) in
+the second after each fork, and the longest without snapshots, over the same number of commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from sqlalchemy import text
+
+from ballast_exchange.domain import DomainError, MarketKind, MarketStatus, select_engine
+from ballast_exchange.domain import commands as c
+from ballast_exchange.domain import snapshot_codec as codec
+from ballast_exchange.domain.events import OrderAccepted
+from ballast_exchange.domain.types import Side
+from ballast_exchange.service.exchange import ClientOrders, remember_client_order
+from ballast_exchange.service.snapshotter import fork_encoder, wait_child
+from ballast_exchange.store import snapshots as snapshot_store
+from ballast_exchange.store.database import Database, begin_write
+from ballast_exchange.store.projection import JournalItem, write_batch
+from ballast_exchange.store.schema import projection_state
+
+ROOT = Path(__file__).resolve().parents[1]
+BALLAST = ROOT / ".venv" / "bin" / "ballast"
+POSTGRES_ADMIN = os.environ.get("BALLAST_BENCH_POSTGRES", "postgresql://127.0.0.1:5432/test")
+BATCH = 2_000
+PYCACHE = Path(tempfile.gettempdir()) / "ballast-bench-pycache"
+T0 = 1_800_000_000_000  # command times (ms): 2027
+
+
+@dataclass
+class State:
+    engine: Any
+    client_orders: ClientOrders = field(default_factory=dict)
+    command_no: int = 0
+    time: int = T0
+    resting_ids: list[int] = field(default_factory=list)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------ commands
+
+
+def setup_commands(accounts: int, markets: int) -> Iterator[c.Command]:
+    for n in range(accounts):
+        yield c.CreateAccount(T0, f"acct{n:05d}")
+        yield c.Deposit(T0, f"acct{n:05d}", 10**13, "bench")
+    for m in range(markets):
+        market = f"mkt{m:02d}"
+        yield c.CreateMarket(T0, market, MarketKind.BINARY, 1_000, 0, 1_000, 4_102_444_800_000)
+        yield c.ChangeMarketStatus(T0, market, MarketStatus.OPEN)
+
+
+def resting_order(rng: random.Random, n: int, accounts: int, markets: int) -> c.PlaceOrder:
+    buy = rng.random() < 0.5
+    return c.PlaceOrder(
+        T0,
+        f"acct{rng.randrange(accounts):05d}",
+        f"mkt{rng.randrange(markets):02d}",
+        Side.BUY if buy else Side.SELL,
+        rng.randint(1, 100),
+        rng.randint(100, 480) if buy else rng.randint(520, 900),
+        client_order_id=f"r{n}" if rng.random() < 0.5 else None,
+    )
+
+
+def tail_command(rng: random.Random, n: int, state: State, args: argparse.Namespace) -> c.Command:
+    roll = rng.random()
+    orders = state.engine.orders
+    if roll < 0.4:
+        for _ in range(20):  # a random live order (ids of closed ones are skipped)
+            order_id = rng.choice(state.resting_ids)
+            order = orders.get(order_id)
+            if order is not None:
+                if roll < 0.3:
+                    return c.CancelOrder(T0, order.account_id, order_id)
+                return c.AmendOrder(T0, order.account_id, order_id, size=order.remaining + 1)
+    if roll < 0.6:  # crossing: takes from the touch of one market
+        buy = rng.random() < 0.5
+        return c.PlaceOrder(
+            T0,
+            f"acct{rng.randrange(args.accounts):05d}",
+            f"mkt{rng.randrange(args.markets):02d}",
+            Side.BUY if buy else Side.SELL,
+            rng.randint(1, 30),
+            600 if buy else 400,
+        )
+    return resting_order(rng, 10**9 + n, args.accounts, args.markets)
+
+
+def execute(state: State, command: c.Command) -> JournalItem | None:
+    state.time += 1
+    command = command.__class__(**{**_fields(command), "time": state.time})
+    try:
+        events = state.engine.execute(command)
+    except DomainError:
+        return None
+    remember_client_order(state.client_orders, command, events)
+    if events and isinstance(events[0], OrderAccepted) and isinstance(command, c.PlaceOrder):
+        state.resting_ids.append(events[0].order_id)
+    state.command_no += 1
+    return JournalItem(state.command_no, command, events, command.time)
+
+
+def _fields(command: c.Command) -> dict[str, Any]:
+    return {name: getattr(command, name) for name in command.__dataclass_fields__}
+
+
+def store(database: Database, state: State, commands: Iterator[c.Command]) -> int:
+    """Execute and store (journal + projection, as the server ends up with); how many."""
+    stored = 0
+    batch: list[JournalItem] = []
+    for command in commands:
+        item = execute(state, command)
+        if item is None:
+            continue
+        batch.append(item)
+        if len(batch) == BATCH:
+            with begin_write(database.engine) as conn:
+                write_batch(conn, batch)
+            stored += len(batch)
+            batch = []
+    if batch:
+        with begin_write(database.engine) as conn:
+            write_batch(conn, batch)
+        stored += len(batch)
+    return stored
+
+
+# ------------------------------------------------------------------------------ databases
+
+
+@contextmanager
+def fresh_database(kind: str, directory: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / 'ballast.db'}"
+        return
+    name = f"ballast_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_bytes(database: Database, directory: Path) -> int:
+    if database.dialect == "sqlite":
+        with database.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return sum(p.stat().st_size for p in directory.glob("ballast.db*"))
+    with database.engine.connect() as conn:
+        conn.execute(text("CHECKPOINT"))
+        return int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
+
+
+# ------------------------------------------------------------------------------ the restart
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def warm_bytecode() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    subprocess.run(
+        [sys.executable, "-c", "import ballast_exchange.app, ballast_exchange.cli"],
+        env=env,
+        check=True,
+    )
+
+
+def restart(url: str, directory: Path) -> dict[str, Any]:
+    port = free_port()
+    env = dict(os.environ)
+    env.update(BALLAST_SNAPSHOT_EVERY_COMMANDS="0", BALLAST_SNAPSHOT_EVERY_S="0")
+    env.update(BALLAST_JOURNAL_RETENTION="keep")
+    # Bytecode compiled once, as an installed server has it (PYTHONDONTWRITEBYTECODE would
+    # make every start compile every module: seconds, and not recovery's).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    data_dir = directory / "var"
+    command = [str(BALLAST), "serve", "--data-dir", str(data_dir), "--port", str(port)]
+    command += ["--no-demo", "--database-url", url]
+    logfile = directory / "serve.log"
+    started = time.monotonic()
+    with logfile.open("ab") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"ballast serve exited:\n{logfile.read_text()[-3000:]}")
+            try:
+                response = httpx.get(f"{base}/readyz", timeout=1)
+                if response.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.02)
+        ready_s = time.monotonic() - started
+        recovery = response.json()["matching"]["recovery"]
+        token = (data_dir / "admin.token").read_text().strip()
+        taken = httpx.post(
+            f"{base}/v1/admin/snapshots",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=600,
+        ).json()["snapshot"]
+        rss = _rss_mb(process.pid)
+        return {
+            "ready_s": round(ready_s, 2),
+            "recovery": recovery,
+            "live_snapshot": taken,
+            "server_rss_mb": rss,
+        }
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+# ------------------------------------------------------------------------------ the pause
+
+
+def matching_pause(state: State, args: argparse.Namespace) -> dict[str, Any]:
+    """Longest command with snapshots forking every ``--pause-every`` s, and without."""
+    rng = random.Random(7)
+
+    def run(seconds: float, snapshots: bool) -> dict[str, Any]:
+        forks: list[float] = []
+        after_fork: list[float] = []
+        longest = 0.0
+        executed = 0
+        waiter: threading.Thread | None = None
+        deadline = time.perf_counter() + seconds
+        next_fork = time.perf_counter() + args.pause_every / 2
+        window_end = 0.0
+        window_max = 0.0
+        while True:
+            now = time.perf_counter()
+            if now > deadline:
+                break
+            if snapshots and now >= next_fork and (waiter is None or not waiter.is_alive()):
+                if window_end:
+                    after_fork.append(window_max)
+                started = time.perf_counter()
+                pid, fd = fork_encoder(state, state.command_no)
+                forks.append(time.perf_counter() - started)
+                waiter = threading.Thread(target=wait_child, args=(pid, fd, 600.0))
+                waiter.start()
+                window_end = time.perf_counter() + 1.0
+                window_max = forks[-1]
+                next_fork = now + args.pause_every
+            command = tail_command(rng, executed, state, args)
+            started = time.perf_counter()
+            execute(state, command)
+            took = time.perf_counter() - started
+            longest = max(longest, took)
+            if window_end and started < window_end:
+                window_max = max(window_max, took)
+            executed += 1
+        if waiter is not None:
+            waiter.join()
+        if window_end:
+            after_fork.append(window_max)
+        return {
+            "commands": executed,
+            "longest_command_ms": round(longest * 1000, 2),
+            "fork_ms": [round(f * 1000, 2) for f in forks],
+            "longest_in_second_after_fork_ms": [round(w * 1000, 2) for w in after_fork],
+        }
+
+    gc.collect()
+    baseline = run(args.pause_seconds, snapshots=False)
+    with_snapshots = run(args.pause_seconds, snapshots=True)
+    return {"without_snapshots": baseline, "with_snapshots": with_snapshots}
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def bench(kind: str, args: argparse.Namespace) -> tuple[dict[str, Any], State]:
+    result: dict[str, Any] = {"database": kind}
+    with tempfile.TemporaryDirectory(prefix="ballast-recovery-") as tmp:
+        directory = Path(tmp)
+        with fresh_database(kind, directory) as url:
+            database = Database(url)
+            database.upgrade()
+            empty = database_bytes(database, directory)
+            state = State(select_engine().new())
+            rng = random.Random(1)
+            started = time.monotonic()
+            store(database, state, setup_commands(args.accounts, args.markets))
+            before_orders = database_bytes(database, directory)
+            log(f"{kind}: storing {args.orders} resting orders")
+            store(
+                database,
+                state,
+                (resting_order(rng, n, args.accounts, args.markets) for n in range(args.orders)),
+            )
+            built = database_bytes(database, directory)
+            result["build_s"] = round(time.monotonic() - started, 1)
+            result["resting_orders"] = len(state.engine.orders)
+            result["database_bytes"] = {
+                "empty": empty,
+                "accounts_and_markets": before_orders,
+                "with_orders": built,
+            }
+            result["database_growth_per_million_orders_mb"] = round(
+                (built - before_orders) / args.orders * 1_000_000 / 2**20, 1
+            )
+            log(f"{kind}: snapshot of {len(state.engine.orders)} orders")
+            started = time.perf_counter()
+            encoded = codec.encode(state.engine, state.client_orders, state.command_no)
+            encode_s = time.perf_counter() - started
+            started = time.perf_counter()
+            chunks = snapshot_store.write_chunks(database.engine, state.command_no, encoded.data)
+            snapshot_store.publish(
+                database.engine,
+                snapshot_store.StoredSnapshot(
+                    command_no=state.command_no,
+                    version=codec.VERSION,
+                    checksum=encoded.checksum,
+                    digest=encoded.digest,
+                    size_bytes=len(encoded.data),
+                    payload_bytes=encoded.payload_bytes,
+                    chunks=chunks,
+                    engine="compiled",
+                    created_at=int(time.time() * 1000),
+                    duration_ms=int(encode_s * 1000),
+                ),
+            )
+            write_s = time.perf_counter() - started
+            result["snapshot"] = {
+                "command_no": state.command_no,
+                "bytes": len(encoded.data),
+                "payload_bytes": encoded.payload_bytes,
+                "bytes_per_resting_order": round(len(encoded.data) / len(state.engine.orders), 1),
+                "encode_s": round(encode_s, 2),
+                "write_s": round(write_s, 2),
+                "client_orders": len(state.client_orders),
+            }
+            log(f"{kind}: storing a tail of {args.tail} commands")
+            tail = store(
+                database, state, (tail_command(rng, n, state, args) for n in range(args.tail))
+            )
+            with database.engine.connect() as conn:
+                projected = conn.execute(
+                    projection_state.select().where(projection_state.c.id == 1)
+                ).one()
+            assert projected.command_no == state.command_no
+            result["tail_commands"] = tail
+            result["journal_commands"] = state.command_no
+            result["database_bytes"]["with_snapshot_and_tail"] = database_bytes(database, directory)
+            database.dispose()
+            log(f"{kind}: restarting ballast serve")
+            result["restart"] = restart(url, directory)
+            log(f"{kind}: ready in {result['restart']['ready_s']} s")
+    return result, state
+
+
+def main() -> None:
+    # Building a million orders with the cycle collector on costs minutes of full collections.
+    gc.disable()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--orders", type=int, default=1_000_000)
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--markets", type=int, default=50)
+    parser.add_argument("--tail", type=int, default=100_000)
+    parser.add_argument("--pause-seconds", type=float, default=20.0)
+    parser.add_argument("--pause-every", type=float, default=4.0)
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--only-pause", action="store_true", help="the matching pause alone")
+    args = parser.parse_args()
+    results: dict[str, Any] = {"args": vars(args), "runs": []}
+    warm_bytecode()
+    state = None
+    if args.only_pause:  # the engine alone, no database
+        state = State(select_engine().new())
+        rng = random.Random(1)
+        for command in setup_commands(args.accounts, args.markets):
+            execute(state, command)
+        for n in range(args.orders):
+            execute(state, resting_order(rng, n, args.accounts, args.markets))
+    for kind in (
+        [] if args.only_pause else ["sqlite"] + ([] if args.no_postgres else ["postgresql"])
+    ):
+        run, state = bench(kind, args)
+        results["runs"].append(run)
+        print(json.dumps(run), file=sys.stderr, flush=True)
+    assert state is not None
+    gc.enable()
+    gc.collect()
+    log("matching pause")
+    results["pause"] = matching_pause(state, args)
+    # What else a start spends per resting order: the stream's read models (stream/models.py).
+    from ballast_exchange.stream.models import Models
+
+    started = time.perf_counter()
+    Models(state.engine)
+    results["stream_models_build_s"] = round(time.perf_counter() - started, 2)
+    results["bench_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

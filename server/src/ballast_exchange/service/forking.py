@@ -1,0 +1,159 @@
+"""Forked children that read the engine as it stood at the fork, copy-on-write.
+
+``fork_encoder`` forks a child that encodes the state (``domain.snapshot_codec``) and sends the
+bytes back through a pipe; ``fork_digest`` one that sends only the state's digest. The caller
+pauses for the fork alone (copying the page tables) and collects the answer with ``wait_child``
+(in a worker thread: it blocks). The child:
+
+- closes every inherited descriptor (a listening socket, the store's lock file, database
+  connections) so that a parent killed meanwhile frees its port and store at once, and asks the
+  kernel to kill it if the parent dies (``PR_SET_PDEATHSIG``);
+- never opens the database: SQLite's in-process state (its locks' bookkeeping) must not cross
+  a fork;
+- leaves with ``os._exit``, running no cleanup of the parent's.
+
+While a child runs, the parent's cycle collector leaves the shared objects alone (``gc.freeze``
+at the fork, ``gc.unfreeze`` in ``wait_child``): a full collection writes to every object's
+header and would copy every page of the heap, a pause of hundreds of milliseconds with a
+million orders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import json
+import os
+import resource
+import select
+import signal
+import time
+import warnings
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any, NoReturn, Protocol
+
+from ..domain import snapshot_codec as codec
+
+_PR_SET_PDEATHSIG = 1
+
+
+class ChildFailed(Exception):
+    """A forked child failed or ran too long (the reason is the message)."""
+
+
+class Snapshottable(Protocol):
+    """What a snapshot is of: the engine and the client order ids bound for good."""
+
+    @property
+    def engine(self) -> Any: ...
+    @property
+    def client_orders(self) -> dict[tuple[str, str], int]: ...
+
+
+def fork_encoder(state: Snapshottable, command_no: int) -> tuple[int, int]:
+    """Fork a child that encodes ``state`` as it is now and sends it back: ``(pid, fd)`` for
+    ``wait_child``, which returns the report and the snapshot's bytes."""
+    return _fork(lambda fd: _encode(state, command_no, fd))
+
+
+def fork_digest(state: Snapshottable) -> tuple[int, int]:
+    """Fork a child that sends back ``{"digest": ...}`` of ``state`` as it is now."""
+
+    def run(fd: int) -> None:
+        _send(fd, {"digest": codec.state_digest(state.engine, state.client_orders)})
+
+    return _fork(run)
+
+
+def _fork(run: Callable[[int], None]) -> tuple[int, int]:
+    read_end, write_end = os.pipe()
+    parent = os.getpid()
+    gc.freeze()
+    with warnings.catch_warnings():
+        # 3.12+ warns of forking with threads; the child takes no lock they may hold: it
+        # computes with what is imported and writes to a pipe.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: never returns
+        _child(run, write_end, parent)
+    os.close(write_end)
+    return pid, read_end
+
+
+def _child(run: Callable[[int], None], fd: int, parent: int) -> NoReturn:
+    code = 1
+    try:
+        _detach(fd, parent)
+        run(fd)
+        code = 0
+    except BaseException as error:  # everything goes back to the parent, as text
+        with contextlib.suppress(BaseException):
+            _send(fd, {"error": f"{type(error).__name__}: {error}"})
+    os._exit(code)
+
+
+def _detach(keep: int, parent: int) -> None:
+    """Die with the parent; hold none of its descriptors but ``keep`` and stdio."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        os._exit(3)
+    gc.disable()  # a collected object of the parent's could close a descriptor reused below
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    limit = 65536 if limit == resource.RLIM_INFINITY else min(limit, 1 << 20)
+    os.closerange(3, keep)
+    os.closerange(keep + 1, limit)
+
+
+def _send(fd: int, result: dict[str, Any], data: bytes = b"") -> None:
+    """One JSON line, then ``data`` (the snapshot's bytes, when there are any)."""
+    view = memoryview(json.dumps(result).encode() + b"\n" + data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _encode(state: Snapshottable, command_no: int, fd: int) -> None:
+    started = perf_counter()
+    encoded = codec.encode(state.engine, state.client_orders, command_no)
+    result = {
+        "digest": encoded.digest,
+        "payload_bytes": encoded.payload_bytes,
+        "duration_s": perf_counter() - started,
+    }
+    _send(fd, result, encoded.data)
+
+
+def wait_child(pid: int, fd: int, timeout_s: float) -> tuple[dict[str, Any], bytes]:
+    """The child's report and bytes (blocking); kills a child past ``timeout_s``."""
+    chunks = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                os.kill(pid, signal.SIGKILL)
+                raise ChildFailed(f"the forked process ran past {timeout_s:g} s; killed")
+            ready, _, _ = select.select([fd], [], [], min(remaining, 1.0))
+            if not ready:
+                continue
+            data = os.read(fd, 1 << 20)
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+        gc.unfreeze()
+    received = b"".join(chunks)
+    line, _, data = received.partition(b"\n")
+    try:
+        result: dict[str, Any] = json.loads(line) if line else {}
+    except json.JSONDecodeError:
+        result = {"error": f"unreadable report {line[:200]!r}"}
+    if "error" in result or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+        why = result.get("error") or f"the forked process ended with status {status}"
+        raise ChildFailed(str(why))
+    return result, data
