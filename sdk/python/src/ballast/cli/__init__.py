@@ -1,5 +1,5 @@
-"""The ``ballast`` command (``pip install 'ballast-markets[cli]'``): a trader's view of the
-exchange, on the SDK.
+"""The ``ballast`` command: a trader's view of the exchange, on the SDK. ``--json`` works with
+the SDK alone; the tables need ``rich`` (``pip install 'ballast-markets[cli]'``).
 
     ballast markets
     ballast book suez-apr2025 --depth 5
