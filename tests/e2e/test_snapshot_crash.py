@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -18,12 +19,15 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from ballast_exchange.domain import Engine
+from ballast_exchange.domain import Engine, MarketKind, MarketStatus, Side
+from ballast_exchange.domain import commands as c
 from ballast_exchange.domain import snapshot_codec as codec
 from ballast_exchange.service.exchange import replay
 from ballast_exchange.store import snapshots as snapshot_store
-from ballast_exchange.store.database import Database
+from ballast_exchange.store.database import Database, begin_write
+from ballast_exchange.store.projection import JournalItem, write_batch
 from ballast_exchange.store.schema import snapshot_chunks, snapshots
+from tests.live_server import free_port
 from tests.signed_client import Admin
 
 from .test_crash_recovery import Served, database_url, kill, pycache, serve
@@ -195,3 +199,72 @@ def test_kill_during_a_snapshot_write_recovers_the_full_replay_state(
         assert f"snapshot of command {head} skipped" in log.read_text()
     finally:
         database.dispose()
+
+
+def journal_of_resting_orders(url: str, orders: int) -> None:
+    """A journal (and projection) of ``orders`` resting orders, written as the server would."""
+    database = Database(url)
+    database.upgrade()
+    engine = Engine()
+    items: list[JournalItem] = []
+    commands: list[c.Command] = [
+        c.CreateAccount(1, "maker"),
+        c.Deposit(1, "maker", 10**12),
+        c.CreateMarket(1, "deep", MarketKind.BINARY, 1_000, 0, 1_000, 4_102_444_800_000),
+        c.ChangeMarketStatus(1, "deep", MarketStatus.OPEN),
+    ]
+    commands += [
+        c.PlaceOrder(2, "maker", "deep", Side.BUY, 1 + n % 5, 100 + n % 300) for n in range(orders)
+    ]
+    try:
+        for number, command in enumerate(commands, 1):
+            items.append(JournalItem(number, command, engine.execute(command), command.time))
+            if len(items) == 2_000:
+                with begin_write(database.engine) as conn:
+                    write_batch(conn, items)
+                items = []
+        with begin_write(database.engine) as conn:
+            write_batch(conn, items)
+    finally:
+        database.dispose()
+
+
+def test_readyz_reports_recovery_progress_while_recovering(
+    tmp_path: Path, pycache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the API serves, the port answers /readyz 503 with how far recovery is."""
+    monkeypatch.setenv("BALLAST_SNAPSHOT_EVERY_COMMANDS", "0")
+    url = f"sqlite:///{tmp_path / 'ballast.db'}"
+    journal_of_resting_orders(url, 40_000)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    command = [BALLAST, "serve", "--data-dir", str(tmp_path / "var"), "--port", str(port)]
+    command += ["--no-demo", "--database-url", url, "--env", "production"]
+    log = tmp_path / "serve.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    seen: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "never ready"
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+            except httpx.TransportError:
+                time.sleep(0.01)  # not listening yet: still importing
+                continue
+            if response.status_code == 200:
+                ready = response.json()
+                break
+            assert response.status_code == 503
+            assert response.headers["Retry-After"] == "5"
+            seen.append(response.json()["error"]["details"])
+    finally:
+        kill(process)
+    recovering = [s for s in seen if s["checks"].get("engine", "").startswith("recovering")]
+    assert recovering, f"no answer while recovering: {seen[:3]}"
+    phases = {s["matching"]["recovery"]["phase"] for s in recovering}
+    assert phases <= {"starting", "restoring snapshot", "replaying journal", "projecting", "done"}
+    assert ready["matching"]["recovery"]["replayed"] == 40_004

@@ -24,12 +24,13 @@ from .access.ratelimit import RateLimiter, rate_limiter_from_url
 from .access.redis_breaker import RedisBreaker
 from .access.replay import ReplayCache, replay_cache_from_url
 from .api.key_issuing import issue_key
+from .api.recovery_probe import recovery_probe
 from .api.state import AppState
 from .config import Settings
 from .domain import CancelReason, MarketStatus
 from .domain import commands as c
 from .sandbox import Sandbox
-from .service.exchange import Exchange, at_time
+from .service.exchange import Exchange, RecoveryProgress, at_time
 from .service.metrics import Metrics
 from .service.settlement import Settlements
 from .service.snapshotter import SnapshotPolicy, Snapshotter
@@ -182,11 +183,15 @@ class Runtime:
                 lambda: [((), float(self.redis.failures))],
             )
         token, self.admin_token_created = admin_token(s.data_dir)
-        self.exchange = Exchange(
-            self.database.engine,
-            projection_sql=self.database.projection_engine,
-            metrics=self.metrics,
-        )
+        progress = RecoveryProgress()
+        # Until the engine is rebuilt, the port answers 503 saying how far recovery is.
+        with recovery_probe(s.host, s.port, progress.describe):
+            self.exchange = Exchange(
+                self.database.engine,
+                projection_sql=self.database.projection_engine,
+                metrics=self.metrics,
+                progress=progress,
+            )
         self.snapshotter = Snapshotter(self.exchange, snapshot_policy(s), self.metrics)
         # The stream sees a command once it is stored, never before (DESIGN §6).
         self.hub = Hub(self.exchange, s, self.metrics)
