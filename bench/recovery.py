@@ -258,6 +258,13 @@ def restart(url: str, directory: Path) -> dict[str, Any]:
             timeout=600,
         ).json()["snapshot"]
         rss = _rss_mb(process.pid)
+        metrics = httpx.get(f"{base}/metrics", timeout=30).text
+        recovery_s = next(
+            float(line.split()[-1])
+            for line in metrics.splitlines()
+            if line.startswith("ballast_recovery_seconds ")
+        )
+        recovery["exchange_recovery_s"] = round(recovery_s, 2)
         return {
             "ready_s": round(ready_s, 2),
             "recovery": recovery,
@@ -267,6 +274,8 @@ def restart(url: str, directory: Path) -> dict[str, Any]:
     finally:
         process.kill()
         process.wait()
+        kept = Path(tempfile.gettempdir()) / f"ballast-bench-recovery-{directory.name}.log"
+        kept.write_bytes(logfile.read_bytes())
 
 
 def _rss_mb(pid: int) -> float:

@@ -121,7 +121,7 @@ def test_recovery_from_a_snapshot_equals_a_full_replay(tmp_path: Path, database_
     with live_server(data_dir, database_url=database_url, **settings) as server:
         assert server.call(_digest_on_loop(server)) == live
         ready = ok(httpx.get(f"{server.api.removesuffix('/v1')}/readyz"))
-        assert ready["matching"]["recovery"]["snapshot"] == first["command_no"]
+        assert ready["recovery"]["snapshot"] == first["command_no"]
         bob = client_for(server, accounts[1]["key"], accounts[1]["secret"])
         try:
             body = {"market_id": "rst-bin", "side": "sell", "price": 0.55, "size": 4}

@@ -177,7 +177,7 @@ def test_kill_during_a_snapshot_write_recovers_the_full_replay_state(
         assert head > first_no
 
         with serve(data_dir, database_url, log, pycache) as served:
-            recovery = readyz(served)["matching"]["recovery"]
+            recovery = readyz(served)["recovery"]
             assert recovery["snapshot"] == first_no and recovery["replayed"] == head - first_no
             live = live_digest(served, data_dir)
             assert (live["command_no"], live["digest"]) == (head, expected)
@@ -190,7 +190,7 @@ def test_kill_during_a_snapshot_write_recovers_the_full_replay_state(
         with sql.begin() as conn:
             snapshot_store.damage(conn, head)
         with serve(data_dir, database_url, log, pycache) as served:
-            recovery = readyz(served)["matching"]["recovery"]
+            recovery = readyz(served)["recovery"]
             assert recovery["snapshot"] == first_no
             assert [s.split(":")[0] for s in recovery["skipped_snapshots"]] == [str(head)]
             live = live_digest(served, data_dir)
@@ -265,6 +265,6 @@ def test_readyz_reports_recovery_progress_while_recovering(
         kill(process)
     recovering = [s for s in seen if s["checks"].get("engine", "").startswith("recovering")]
     assert recovering, f"no answer while recovering: {seen[:3]}"
-    phases = {s["matching"]["recovery"]["phase"] for s in recovering}
+    phases = {s["recovery"]["phase"] for s in recovering}
     assert phases <= {"starting", "restoring snapshot", "replaying journal", "projecting", "done"}
-    assert ready["matching"]["recovery"]["replayed"] == 40_004
+    assert ready["recovery"]["replayed"] == 40_004

@@ -85,22 +85,31 @@ def create_app(runtime: Runtime) -> FastAPI:
         checks = await runtime.readiness()
         degraded = runtime.degraded()
         choice = runtime.exchange.engine_choice
+        engine = {"name": choice.name, "reason": choice.reason}
         # How this process recovered: from which snapshot, how much journal it replayed.
-        engine: dict[str, object] = {
-            "name": choice.name,
-            "reason": choice.reason,
-            "recovery": runtime.exchange.recovery.describe(),
-        }
+        recovered = runtime.exchange.recovery.describe()
         failed = [name for name, state in checks.items() if state != "ok"]
         if failed:
             return errors.error_response(
                 "SERVICE_UNAVAILABLE",
                 f"not ready: the {', '.join(failed)} check{'s' if len(failed) > 1 else ''} failed",
-                {"failed": failed, "checks": checks, "degraded": degraded, "matching": engine},
+                {
+                    "failed": failed,
+                    "checks": checks,
+                    "degraded": degraded,
+                    "matching": engine,
+                    "recovery": recovered,
+                },
                 {"Retry-After": "5"},
             )
         return JSONResponse(
-            {"status": "ready", "checks": checks, "degraded": degraded, "matching": engine}
+            {
+                "status": "ready",
+                "checks": checks,
+                "degraded": degraded,
+                "matching": engine,
+                "recovery": recovered,
+            }
         )
 
     @app.get("/metrics", include_in_schema=False)

@@ -33,7 +33,7 @@ def not_ready(progress: dict[str, Any]) -> dict[str, Any]:
             "details": {
                 "failed": ["engine"],
                 "checks": {"engine": f"recovering: {phase}"},
-                "matching": {"recovery": progress},
+                "recovery": progress,
             },
         }
     }

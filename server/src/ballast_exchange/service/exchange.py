@@ -85,6 +85,7 @@ class RecoveryProgress:
     replayed: int = 0
     to_replay: int = 0
     skipped: list[str] = field(default_factory=list)  # snapshots refused, and why
+    seconds: dict[str, float] = field(default_factory=dict)  # each phase's wall time
 
     def describe(self) -> dict[str, object]:
         return {
@@ -93,7 +94,11 @@ class RecoveryProgress:
             "replayed": self.replayed,
             "to_replay": self.to_replay,
             "skipped_snapshots": list(self.skipped),
+            "seconds": {name: round(value, 3) for name, value in self.seconds.items()},
         }
+
+    def took(self, phase: str, started: float) -> None:
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + perf_counter() - started
 
 
 class JournalGap(RuntimeError):
@@ -142,11 +147,13 @@ def _replay_once(
         head, first = journal_bounds(conn)
         if engine is None:
             choice = choice if choice is not None else select_engine()
+            started = perf_counter()
             found = (
                 _from_snapshot(conn, choice, min(head, projected), first, progress, refused)
                 if use_snapshots
                 else None
             )
+            progress.took("restore", started)
             if found is None:
                 engine = choice.new()
             else:
@@ -164,6 +171,7 @@ def _replay_once(
         progress.phase = "replaying journal"
         progress.replayed = 0
         progress.to_replay = max(0, head - start)
+        started = perf_counter()
         for command_no, command in load_commands(conn, after=start):
             events = engine.execute(command)
             remember_client_order(client_orders, command, events)
@@ -174,12 +182,15 @@ def _replay_once(
             progress.replayed += 1
         if last_no == start and start:
             last_time = journal_time(conn, start)
+        progress.took("replay", started)
     if check is not None:
         pid, fd, expected = check
+        started = perf_counter()
         try:
             digest = str(wait_child(pid, fd, DIGEST_CHECK_TIMEOUT_S)[0]["digest"])
         except ChildFailed as error:
             digest = f"not computed ({error})"
+        progress.took("digest_check_wait", started)
         if digest != expected:
             why = f"the restored state re-encodes to {digest}, not {expected}"
             progress.skipped.append(f"{start}: {why}")
@@ -306,7 +317,9 @@ class Exchange:
         )
         # The query tables catch up with the journal before anything reads them.
         self.recovery.phase = "projecting"
+        projecting = perf_counter()
         project_now(self.projection_sql, found.unprojected)
+        self.recovery.took("project", projecting)
         self.recovery.phase = "done"
         self._projected_at_start = found.command_no
         recovery = [((), perf_counter() - started)]
