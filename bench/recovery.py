@@ -250,7 +250,7 @@ def restart(url: str, directory: Path) -> dict[str, Any]:
                 pass
             time.sleep(0.02)
         ready_s = time.monotonic() - started
-        recovery = response.json()["matching"]["recovery"]
+        recovery = response.json()["recovery"]
         token = (data_dir / "admin.token").read_text().strip()
         taken = httpx.post(
             f"{base}/v1/admin/snapshots",
@@ -436,6 +436,7 @@ def main() -> None:
     parser.add_argument("--pause-seconds", type=float, default=20.0)
     parser.add_argument("--pause-every", type=float, default=4.0)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--only-pause", action="store_true", help="the matching pause alone")
     args = parser.parse_args()
     results: dict[str, Any] = {"args": vars(args), "runs": []}
@@ -448,9 +449,8 @@ def main() -> None:
             execute(state, command)
         for n in range(args.orders):
             execute(state, resting_order(rng, n, args.accounts, args.markets))
-    for kind in (
-        [] if args.only_pause else ["sqlite"] + ([] if args.no_postgres else ["postgresql"])
-    ):
+    kinds = ([] if args.no_sqlite else ["sqlite"]) + ([] if args.no_postgres else ["postgresql"])
+    for kind in [] if args.only_pause else kinds:
         run, state = bench(kind, args)
         results["runs"].append(run)
         print(json.dumps(run), file=sys.stderr, flush=True)

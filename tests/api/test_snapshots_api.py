@@ -6,18 +6,25 @@ files and restored for a full replay again."""
 
 from __future__ import annotations
 
+import array
+import hashlib
+import json
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from ballast_exchange.domain import Engine, digest
+from ballast_exchange.domain import Engine, MarketKind, MarketStatus, Side, digest
+from ballast_exchange.domain import commands as c
 from ballast_exchange.domain import snapshot_codec as codec
 from ballast_exchange.service.exchange import JournalGap, RecoveryProgress, replay
 from ballast_exchange.store import journal_archive
 from ballast_exchange.store import snapshots as snapshot_store
-from ballast_exchange.store.database import Database
+from ballast_exchange.store.database import Database, begin_write
+from ballast_exchange.store.projection import JournalItem, write_batch
 from tests.live_server import LiveServer, live_server
 from tests.signed_client import Admin
 
@@ -177,3 +184,98 @@ def test_snapshot_routes_need_the_admin_token(server: LiveServer) -> None:
             assert response.status_code == 401
             assert response.json()["error"]["code"] == "UNAUTHORIZED"
     Admin(server.api, server.admin_token)  # the fixture's server is otherwise untouched
+
+
+def _twisted(data: bytes) -> bytes:
+    """The same state, its ledger keys stored in reverse: it decodes and restores, but does not
+    re-encode to its own digest (the writer sorts them), as a faulty writer's snapshot would."""
+    payload = zlib.decompress(data[codec.HEADER_BYTES :])
+    skeleton, columns = codec._split(payload)
+    keys, index = skeleton["ledger"]
+    skeleton["ledger"] = [keys[::-1], index]
+    columns[index] = array.array("q", reversed(columns[index]))
+    text = json.dumps(skeleton, separators=(",", ":")).encode()
+    twisted = b"".join(
+        [
+            struct.pack("<QI", len(text), len(columns)),
+            text,
+            struct.pack(f"<{len(columns)}Q", *(len(c) for c in columns)),
+            *(c.tobytes() for c in columns),
+        ]
+    )
+    header = codec.read_header(data)
+    head = struct.pack(
+        "<8sHHQQ32s",
+        codec.MAGIC,
+        codec.VERSION,
+        0,
+        header.command_no,
+        len(twisted),
+        hashlib.sha256(twisted).digest(),
+    )
+    return head + zlib.compress(twisted)
+
+
+def _publish(sql: Any, data: bytes) -> None:
+    header = codec.read_header(data)
+    chunks = snapshot_store.write_chunks(sql, header.command_no, data)
+    snapshot_store.publish(
+        sql,
+        snapshot_store.StoredSnapshot(
+            command_no=header.command_no,
+            version=header.version,
+            checksum=hashlib.sha256(data).hexdigest(),
+            digest=header.digest,
+            size_bytes=len(data),
+            payload_bytes=header.payload_bytes,
+            chunks=chunks,
+            engine="test",
+            created_at=0,
+            duration_ms=0,
+        ),
+    )
+
+
+def test_a_snapshot_that_does_not_re_encode_to_its_digest_is_skipped(database_url: str) -> None:
+    """The digest check runs in a forked child while the tail is replayed; on a mismatch
+    recovery starts again without that snapshot."""
+    database = Database(database_url)
+    database.upgrade()
+    try:
+        sql = database.engine
+        engine = Engine()
+        commands: list[c.Command] = [
+            c.CreateAccount(1, "a"),
+            c.Deposit(1, "a", 10**9),
+            c.CreateAccount(1, "b"),
+            c.Deposit(1, "b", 10**9),
+            c.CreateMarket(1, "m", MarketKind.BINARY, 1_000, 0, 1_000, 4_102_444_800_000),
+            c.ChangeMarketStatus(1, "m", MarketStatus.OPEN),
+        ]
+        commands += [
+            c.PlaceOrder(
+                2,
+                "a" if n % 2 else "b",
+                "m",
+                Side.BUY if n % 2 else Side.SELL,
+                1 + n % 4,
+                400 + n % 50 if n % 2 else 600 - n % 50,
+            )
+            for n in range(60)
+        ]
+        snapshots_at = {30: b"", 50: b""}
+        for number, command in enumerate(commands, 1):
+            events = engine.execute(command)
+            with begin_write(sql) as conn:
+                write_batch(conn, [JournalItem(number, command, events, command.time)])
+            if number in snapshots_at:
+                snapshots_at[number] = codec.encode(engine, {}, number).data
+        _publish(sql, snapshots_at[30])
+        _publish(sql, _twisted(snapshots_at[50]))
+        progress = RecoveryProgress()
+        found = replay(sql, progress=progress)
+        assert found.snapshot == 30
+        assert len(progress.skipped) == 1 and progress.skipped[0].startswith("50: the restored")
+        assert digest(found.engine) == digest(engine)
+    finally:
+        database.dispose()
