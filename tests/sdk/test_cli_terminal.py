@@ -143,6 +143,12 @@ def test_tables_fit_80_columns_and_keep_their_numbers(desk: Any) -> None:
     # A wide terminal shows the columns a narrow one left out, and the name in full.
     wide = ok(run("markets", env=env, columns=220))
     assert LONG_NAME in row_of(wide, market) and "0.001" in row_of(wide, market)
+    # An order's line wraps at the width, and leaves the generated client id to --json.
+    order = ("order", "buy", market, "--price", "0.401", "--size", "1")
+    placed = ok(run(*order, env=env, columns=80))
+    assert all(len(line) <= 80 for line in placed.splitlines()), placed
+    assert "@ 0.401" in placed and "client id" not in placed
+    assert "client id py-" in ok(run(*order, env=env))  # into a pipe: the whole line
     # A narrow one cuts the name's text, never a number.
     narrow = ok(run("orders", env=env, columns=60))
     assert all(len(line) <= 60 for line in narrow.splitlines()), narrow

@@ -323,7 +323,7 @@ def orders_table(
     return fit(columns, rows, width)
 
 
-def _order_line(verb: str, order: Order, tick: Decimal | None) -> Text:
+def _order_line(verb: str, order: Order, tick: Decimal | None, width: int | None) -> Text:
     line = Text(f"{verb} ")
     line.append(order.id, style="bold")
     line.append("  ")
@@ -338,7 +338,8 @@ def _order_line(verb: str, order: Order, tick: Decimal | None) -> Text:
     if order.cancel_reason:
         line.append(f" ({order.cancel_reason})")
     line.append(f"  filled {order.filled_size}, remaining {order.remaining_size}")
-    if order.client_order_id:
+    if order.client_order_id and (width is None or width >= line.cell_len + 48):
+        # Yours, or a generated one for retries: shown where it fits (--json has it always).
         line.append(f"  client id {order.client_order_id}", style=DIM)
     return line
 
@@ -347,7 +348,7 @@ def order_view(
     order: Order, verb: str = "placed", tick: Decimal | None = None, width: int | None = None
 ) -> RenderableType:
     """One order on a line, and the trades it made on arrival."""
-    line = _order_line(verb, order, tick)
+    line = _order_line(verb, order, tick, width)
     if not order.fills:
         return line
     return Group(line, _order_fills(order.fills, order.side, tick, width))
