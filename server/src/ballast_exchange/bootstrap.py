@@ -23,9 +23,7 @@ from .access.keys import SecretBox, parse_scopes
 from .access.ratelimit import RateLimiter, rate_limiter_from_url
 from .access.redis_breaker import RedisBreaker
 from .access.replay import ReplayCache, replay_cache_from_url
-from .api.key_issuing import issue_key
 from .api.recovery_probe import recovery_probe
-from .api.state import AppState
 from .config import Settings
 from .domain import CancelReason, MarketStatus
 from .domain import commands as c
@@ -34,6 +32,7 @@ from .service.exchange import Exchange, RecoveryProgress, at_time
 from .service.metrics import Metrics
 from .service.settlement import Settlements
 from .service.snapshotter import SnapshotPolicy, Snapshotter
+from .service.venue import Venue
 from .store import queries
 from .store import records as account_store
 from .store.database import Database
@@ -117,7 +116,7 @@ class Runtime:
     snapshotter: Snapshotter = field(init=False)
     hub: Hub = field(init=False)
     settlements: Settlements = field(init=False)
-    state: AppState = field(init=False)
+    state: Venue = field(init=False)
     metrics: Metrics = field(init=False)
     instance_lock: InstanceLock = field(init=False)
     admin_token_created: bool = False
@@ -197,7 +196,7 @@ class Runtime:
         self.hub = Hub(self.exchange, s, self.metrics)
         self.exchange.on_committed = self.hub.committed
         self.settlements = Settlements(self.exchange, self.database.engine, s.dispute_window_ms)
-        self.state = AppState(
+        self.state = Venue(
             s,
             self.database,
             self.exchange,
@@ -309,8 +308,7 @@ class Runtime:
         exchange = self.exchange
         canceled = 0
         for order_id, account_id in guards:
-            order = exchange.engine.orders.get(order_id)
-            if order is None or order.account_id != account_id:
+            if self.state.reads.open_order(account_id, order_id) is None:
                 continue  # filled or canceled before the restart
             cancel = c.CancelOrder(0, account_id, order_id, CancelReason.DISCONNECT)
             await exchange.submit(at_time(cancel))
@@ -350,7 +348,7 @@ class Runtime:
         closing = sorted(
             (
                 market
-                for market in exchange.engine.markets.values()
+                for market in self.state.reads.markets()
                 if market.close_time <= now
                 and market.status in (MarketStatus.OPEN, MarketStatus.HALTED)
             ),
@@ -365,7 +363,7 @@ class Runtime:
             await self.sandbox.run_once(exchange.clock())
 
     async def _expire_until(self, until: int) -> None:
-        due = self.exchange.engine.next_expiry()
+        due = self.state.reads.next_expiry()
         if due is not None and due <= until:
             await self.exchange.submit(lambda t: c.ExpireOrders(t, up_to=until))
 
@@ -381,11 +379,11 @@ class Runtime:
         await exchange.submit(lambda t: c.CreateAccount(t, account_id))
         await exchange.submit(lambda t: c.Deposit(t, account_id, 100_000 * USDC, "demo"))
         await self.state.write(account_store.set_account_name, account_id, "Demo desk")
-        key = await issue_key(self.state, account_id, ["read", "trade"], "demo", None)
+        key = await self.state.issuing.issue(account_id, ["read", "trade"], "demo", None)
         demo = {
             "account_id": account_id,
-            "api_key": key["api_key"],
-            "api_secret": key["api_secret"],
+            "api_key": key.api_key,
+            "api_secret": key.api_secret,
         }
         write_private(path, json.dumps(demo, indent=2) + "\n")
         return demo

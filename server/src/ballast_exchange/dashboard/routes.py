@@ -30,18 +30,20 @@ from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import Field
 from starlette.staticfiles import StaticFiles
 
-from ..access.keys import ALL_SCOPES
-from ..api.auth import Principal
-from ..api.faucet import drip
-from ..api.key_issuing import issue_key, key_view, revoke_key
-from ..api.routes import account as account_routes
-from ..api.routes import orders as order_routes
-from ..api.state import AppState, app_state
+from ..service.venue import Venue
 from ..store import queries
 from ..wire import trading
+from ..wire.account_pages import StatusFilter, fills_page, ledger_page, orders_page
+from ..wire.dependencies import current_venue
 from ..wire.errors import ApiError
 from ..wire.models import PlaceOrderRequest, Strict
-from ..wire.views import balance_view, positions_view
+from ..wire.views import (
+    balance_view,
+    faucet_grant_view,
+    issued_key_view,
+    key_view,
+    positions_view,
+)
 from . import users
 from .login_guard import login_failures
 from .users import Session
@@ -58,7 +60,7 @@ LOGIN_LIMIT_PER_IP = 20
 SIGNUP_LIMIT_PER_IP = 10
 MAX_LIVE_KEYS = 20
 
-State = Annotated[AppState, Depends(app_state)]
+State = Annotated[Venue, Depends(current_venue)]
 
 
 def no_store(response: Response) -> None:
@@ -82,7 +84,7 @@ class NewKey(Strict):
     scopes: list[Literal["read", "trade"]] = Field(min_length=1, max_length=2)
 
 
-def is_secure(request: Request, state: AppState) -> bool:
+def is_secure(request: Request, state: Venue) -> bool:
     """Secure cookies over https and in production; plain-http loopback sandboxes need them
     without the flag (a browser drops a Secure cookie set over http)."""
     return request.url.scheme == "https" or state.settings.env == "production"
@@ -135,7 +137,7 @@ SignedIn = Annotated[Session, Depends(signed_in)]
 Guarded = Annotated[Session, Depends(guarded)]
 
 
-async def limit(state: AppState, bucket: str, allowed: int, what: str) -> None:
+async def limit(state: Venue, bucket: str, allowed: int, what: str) -> None:
     decision = await state.limiter.hit(bucket, allowed)
     if not decision.allowed:
         raise ApiError(
@@ -150,12 +152,7 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def principal(session: Session) -> Principal:
-    """The session as the REST handlers' caller: the user's own account, nothing else."""
-    return Principal(session.account_id, f"session:{session.user_id}", ALL_SCOPES)
-
-
-def session_view(session: Session | None, state: AppState) -> dict[str, Any]:
+def session_view(session: Session | None, state: Venue) -> dict[str, Any]:
     return {
         "user": None
         if session is None
@@ -166,7 +163,7 @@ def session_view(session: Session | None, state: AppState) -> dict[str, Any]:
     }
 
 
-def set_cookie(response: Response, request: Request, state: AppState, token: str) -> None:
+def set_cookie(response: Response, request: Request, state: Venue, token: str) -> None:
     secure = is_secure(request, state)
     response.set_cookie(
         SECURE_COOKIE if secure else COOKIE,
@@ -179,7 +176,7 @@ def set_cookie(response: Response, request: Request, state: AppState, token: str
     )
 
 
-def clear_cookie(response: Response, request: Request, state: AppState) -> None:
+def clear_cookie(response: Response, request: Request, state: Venue) -> None:
     secure = is_secure(request, state)
     response.delete_cookie(
         SECURE_COOKIE if secure else COOKIE, path="/", secure=secure, httponly=True, samesite="lax"
@@ -202,7 +199,7 @@ async def start_session(
     previous: Session | None,
     request: Request,
     response: Response,
-    state: AppState,
+    state: Venue,
 ) -> dict[str, Any]:
     """A fresh session (a new token each time: no fixation); the browser's old one ends."""
     if previous is not None:
@@ -268,13 +265,10 @@ async def account(session: SignedIn, state: State) -> Any:
     balance, positions = await state.view(
         lambda: (balance_view(reads.balance(account_id)), positions_view(reads, account_id))
     )
-    who = principal(session)
-    open_orders = await order_routes.list_orders(
-        principal=who, state=state, status="open", limit=1000
-    )
-    history = await order_routes.list_orders(principal=who, state=state, status="all", limit=50)
-    fills = await account_routes.fills(principal=who, state=state, limit=50)
-    ledger = await account_routes.ledger(principal=who, state=state, limit=50)
+    open_orders = await orders_page(state, account_id, status="open", limit=1000)
+    history = await orders_page(state, account_id, status="all", limit=50)
+    fills = await fills_page(state, account_id, limit=50)
+    ledger = await ledger_page(state, account_id, limit=50)
     return {
         "account_id": account_id,
         "email": session.email,
@@ -291,18 +285,13 @@ async def account(session: SignedIn, state: State) -> Any:
 async def orders(
     session: SignedIn,
     state: State,
-    status: order_routes.StatusFilter | None = None,
+    status: StatusFilter | None = None,
     market_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> Any:
-    return await order_routes.list_orders(
-        principal=principal(session),
-        state=state,
-        status=status,
-        market_id=market_id,
-        limit=limit,
-        cursor=cursor,
+    return await orders_page(
+        state, session.account_id, status=status, market_id=market_id, limit=limit, cursor=cursor
     )
 
 
@@ -314,8 +303,8 @@ async def fills(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> Any:
-    return await account_routes.fills(
-        principal=principal(session), state=state, market_id=market_id, limit=limit, cursor=cursor
+    return await fills_page(
+        state, session.account_id, market_id=market_id, limit=limit, cursor=cursor
     )
 
 
@@ -326,9 +315,7 @@ async def ledger(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> Any:
-    return await account_routes.ledger(
-        principal=principal(session), state=state, limit=limit, cursor=cursor
-    )
+    return await ledger_page(state, session.account_id, limit=limit, cursor=cursor)
 
 
 @api.post("/faucet")
@@ -336,7 +323,7 @@ async def faucet(session: Guarded, state: State) -> Any:
     """Sandbox only: test USDC, within the faucet's daily cap."""
     if state.settings.env != "sandbox":
         raise ApiError("NOT_FOUND", "the faucet exists only in the sandbox")
-    return await drip(state, session.account_id)
+    return faucet_grant_view(await state.faucet.drip(session.account_id))
 
 
 # ---- order entry: the same code as POST /v1/orders -----------------------------------------
@@ -385,7 +372,8 @@ async def create_key(body: NewKey, session: Guarded, state: State) -> Any:
             f"an account may hold at most {MAX_LIVE_KEYS} live keys: revoke one first",
             {"field": "scopes", "max_live_keys": MAX_LIVE_KEYS},
         )
-    return await issue_key(state, session.account_id, sorted(set(body.scopes)), body.label, None)
+    key = await state.issuing.issue(session.account_id, sorted(set(body.scopes)), body.label, None)
+    return issued_key_view(key)
 
 
 @api.delete("/keys/{api_key}")
@@ -394,7 +382,7 @@ async def delete_key(api_key: str, session: Guarded, state: State) -> Any:
     if row is None or row["account_id"] != session.account_id:  # not yours: not found either way
         raise ApiError("KEY_NOT_FOUND", f"no API key {api_key!r}", {"api_key": api_key})
     if row["revoked_at"] is None:
-        await revoke_key(state, api_key)
+        await state.issuing.revoke(api_key)
         row = await state.read(queries.get_api_key, api_key)
         assert row is not None  # keys are revoked, never deleted
     return key_view(row)

@@ -33,9 +33,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.exc import IntegrityError
 
-from ..api.faucet import drip
-from ..api.state import AppState
-from ..domain import commands
+from ..domain import DomainError, commands
+from ..service.venue import Venue
 from ..store import records
 from ..store import users as store
 from ..wire.errors import ApiError, invalid_request
@@ -78,7 +77,7 @@ class PasswordHashing:
 _HASHING: weakref.WeakKeyDictionary[object, PasswordHashing] = weakref.WeakKeyDictionary()
 
 
-def hashing(state: AppState) -> PasswordHashing:
+def hashing(state: Venue) -> PasswordHashing:
     """The server's hashing pool (one per exchange, made on first use)."""
     pool = _HASHING.get(state.exchange)
     if pool is None:
@@ -145,7 +144,7 @@ def _burn(password: str) -> None:
     _verify(_DUMMY_HASH[0], password)
 
 
-async def sign_up(state: AppState, email: str, password: str) -> User:
+async def sign_up(state: Venue, email: str, password: str) -> User:
     """Create a user with a new trading account (funded by the faucet in the sandbox)."""
     email = normalize_email(email)
     check_new_password(password, email)
@@ -172,13 +171,13 @@ async def sign_up(state: AppState, email: str, password: str) -> User:
         raise taken from None
     if state.settings.env == "sandbox":
         try:
-            await drip(state, account_id)
-        except ApiError as error:  # an unfunded account still works: the user may retry
+            await state.faucet.drip(account_id)
+        except DomainError as error:  # an unfunded account still works: the user may retry
             log.warning("faucet drip for a new dashboard user failed: %s", error.code)
     return user
 
 
-async def check_password(state: AppState, email: str, password: str) -> User | None:
+async def check_password(state: Venue, email: str, password: str) -> User | None:
     """The user these credentials belong to, or None."""
     try:
         email = normalize_email(email)
@@ -197,7 +196,7 @@ async def check_password(state: AppState, email: str, password: str) -> User | N
     return User(row["user_id"], row["email"], row["account_id"])
 
 
-async def open_session(state: AppState, user: User) -> tuple[str, Session]:
+async def open_session(state: Venue, user: User) -> tuple[str, Session]:
     """A new session for ``user``: the token for the cookie (never stored) and the session."""
     token = secrets.token_urlsafe(32)
     now = state.exchange.clock()
@@ -225,7 +224,7 @@ async def open_session(state: AppState, user: User) -> tuple[str, Session]:
     return token, session
 
 
-async def find_session(state: AppState, token: str) -> Session | None:
+async def find_session(state: Venue, token: str) -> Session | None:
     """The live session of a cookie's token, or None (unknown, logged out or expired)."""
     if not token or len(token) > 128:
         return None
@@ -242,5 +241,5 @@ async def find_session(state: AppState, token: str) -> Session | None:
     )
 
 
-async def close_session(state: AppState, session: Session) -> None:
+async def close_session(state: Venue, session: Session) -> None:
     await state.write(store.delete_session, session.token_hash)

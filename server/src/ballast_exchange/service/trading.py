@@ -176,12 +176,13 @@ class Trading:
 
     def _change(self, account_id: str, order_id: int, command: c.Command) -> Pending[OrderOutcome]:
         before = self.reads.open_order(account_id, order_id)
-        if before is None:
-            return _FromStore(self.reads, account_id, order_id, None)
         try:
             events, stored = self._run(command)
         except DomainError as error:
+            if error.code == "ORDER_NOT_FOUND":  # not open: say whether it finished or isn't theirs
+                return _FromStore(self.reads, account_id, order_id, None)
             return Pending(self.exchange, error=error)
+        assert before is not None  # the engine changed it, so it was open and theirs
         return Pending(self.exchange, OrderOutcome(before.folded(events)), stored)
 
     def cancel_all(

@@ -19,8 +19,9 @@ from ..domain.market import Market
 from ..store.order_records import TradeRecord
 from ..wire.errors import invalid_request
 from ..wire.money import ticks_to_price
+from ..wire.refs import iso
 from ..wire.usdc import micro_price, to_usdc
-from ..wire.views import fill_view, iso, order_view, position_fields, trade_view
+from ..wire.views import fill_view, order_view, position_fields, trade_view
 from .models import AccountChanges, Batch, MarketModel, Models, PositionModel
 
 DEFAULT_DEPTH = 20

@@ -22,14 +22,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ..access.key_ring import KeyRecord
 from ..access.keys import READ, TRADE
 from ..access.signing import AuthError, verify
-from ..api.state import AppState
 from ..domain import CancelReason, DomainError
 from ..service.exchange import ServiceUnavailable
+from ..service.venue import Venue
 from ..wire import strict_json, trading
 from ..wire.errors import ApiError, from_domain, from_validation, invalid_request
 from ..wire.models import AmendOrderRequest, PlaceOrderRequest
-from ..wire.refs import parse_order_ref
-from ..wire.views import iso
+from ..wire.refs import iso, parse_order_ref
 from .channels import Scope
 from .hub import Hub, Stream, StreamKey, dumps
 from .wire import Transport, text_frame
@@ -72,7 +71,7 @@ def error_message(request_id: Any, op: str | None, error: ApiError) -> str:
 
 class Connection:
     def __init__(
-        self, websocket: WebSocket, transport: Transport, hub: Hub, state: AppState, ip: str
+        self, websocket: WebSocket, transport: Transport, hub: Hub, state: Venue, ip: str
     ) -> None:
         self.ws = websocket
         self.hub = hub

@@ -6,7 +6,7 @@ import logging
 
 from starlette.websockets import WebSocket
 
-from ..api.state import AppState
+from ..service.venue import Venue
 from .connection import Connection
 from .hub import Hub
 from .wire import TRANSPORT_KEY
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 async def stream(websocket: WebSocket) -> None:
-    state: AppState = websocket.app.state.ballast
+    state: Venue = websocket.app.state.ballast
     hub: Hub = websocket.app.state.stream_hub
     transport = websocket.scope.get(TRANSPORT_KEY)
     if transport is None:

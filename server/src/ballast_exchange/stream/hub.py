@@ -22,7 +22,7 @@ from ..config import Settings
 from ..service.exchange import Exchange
 from ..service.metrics import Metrics
 from ..store.projection import JournalItem
-from ..wire.views import iso
+from ..wire.refs import iso
 from .channels import CHANNELS, Channel, Feed, Scope
 from .models import Batch, Models
 from .wire import text_frame

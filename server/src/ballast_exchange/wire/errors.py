@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..access.signing import AuthError
 from ..domain import DomainError
 from ..service.exchange import ServiceUnavailable
-from .refs import order_ref
+from .refs import iso, order_ref
 from .usdc import to_usdc
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,9 @@ STATUS: dict[str, int] = {
 }
 
 # Domain details in micro-USDC that the API shows in USDC, as the spec's example does.
-_MONEY_DETAILS = frozenset({"required", "available"})
+_MONEY_DETAILS = frozenset({"required", "available", "daily_cap", "granted_today", "requested"})
+# Rejections whose ``retry_after`` (seconds) travels as the Retry-After header, not a detail.
+_HEADER_RETRY = frozenset({"FAUCET_LIMIT_EXCEEDED"})
 # Domain details in ticks, shown as prices when the market is known.
 _PRICE_DETAILS = frozenset({"price", "floor", "cap", "opposite_best"})
 
@@ -116,7 +118,11 @@ def from_domain(error: DomainError, tick_size: Decimal | None = None) -> ApiErro
                 details[key] = float(details[key] * tick_size)
     if isinstance(details.get("order_id"), int):
         details["order_id"] = order_ref(details["order_id"])
-    return ApiError(error.code, error.message, details)
+    if isinstance(details.get("resets_at"), int):
+        details["resets_at"] = iso(details["resets_at"])
+    retry_after = details.pop("retry_after", None) if error.code in _HEADER_RETRY else None
+    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+    return ApiError(error.code, error.message, details, headers=headers)
 
 
 def from_validation(problems: Sequence[Any]) -> ApiError:
@@ -146,7 +152,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, error: DomainError) -> JSONResponse:
         mapped = from_domain(error)
-        return error_response(mapped.code, mapped.message, mapped.details)
+        return error_response(mapped.code, mapped.message, mapped.details, mapped.headers)
 
     @app.exception_handler(AuthError)
     async def auth_error(_: Request, error: AuthError) -> JSONResponse:

@@ -1,6 +1,8 @@
-"""Order and trade ids as the API writes them (``ord_17``, ``trd_9``) and reads them back."""
+"""Ids and times as the API writes them: ``ord_17``, ``trd_9``, ISO 8601 UTC in milliseconds."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 ORDER_PREFIX = "ord_"
 TRADE_PREFIX = "trd_"
@@ -20,3 +22,10 @@ def parse_order_ref(value: str) -> int | None:
     # scripts' digits (int() reads them, so "ord_" + Arabic-Indic one would be ord_1).
     ok = digits.isascii() and digits.isdigit() and len(digits) < 19
     return int(digits) if ok else None
+
+
+def iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -4,24 +4,18 @@ ISO-8601 times and prefixed ids."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from ..domain import MarketStatus
 from ..domain.market import Market
+from ..service.faucet import FaucetGrant
+from ..service.key_issuing import IssuedKey
 from ..service.reads import Balance, PositionRecord, Reads
 from ..store.order_records import FillRecord, OrderRecord, TradeRecord
 from .money import ticks_to_price
-from .refs import order_ref, trade_ref
+from .refs import iso, order_ref, trade_ref
 from .usdc import micro_price, to_usdc
-
-
-def iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def tick_size(market: Market) -> Decimal:
@@ -213,4 +207,40 @@ def positions_view(reads: Reads, account_id: str) -> dict[str, Any]:
             position_view(position, reads.market(position.market_id))
             for position in reads.positions(account_id)
         ]
+    }
+
+
+def faucet_grant_view(grant: FaucetGrant) -> dict[str, Any]:
+    return {
+        "amount": to_usdc(grant.amount),
+        "granted_today": to_usdc(grant.granted_today),
+        "daily_cap": to_usdc(grant.daily_cap),
+        "balance": balance_view(grant.balance),
+    }
+
+
+def issued_key_view(key: IssuedKey) -> dict[str, Any]:
+    """A new key, with the only sight of its secret."""
+    return {
+        "api_key": key.api_key,
+        "api_secret": key.api_secret,
+        "account_id": key.account_id,
+        "scopes": list(key.scopes),
+        "label": key.label,
+        "tier": key.tier,
+        "created_at": iso(key.created_at),
+    }
+
+
+def key_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored key as listed: never its secret."""
+    return {
+        "api_key": row["api_key"],
+        "account_id": row["account_id"],
+        "scopes": row["scopes"].split(","),
+        "label": row["label"],
+        "tier": row["tier"],
+        "created_at": iso(row["created_at"]),
+        "revoked_at": iso(row["revoked_at"]),
+        "last_used_at": iso(row["last_used_at"]),
     }

@@ -6,10 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from ...store import queries
-from ...wire.timeutil import TimeParam, parse_time_param
-from ...wire.usdc import to_usdc
-from ...wire.views import balance_view, fill_view, iso, positions_view
+from ...wire.account_pages import fills_page, ledger_page
+from ...wire.timeutil import TimeParam
+from ...wire.views import balance_view, positions_view
 from ..schemas import PRIVATE_ERRORS, Balance, Fills, Ledger, Positions
 from .orders import Reader, State
 
@@ -35,13 +34,6 @@ async def positions(principal: Reader, state: State) -> Any:
     return await state.view(lambda: positions_view(state.reads, principal.account_id))
 
 
-def _window(start_date: str | None, end_date: str | None) -> tuple[int | None, int | None]:
-    return (
-        parse_time_param(start_date, "start_date"),
-        parse_time_param(end_date, "end_date", end=True),
-    )
-
-
 @router.get(
     "/fills",
     summary="The account's fills, newest first",
@@ -56,22 +48,15 @@ async def fills(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> Any:
-    if market_id is not None:
-        state.market(market_id)
-    start_ms, end_ms = _window(start_date, end_date)
-    page = await state.page(
-        queries.list_fills,
+    return await fills_page(
+        state,
         principal.account_id,
         market_id=market_id,
-        start_ms=start_ms,
-        end_ms=end_ms,
+        start_date=start_date,
+        end_date=end_date,
         limit=limit,
         cursor=cursor,
     )
-    return {
-        "fills": [fill_view(fill, state.market(fill.market_id)) for fill in page.items],
-        "next_cursor": page.next_cursor,
-    }
 
 
 @router.get(
@@ -88,29 +73,12 @@ async def ledger(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> Any:
-    start_ms, end_ms = _window(start_date, end_date)
-    page = await state.page(
-        queries.list_ledger,
+    return await ledger_page(
+        state,
         principal.account_id,
-        start_ms=start_ms,
-        end_ms=end_ms,
         kind=kind,
+        start_date=start_date,
+        end_date=end_date,
         limit=limit,
         cursor=cursor,
     )
-    return {
-        "entries": [
-            {
-                "entry_id": row["seq"],
-                "kind": row["kind"],
-                "amount": to_usdc(row["amount"]),
-                "debit": row["debit"],
-                "credit": row["credit"],
-                "market_id": row["market_id"],
-                "ref": row["ref"] or None,
-                "created_at": iso(row["created_at"]),
-            }
-            for row in page.items
-        ],
-        "next_cursor": page.next_cursor,
-    }

@@ -12,9 +12,11 @@ from ...domain import MarketKind, MarketStatus
 from ...domain import commands as c
 from ...domain.state import MAX_AMOUNT
 from ...service.exchange import at_time
+from ...service.venue import Venue
 from ...store import queries
 from ...store import records as store_writes
 from ...store.records import upsert_market_details
+from ...wire.dependencies import current_venue
 from ...wire.errors import ApiError, invalid_request
 from ...wire.models import (
     AmountRequest,
@@ -24,15 +26,14 @@ from ...wire.models import (
     TierRequest,
 )
 from ...wire.money import admissible, exact_quotient, parse_decimal, usdc_to_micro
+from ...wire.refs import iso
 from ...wire.timeutil import to_ms
-from ...wire.views import balance_view, iso, market_view
+from ...wire.views import balance_view, issued_key_view, key_view, market_view
 from ..auth import bearer
-from ..key_issuing import issue_key, key_view, revoke_key
 from ..schemas import ADMIN_ERRORS
-from ..state import AppState, app_state
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=ADMIN_ERRORS)
-State = Annotated[AppState, Depends(app_state)]
+State = Annotated[Venue, Depends(current_venue)]
 
 
 async def admin(request: Request, state: State) -> None:
@@ -48,7 +49,7 @@ async def admin(request: Request, state: State) -> None:
 Admin = Annotated[None, Depends(admin)]
 
 
-async def account_balance(state: AppState, account_id: str) -> dict[str, Any]:
+async def account_balance(state: Venue, account_id: str) -> dict[str, Any]:
     reads = state.reads
     return await state.view(
         lambda: {"account_id": account_id, **balance_view(reads.balance(account_id))}
@@ -65,8 +66,9 @@ async def create_account(body: CreateAccountRequest, _: Admin, state: State) -> 
     await state.write(store_writes.set_account_name, account_id, body.name)
     if deposit:
         await state.exchange.submit(lambda now: c.Deposit(now, account_id, deposit, "admin"))
-    key = await issue_key(state, account_id, ["read", "trade"], "default", None)
-    return {**await account_balance(state, account_id), "name": body.name, **key}
+    key = await state.issuing.issue(account_id, ["read", "trade"], "default", None)
+    balance = await account_balance(state, account_id)
+    return {**balance, "name": body.name, **issued_key_view(key)}
 
 
 @router.post("/accounts/{account_id}/{action}", summary="Deposit to or withdraw from an account")
@@ -91,7 +93,8 @@ async def get_account(account_id: str, _: Admin, state: State) -> Any:
 
 @router.post("/keys", status_code=201, summary="Create an API key; the secret is shown once")
 async def keys_create(body: CreateKeyRequest, _: Admin, state: State) -> Any:
-    return await issue_key(state, body.account_id, list(body.scopes), body.label, body.tier)
+    key = await state.issuing.issue(body.account_id, list(body.scopes), body.label, body.tier)
+    return issued_key_view(key)
 
 
 @router.get("/keys", summary="List API keys (never their secrets)")
@@ -102,7 +105,7 @@ async def keys_list(_: Admin, state: State, account_id: str | None = None) -> An
 
 @router.post("/keys/{api_key}/revoke", summary="Revoke a key, at once")
 async def keys_revoke(api_key: str, _: Admin, state: State) -> Any:
-    await revoke_key(state, api_key)
+    await state.issuing.revoke(api_key)
     return {"api_key": api_key, "revoked": True}
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from ...wire.models import FaucetRequest
 from ...wire.money import usdc_to_micro
-from ..faucet import drip
+from ...wire.views import faucet_grant_view
 from ..schemas import PRIVATE_ERRORS, FaucetGrant
 from .orders import State, Trader
 
@@ -24,4 +24,4 @@ async def faucet(principal: Trader, state: State, body: FaucetRequest | None = N
     amount = None
     if body is not None and body.amount is not None:
         amount = usdc_to_micro(body.amount)
-    return await drip(state, principal.account_id, amount)
+    return faucet_grant_view(await state.faucet.drip(principal.account_id, amount))

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ...access.keys import READ, TRADE
 from ...domain import DomainError
 from ...domain.commands import PlaceOrder
-from ...store import queries
+from ...service.venue import Venue
 from ...wire import trading
+from ...wire.account_pages import StatusFilter, orders_page
+from ...wire.dependencies import current_venue
 from ...wire.errors import ApiError, from_domain
 from ...wire.models import AmendOrderRequest, BatchOrdersRequest, PlaceOrderRequest
-from ...wire.timeutil import TimeParam, parse_time_param
+from ...wire.timeutil import TimeParam
 from ...wire.views import order_view
 from ..auth import Principal, authenticate
 from ..schemas import (
@@ -24,26 +26,24 @@ from ..schemas import (
     OrderList,
     PlacedOrder,
 )
-from ..state import AppState, app_state
 
 router = APIRouter(tags=["trading"])
-StatusFilter = Literal["open", "filled", "canceled", "expired", "rejected", "all"]
 
 
-async def trader(request: Request, state: Annotated[AppState, Depends(app_state)]) -> Principal:
+async def trader(request: Request, state: Annotated[Venue, Depends(current_venue)]) -> Principal:
     now = state.exchange.clock()
     principal = await authenticate(request, state.keys, now, TRADE, state.replays)
     await state.exchange.room()
     return principal
 
 
-async def reader(request: Request, state: Annotated[AppState, Depends(app_state)]) -> Principal:
+async def reader(request: Request, state: Annotated[Venue, Depends(current_venue)]) -> Principal:
     return await authenticate(request, state.keys, state.exchange.clock(), READ, state.replays)
 
 
 Trader = Annotated[Principal, Depends(trader)]
 Reader = Annotated[Principal, Depends(reader)]
-State = Annotated[AppState, Depends(app_state)]
+State = Annotated[Venue, Depends(current_venue)]
 
 
 @router.post(
@@ -162,20 +162,14 @@ async def list_orders(
     cursor: str | None = None,
     client_order_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Any:
-    if market_id is not None:
-        state.market(market_id)
-    page = await state.page(
-        queries.list_orders,
+    return await orders_page(
+        state,
         principal.account_id,
         status=status,
         market_id=market_id,
-        client_order_id=client_order_id,
-        start_ms=parse_time_param(start_date, "start_date"),
-        end_ms=parse_time_param(end_date, "end_date", end=True),
+        start_date=start_date,
+        end_date=end_date,
         limit=limit,
         cursor=cursor,
+        client_order_id=client_order_id,
     )
-    return {
-        "orders": [order_view(order, state.market(order.market_id)) for order in page.items],
-        "next_cursor": page.next_cursor,
-    }

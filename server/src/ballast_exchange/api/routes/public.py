@@ -7,9 +7,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from ...access.keys import READ
+from ...service.venue import Venue
 from ...store import queries
+from ...wire.dependencies import current_venue
+from ...wire.refs import iso
 from ...wire.timeutil import TimeParam, parse_time_param
-from ...wire.views import book_levels, iso, market_view, tick_size, trade_view
+from ...wire.views import book_levels, market_view, tick_size, trade_view
 from ..auth import authenticate, bearer
 from ..schemas import (
     PUBLIC_ERRORS,
@@ -20,10 +23,9 @@ from ..schemas import (
     ServerTime,
     Trades,
 )
-from ..state import AppState, app_state
 
 router = APIRouter(tags=["market data"])
-State = Annotated[AppState, Depends(app_state)]
+State = Annotated[Venue, Depends(current_venue)]
 DAY_MS = 86_400_000
 INTERVALS = {"1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": DAY_MS}
 

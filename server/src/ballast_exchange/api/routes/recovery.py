@@ -10,14 +10,15 @@ from fastapi import APIRouter, Depends, Request
 
 from ...domain import engine_name
 from ...service.snapshotter import SnapshotFailed, Snapshotter
+from ...service.venue import Venue
 from ...store import snapshots as snapshot_store
+from ...wire.dependencies import current_venue
 from ...wire.errors import ApiError
 from ..schemas import ADMIN_ERRORS
-from ..state import AppState, app_state
 from .admin import Admin
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=ADMIN_ERRORS)
-State = Annotated[AppState, Depends(app_state)]
+State = Annotated[Venue, Depends(current_venue)]
 
 
 def snapshotter(request: Request) -> Snapshotter:

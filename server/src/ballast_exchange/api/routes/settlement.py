@@ -9,14 +9,15 @@ from fastapi import APIRouter
 
 from ...domain import DomainError, MarketKind
 from ...service.settlement import EvidenceError
+from ...service.venue import Venue
 from ...store import queries
 from ...wire.errors import ApiError, invalid_request
 from ...wire.models import SettlementProposal
 from ...wire.money import usdc_to_micro
+from ...wire.refs import iso
 from ...wire.usdc import micro_price
-from ...wire.views import iso, settlement_view
+from ...wire.views import settlement_view
 from ..schemas import ADMIN_ERRORS, PUBLIC_ERRORS, SettlementRecord
-from ..state import AppState
 from .admin import Admin
 from .public import Public, State
 
@@ -29,7 +30,7 @@ admin_router = APIRouter(
 OPERATOR = "operator"
 
 
-async def current_view(state: AppState, market_id: str) -> dict[str, Any]:
+async def current_view(state: Venue, market_id: str) -> dict[str, Any]:
     market = state.market(market_id)
     rows = await state.read(queries.list_settlements, market_id)
     return settlement_view(market, rows)

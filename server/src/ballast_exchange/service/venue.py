@@ -1,13 +1,15 @@
-"""What the request handlers share: settings, the exchange, the store and the key ring."""
+"""The venue as every entrypoint sees it: the exchange, its reads and trading desk, the faucet,
+key issuing and settlements, with the adapters they share (key ring, rate limits, replay cache).
+
+Built once at start (``bootstrap.Runtime``) and handed to REST, the stream, the dashboard and the
+sandbox, so none of them reaches past it into the engine or the store.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-
-from fastapi import Request
 
 from ..access.key_ring import KeyRing
 from ..access.keys import SecretBox
@@ -16,18 +18,19 @@ from ..access.replay import ReplayCache
 from ..config import Settings
 from ..domain import DomainError
 from ..domain.market import Market
-from ..service.exchange import Exchange
-from ..service.reads import Reads
-from ..service.settlement import Settlements
-from ..service.trading import Trading
 from ..store.database import Database
-from ..wire.errors import from_domain, invalid_request
+from .exchange import Exchange
+from .faucet import Faucet
+from .key_issuing import KeyIssuing
+from .reads import Reads
+from .settlement import Settlements
+from .trading import Trading
 
 T = TypeVar("T")
 
 
 @dataclass
-class AppState:
+class Venue:
     settings: Settings
     database: Database
     exchange: Exchange
@@ -37,20 +40,22 @@ class AppState:
     admin_token: str
     settlements: Settlements
     replays: ReplayCache
-    faucet_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     reads: Reads = field(init=False)
     trading: Trading = field(init=False)
+    faucet: Faucet = field(init=False)
+    issuing: KeyIssuing = field(init=False)
 
     def __post_init__(self) -> None:
         self.reads = Reads(self.exchange, self.database)
         self.trading = Trading(self.exchange, self.reads)
+        self.faucet = Faucet(self.settings, self.exchange, self.reads)
+        self.issuing = KeyIssuing(
+            self.settings.env, self.exchange, self.reads, self.keys, self.secrets
+        )
 
     def market(self, market_id: str) -> Market:
-        """The market, or ``MARKET_NOT_FOUND`` in the envelope."""
-        try:
-            return self.reads.market(market_id)
-        except DomainError as error:
-            raise from_domain(error) from None
+        """A listed market, or ``MARKET_NOT_FOUND``."""
+        return self.reads.market(market_id)
 
     async def view(self, render: Callable[[], T]) -> T:
         """Render from the live engine now; answer once all it shows is stored."""
@@ -68,13 +73,10 @@ class AppState:
         try:
             return await self.read(query, *args, **kwargs)
         except ValueError:
-            raise invalid_request("cursor", "the cursor is not one this server gave out") from None
+            raise DomainError(
+                "INVALID_REQUEST", "the cursor is not one this server gave out", {"field": "cursor"}
+            ) from None
 
     async def write(self, action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """A store write of the API's own (keys, market details), in one transaction."""
+        """A store write outside the journal (keys, market details), in one transaction."""
         return await self.reads.write(action, *args, **kwargs)
-
-
-async def app_state(request: Request) -> AppState:
-    state: AppState = request.app.state.ballast
-    return state

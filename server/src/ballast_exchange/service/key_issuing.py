@@ -1,0 +1,66 @@
+"""Issuing and revoking API keys: for the operator's API, the account dashboard and the demo."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..access.key_ring import KeyRecord, KeyRing
+from ..access.keys import SecretBox, new_api_key, parse_scopes
+from ..domain import DomainError
+from ..store import records as store_writes
+from .exchange import Exchange
+from .reads import Reads
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A new key with its secret: the only time the secret is ever shown."""
+
+    api_key: str
+    api_secret: str
+    account_id: str
+    scopes: tuple[str, ...]
+    label: str | None
+    tier: str | None
+    created_at: int
+
+
+class KeyIssuing:
+    def __init__(
+        self, env: str, exchange: Exchange, reads: Reads, keys: KeyRing, secrets: SecretBox
+    ) -> None:
+        self.env = env
+        self.exchange = exchange
+        self.reads = reads
+        self.keys = keys
+        self.secrets = secrets
+
+    async def issue(
+        self, account_id: str, scopes: list[str], label: str | None, tier: str | None
+    ) -> IssuedKey:
+        self.reads.require_account(account_id)
+        try:
+            scope_set = parse_scopes(scopes)
+        except ValueError as error:
+            raise DomainError("INVALID_REQUEST", str(error), {"field": "scopes"}) from None
+        api_key, secret = new_api_key(self.env)
+        now = self.exchange.clock()
+        await self.reads.write(
+            store_writes.insert_api_key,
+            api_key=api_key,
+            account_id=account_id,
+            secret_encrypted=self.secrets.encrypt(secret),
+            scopes=",".join(sorted(scope_set)),
+            tier=tier,
+            label=label or "",
+            created_at=now,
+        )
+        self.keys.put(KeyRecord(api_key, account_id, secret, scope_set, tier))
+        return IssuedKey(api_key, secret, account_id, tuple(sorted(scope_set)), label, tier, now)
+
+    async def revoke(self, api_key: str) -> None:
+        """Revoke at once: the next request with this key is refused."""
+        found = await self.reads.write(store_writes.revoke_api_key, api_key, self.exchange.clock())
+        if not found:
+            raise DomainError("KEY_NOT_FOUND", f"no API key {api_key!r}", {"api_key": api_key})
+        self.keys.revoke(api_key)
