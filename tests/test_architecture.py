@@ -121,3 +121,39 @@ def test_imports_point_down() -> None:
 
 def test_every_layer_is_ranked() -> None:
     assert {layer(m) for m in graph()} - {""} <= RANK.keys()
+
+
+ENTRYPOINTS = {"api", "stream", "dashboard", "sandbox"}
+
+
+def test_entrypoints_meet_only_in_the_layers_below() -> None:
+    """REST, the stream, the dashboard and the sandbox share the service and the wire, never
+    one another's modules."""
+    crossing = [
+        f"{module} -> {target}"
+        for module, targets in graph().items()
+        for target in targets
+        if layer(module) in ENTRYPOINTS
+        and layer(target) in ENTRYPOINTS
+        and layer(target) != layer(module)
+    ]
+    assert crossing == []
+
+
+def test_only_the_domain_and_the_service_touch_the_engine() -> None:
+    """Engine state is read through ``service.reads.Reads``: no ``.engine.`` attribute walk
+    outside ``domain/`` and ``service/`` (the stream's read models are seeded by the hub)."""
+    found = []
+    for name, path in modules().items():
+        if layer(name) in {"domain", "service"}:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "engine"
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "exchange"
+            ):
+                found.append(name)
+    # The hub seeds the stream's read models from the engine once, at start (ADR 0014).
+    assert set(found) <= {"ballast_exchange.stream.hub"}

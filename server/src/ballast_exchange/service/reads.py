@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..domain import DomainError
 from ..domain.market import Market
+from ..domain.selection import engine_name
 from ..store import queries
 from ..store.database import Database, begin_write, is_lock_wait
 from ..store.order_records import OrderRecord
@@ -140,6 +141,11 @@ class Reads:
             [OrderRecord.live(o) for o in position.buys.values()],
             [OrderRecord.live(o) for o in position.sells.values()],
         )
+
+    @property
+    def engine_name(self) -> str:
+        """Which engine twin holds the state: ``compiled`` or ``reference``."""
+        return engine_name(self.exchange.engine)
 
     @property
     def seq(self) -> int:

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from ...domain import engine_name
 from ...service.snapshotter import SnapshotFailed, Snapshotter
 from ...service.venue import Venue
 from ...store import snapshots as snapshot_store
@@ -62,5 +61,5 @@ async def state_digest(_: Admin, state: State, taker: Taker) -> Any:
     return {
         "command_no": command_no,
         "digest": digest,
-        "engine": engine_name(state.exchange.engine),
+        "engine": state.reads.engine_name,
     }
