@@ -104,6 +104,7 @@ class Balance(Open):
 
 class Position(Open):
     market_id: str
+    status: Literal["open", "settled"]
     size: int
     average_price: float | None
     current_price: float | None
@@ -114,6 +115,41 @@ class Position(Open):
 
 class Positions(Open):
     positions: list[Position]
+    next_cursor: str | None = Field(
+        default=None, description="more settled positions (status=settled or all)"
+    )
+
+
+class SettledPosition(Open):
+    market_id: str
+    final_value: float = Field(description="the value the market settled to")
+    size: int = Field(description="signed contracts held at settlement")
+    cost_basis: float = Field(description="USDC the position had locked (returned to cash)")
+    payout: float = Field(description="USDC paid to cash at settlement")
+    settlement_pnl: float = Field(description="payout - cost_basis")
+    realized_pnl: float = Field(description="the position's realized PnL in the market, fees aside")
+    settled_at: str
+
+
+class SettledPositions(Open):
+    settlements: list[SettledPosition]
+    next_cursor: str | None
+
+
+class FeePeriod(Open):
+    period_start: str
+    period_end: str
+    fees_paid: float
+    rebates_earned: float
+    net_fees: float = Field(description="fees_paid - rebates_earned")
+    fee_count: int
+    rebate_count: int
+
+
+class FeeSummary(Open):
+    period: Literal["day", "month"]
+    periods: list[FeePeriod]
+    next_cursor: str | None
 
 
 class AccountFill(Open):

@@ -16,7 +16,17 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Table, Text, bindparam, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Table,
+    Text,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
 
 from ballast_exchange.domain import commands as cmd
 from ballast_exchange.domain import events as ev
@@ -31,6 +41,7 @@ from .schema import (
     ledger_entries,
     markets,
     orders,
+    position_settlements,
     projection_state,
     settlements,
     trades,
@@ -93,6 +104,7 @@ class _Fold:
     trades: list[dict[str, Any]] = field(default_factory=list)
     ledger: list[dict[str, Any]] = field(default_factory=list)
     reservations: _ReservationOrders = field(default_factory=lambda: _ReservationOrders())
+    position_settlements: list[dict[str, Any]] = field(default_factory=list)
 
 
 def write_batch(conn: Connection, items: Sequence[JournalItem]) -> None:
@@ -290,10 +302,52 @@ def _settlement_overturned(fold: _Fold, _item: JournalItem, e: ev.Event) -> None
     )
 
 
-def _settlement_finalized(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
+def _settlement_finalized(fold: _Fold, item: JournalItem, e: ev.Event) -> None:
     assert isinstance(e, ev.SettlementFinalized)
     _decide(fold, e.market_id, "finalized", None, e.time)
     _patch_market(fold, e.market_id, e.time, settlement_value=e.value, settled_at=e.time)
+    _paid_positions(fold, item, e)
+
+
+# The finalize's movements per position: its collateral back, then its gain or loss.
+SETTLEMENT_KINDS = ("settlement", "settlement_pnl")
+
+
+def _paid_positions(fold: _Fold, item: JournalItem, e: ev.SettlementFinalized) -> None:
+    """One row per position the finalize paid out, from the command's own events: each
+    position's settlement entries, then the PositionChanged that zeroes it. Its size is read
+    from its fills when the batch is written (the events carry only the size after)."""
+    ref = f"settle:{e.market_id}"
+    moved: dict[str, list[int]] = {}  # account: [collateral returned, settlement gain]
+    for event in item.events:
+        if isinstance(event, ev.LedgerEntry):
+            if event.ref != ref or event.kind not in SETTLEMENT_KINDS:
+                continue
+            account_id, _ = ledger_owner(event.debit, event.credit)
+            if account_id is None:
+                continue
+            parts = moved.setdefault(account_id, [0, 0])
+            if event.kind == "settlement":
+                parts[0] += event.amount
+            elif event.credit.startswith("cash:"):
+                parts[1] += event.amount
+            else:
+                parts[1] -= event.amount
+        elif isinstance(event, ev.PositionChanged) and event.market_id == e.market_id:
+            cost, gain = moved.pop(event.account_id, (0, 0))
+            fold.position_settlements.append(
+                {
+                    "seq": event.seq,
+                    "account_id": event.account_id,
+                    "market_id": e.market_id,
+                    "value": e.value,
+                    "size": 0,  # filled in by _flush from the fills
+                    "cost": cost,
+                    "payout": cost + gain,
+                    "realized_pnl": event.realized_pnl,
+                    "settled_at": e.time,
+                }
+            )
 
 
 def _order_accepted(fold: _Fold, _item: JournalItem, e: ev.Event) -> None:
@@ -495,6 +549,21 @@ _SETTLEMENT_DECISION = (
 )
 
 
+# Net contracts bought per account in one market: a buy is the taker's on a taker buy and the
+# maker's on a taker sell.
+_NET_FILLS = text(
+    "SELECT account_id, SUM(size) FROM ("
+    " SELECT taker_account_id AS account_id,"
+    "  CASE WHEN taker_side = 'buy' THEN size ELSE -size END AS size"
+    "  FROM trades WHERE market_id = :market_id"
+    " UNION ALL"
+    " SELECT maker_account_id,"
+    "  CASE WHEN taker_side = 'buy' THEN -size ELSE size END"
+    "  FROM trades WHERE market_id = :market_id"
+    ") AS fills GROUP BY account_id"
+)
+
+
 def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """One executemany of ``rows`` (dicts with every column of ``table``).
 
@@ -564,6 +633,22 @@ def _flush(conn: Connection, fold: _Fold) -> None:
         )
     _insert_many(conn, trades, fold.trades)
     _insert_many(conn, ledger_entries, fold.ledger)
+    if fold.position_settlements:
+        _size_settled(conn, fold.position_settlements)
+        _insert_many(conn, position_settlements, fold.position_settlements)
+
+
+def _size_settled(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Set each settled position's size to its net fills in the market (every fill of a
+    settled market is stored by now: the batch's own trades were inserted first)."""
+    for market_id in {row["market_id"] for row in rows}:
+        held = {
+            str(account): int(size)
+            for account, size in conn.execute(_NET_FILLS, {"market_id": market_id})
+        }
+        for row in rows:
+            if row["market_id"] == market_id:
+                row["size"] = int(held.get(row["account_id"], 0))
 
 
 def _update_markets(conn: Connection, patches: dict[str, dict[str, Any]]) -> None:

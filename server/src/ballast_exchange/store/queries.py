@@ -35,6 +35,7 @@ from .schema import (
     ledger_entries,
     markets,
     orders,
+    position_settlements,
     settlements,
     trades,
 )
@@ -313,6 +314,57 @@ def list_ledger(
     if market_id is not None:
         query = query.where(ledger_entries.c.market_id == market_id)
     return _page(conn, query, ledger_entries.c.seq, "ledger", limit, cursor)
+
+
+DAY_MS = 86_400_000
+FEE_KINDS = ("fee", "rebate")
+
+
+def list_position_settlements(
+    conn: Connection,
+    account_id: str,
+    *,
+    market_id: str | None = None,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> Page[dict[str, Any]]:
+    """The account's positions paid out by a settlement, newest first."""
+    query = select(position_settlements).where(
+        position_settlements.c.account_id == account_id,
+        *_time_range(position_settlements.c.settled_at, start_ms, end_ms),
+    )
+    if market_id is not None:
+        query = query.where(position_settlements.c.market_id == market_id)
+    return _page(conn, query, position_settlements.c.seq, "settlements", limit, cursor)
+
+
+def fees_by_day(
+    conn: Connection, account_id: str, *, start_ms: int | None = None, end_ms: int | None = None
+) -> list[dict[str, Any]]:
+    """The account's fees paid and rebates earned per UTC day (``day``: its first ms) and kind,
+    with how many entries made each; newest day first."""
+    # Inlined, as in ``candles``: PostgreSQL must see one GROUP BY expression.
+    whole_day = literal_column(str(DAY_MS), BigInteger)
+    created = ledger_entries.c.created_at
+    day = (created - created % whole_day).label("day")
+    query = (
+        select(
+            day,
+            ledger_entries.c.kind,
+            cast(func.sum(ledger_entries.c.amount), BigInteger).label("amount"),
+            func.count().label("entries"),
+        )
+        .where(
+            ledger_entries.c.account_id == account_id,
+            ledger_entries.c.kind.in_(FEE_KINDS),
+            *_time_range(ledger_entries.c.created_at, start_ms, end_ms),
+        )
+        .group_by(day, ledger_entries.c.kind)
+        .order_by(day.desc())
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
 
 
 # ---- markets and settlements ------------------------------------------------------------------

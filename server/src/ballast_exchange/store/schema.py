@@ -240,6 +240,25 @@ ledger_entries = Table(
     Index("ix_ledger_account_seq", "account_id", "seq"),
 )
 
+# Each position a settlement paid out, per account (projected from the finalize's
+# PositionChanged and its settlement ledger entries): the position does not vanish from the
+# account's history when the engine zeroes it. ``seq`` is the PositionChanged event's.
+position_settlements = Table(
+    "position_settlements",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("account_id", Text, nullable=False),
+    Column("market_id", Text, ForeignKey("markets.market_id"), nullable=False),
+    Column("value", BigInteger, nullable=False),  # micro price units, as settlements.value
+    Column("size", BigInteger, nullable=False),  # signed contracts held at settlement
+    Column("cost", BigInteger, nullable=False),  # micro-USDC: the collateral it returned
+    Column("payout", BigInteger, nullable=False),  # micro-USDC paid to cash
+    Column("realized_pnl", BigInteger, nullable=False),  # the market's lifetime, fees aside
+    Column("settled_at", BigInteger, nullable=False),
+    UniqueConstraint("account_id", "market_id"),
+    Index("ix_position_settlements_account", "account_id", "seq"),
+)
+
 # The dashboard's people (an email and an argon2 password hash, each owning one trading
 # account) and their browser sessions, keyed by the SHA-256 of the cookie's token.
 users = Table(
@@ -278,6 +297,7 @@ ALL_TABLES = (
     orders,
     trades,
     ledger_entries,
+    position_settlements,
     users,
     sessions,
 )

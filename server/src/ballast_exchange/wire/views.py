@@ -4,6 +4,7 @@ ISO-8601 times and prefixed ids."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -207,6 +208,89 @@ def positions_view(reads: Reads, account_id: str) -> dict[str, Any]:
             position_view(position, reads.market(position.market_id))
             for position in reads.positions(account_id)
         ]
+    }
+
+
+def settled_position_view(row: dict[str, Any]) -> dict[str, Any]:
+    """One position a settlement paid out (``GET /v1/settlements``)."""
+    return {
+        "market_id": row["market_id"],
+        "final_value": micro_price(row["value"]),
+        "size": row["size"],
+        "cost_basis": to_usdc(row["cost"]),
+        "payout": to_usdc(row["payout"]),
+        "settlement_pnl": to_usdc(row["payout"] - row["cost"]),
+        "realized_pnl": to_usdc(row["realized_pnl"]),
+        "settled_at": iso(row["settled_at"]),
+    }
+
+
+def settled_position_fields(row: dict[str, Any], market: Market) -> dict[str, Any]:
+    """A paid-out position in the positions list: as it stood when it settled, marked at the
+    final value, with nothing unrealized or held any more."""
+    size, cost, tv = row["size"], row["cost"], market.tick_value
+    average: int | None = None
+    if size > 0:
+        average = market.floor * tv + cost // size
+    elif size < 0:
+        average = market.cap * tv - cost // -size
+    return {
+        "market_id": row["market_id"],
+        "status": "settled",
+        "size": size,
+        "average_price": micro_price(average),
+        "current_price": micro_price(row["value"]),
+        "unrealized_pnl": 0.0,
+        "realized_pnl": to_usdc(row["realized_pnl"]),
+        "margin_used": 0.0,
+        "payout": to_usdc(row["payout"]),
+        "settled_at": iso(row["settled_at"]),
+    }
+
+
+def period_start(day_ms: int, period: str) -> int:
+    """The first ms of the UTC day or month holding ``day_ms``."""
+    if period == "day":
+        return day_ms
+    day = datetime.fromtimestamp(day_ms / 1000, UTC)
+    return int(datetime(day.year, day.month, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def period_end(start_ms: int, period: str) -> int:
+    if period == "day":
+        return start_ms + 86_400_000
+    start = datetime.fromtimestamp(start_ms / 1000, UTC)
+    year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+    return int(datetime(year, month, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def fee_periods(rows: list[dict[str, Any]], period: str) -> list[dict[str, Any]]:
+    """Per-day fee and rebate sums (``queries.fees_by_day``) rolled into periods, newest first,
+    in micro-USDC: ``start``, ``fees``, ``rebates``, ``fee_count``, ``rebate_count``."""
+    periods: dict[int, dict[str, int]] = {}
+    for row in rows:
+        start = period_start(row["day"], period)
+        totals = periods.setdefault(
+            start, {"start": start, "fees": 0, "rebates": 0, "fee_count": 0, "rebate_count": 0}
+        )
+        if row["kind"] == "fee":
+            totals["fees"] += int(row["amount"])
+            totals["fee_count"] += int(row["entries"])
+        else:
+            totals["rebates"] += int(row["amount"])
+            totals["rebate_count"] += int(row["entries"])
+    return [periods[start] for start in sorted(periods, reverse=True)]
+
+
+def fee_period_view(totals: dict[str, int], period: str) -> dict[str, Any]:
+    return {
+        "period_start": iso(totals["start"]),
+        "period_end": iso(period_end(totals["start"], period)),
+        "fees_paid": to_usdc(totals["fees"]),
+        "rebates_earned": to_usdc(totals["rebates"]),
+        "net_fees": to_usdc(totals["fees"] - totals["rebates"]),
+        "fee_count": totals["fee_count"],
+        "rebate_count": totals["rebate_count"],
     }
 
 

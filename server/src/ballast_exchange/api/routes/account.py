@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
+from ...store import queries
 from ...wire.account_pages import fills_page, ledger_page
-from ...wire.timeutil import TimeParam
-from ...wire.views import balance_view, positions_view
-from ..schemas import PRIVATE_ERRORS, Balance, Fills, Ledger, Positions
+from ...wire.errors import invalid_request
+from ...wire.timeutil import TimeParam, parse_time_param
+from ...wire.views import (
+    balance_view,
+    fee_period_view,
+    fee_periods,
+    positions_view,
+    settled_position_fields,
+    settled_position_view,
+)
+from ..schemas import (
+    PRIVATE_ERRORS,
+    Balance,
+    FeeSummary,
+    Fills,
+    Ledger,
+    Positions,
+    SettledPositions,
+)
 from .orders import Reader, State
 
 router = APIRouter(tags=["account"])
@@ -27,11 +44,102 @@ async def balance(principal: Reader, state: State) -> Any:
 
 @router.get(
     "/positions",
-    summary="Open positions with PnL and margin used",
+    summary="Positions with PnL and margin used: open ones, settled ones, or both",
     responses={200: {"model": Positions}, **PRIVATE_ERRORS},
 )
-async def positions(principal: Reader, state: State) -> Any:
-    return await state.view(lambda: positions_view(state.reads, principal.account_id))
+async def positions(
+    principal: Reader,
+    state: State,
+    status: Literal["open", "settled", "all"] = "open",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> Any:
+    """Open positions come whole from the live engine; settled ones page from the store,
+    newest first (``limit`` and ``cursor`` page those)."""
+    account_id = principal.account_id
+    listed: list[dict[str, Any]] = []
+    next_cursor = None
+    if status != "settled" and not cursor:
+        view = await state.view(lambda: positions_view(state.reads, account_id))
+        listed = [{**item, "status": "open"} for item in view["positions"]]
+    if status != "open":
+        page = await state.page(
+            queries.list_position_settlements, account_id, limit=limit, cursor=cursor
+        )
+        listed += [
+            settled_position_fields(row, state.market(row["market_id"])) for row in page.items
+        ]
+        next_cursor = page.next_cursor
+    return {"positions": listed, "next_cursor": next_cursor}
+
+
+@router.get(
+    "/settlements",
+    summary="Positions paid out by a settlement, newest first",
+    responses={200: {"model": SettledPositions}, **PRIVATE_ERRORS},
+)
+async def settlements(
+    principal: Reader,
+    state: State,
+    market_id: str | None = None,
+    start_date: TimeParam = None,
+    end_date: TimeParam = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> Any:
+    if market_id is not None:
+        state.market(market_id)
+    page = await state.page(
+        queries.list_position_settlements,
+        principal.account_id,
+        market_id=market_id,
+        start_ms=parse_time_param(start_date, "start_date"),
+        end_ms=parse_time_param(end_date, "end_date", end=True),
+        limit=limit,
+        cursor=cursor,
+    )
+    return {
+        "settlements": [settled_position_view(row) for row in page.items],
+        "next_cursor": page.next_cursor,
+    }
+
+
+@router.get(
+    "/account/fees",
+    summary="Fees paid and rebates earned per day or month, newest first",
+    responses={200: {"model": FeeSummary}, **PRIVATE_ERRORS},
+)
+async def fees(
+    principal: Reader,
+    state: State,
+    start_date: TimeParam = None,
+    end_date: TimeParam = None,
+    period: Literal["day", "month"] = "day",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> Any:
+    rows = await state.read(
+        queries.fees_by_day,
+        principal.account_id,
+        start_ms=parse_time_param(start_date, "start_date"),
+        end_ms=parse_time_param(end_date, "end_date", end=True),
+    )
+    periods = fee_periods(rows, period)
+    if cursor:
+        try:
+            before = queries.decode_cursor(f"fees_{period}", cursor)
+        except ValueError:
+            raise invalid_request("cursor", "the cursor is not one this server gave out") from None
+        periods = [p for p in periods if p["start"] < before]
+    shown = periods[:limit]
+    more = len(periods) > limit
+    return {
+        "period": period,
+        "periods": [fee_period_view(totals, period) for totals in shown],
+        "next_cursor": queries.encode_cursor(f"fees_{period}", shown[-1]["start"])
+        if more
+        else None,
+    }
 
 
 @router.get(
