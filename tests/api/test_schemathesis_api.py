@@ -49,7 +49,7 @@ MARKET = "st-binary"  # open, tick 0.01, with resting orders on both sides
 ADMIN_MARKET = "st-admin"  # the only market the fuzzed admin endpoints may move
 # Closed markets with a settlement proposed, for the fuzzed finalize to land on.
 PROPOSED_MARKETS = [f"st-proposed-{n}" for n in range(5)]
-PRIVATE = ("/v1/orders", "/v1/fills", "/v1/positions", "/v1/account")
+PRIVATE = ("/v1/orders", "/v1/fills", "/v1/positions", "/v1/settlements", "/v1/account")
 PRICES = [round(0.01 * n, 2) for n in range(1, 100)]
 UNSCHEMATIC = ("cursor", "expire_at")
 UNSCHEMATIC_OPERATIONS = (

@@ -20,6 +20,7 @@ import {
   type CanceledOrders,
   type Candle,
   type FaucetGrant,
+  type FeePeriod,
   type Fill,
   type LedgerEntry,
   type Market,
@@ -32,6 +33,7 @@ import {
   parseCanceledOrders,
   parseCandle,
   parseFaucetGrant,
+  parseFeePeriod,
   parseFill,
   parseLedgerEntry,
   parseMarket,
@@ -39,9 +41,11 @@ import {
   parseOrderBook,
   parsePosition,
   parseServerTime,
+  parseSettledPosition,
   parseTrade,
   type RateLimit,
   type ServerTime,
+  type SettledPosition,
   SettlementRecord,
   type Trade,
 } from "./models.js";
@@ -145,6 +149,21 @@ export interface LedgerQuery extends PageOptions {
   startDate?: TimeLike;
   endDate?: TimeLike;
 }
+
+export interface SettlementsQuery extends PageOptions {
+  marketId?: string;
+  startDate?: TimeLike;
+  endDate?: TimeLike;
+}
+
+export interface FeesQuery extends PageOptions {
+  startDate?: TimeLike;
+  endDate?: TimeLike;
+  /** `day` (the default) or `month`, in UTC. */
+  period?: "day" | "month";
+}
+
+export type PositionStatus = "open" | "settled" | "all";
 
 export interface CandlesQuery {
   interval?: CandleInterval;
@@ -833,10 +852,42 @@ export class BallastClient {
     return parseBalance(await this.#request("GET", "/account/balance", { auth: "private", idempotent: true }));
   }
 
-  /** `GET /positions`. */
-  async getPositions(): Promise<Position[]> {
-    const data = await this.#request("GET", "/positions", { auth: "private", idempotent: true });
-    return items(data, "positions").map(parsePosition);
+  /**
+   * `GET /positions`: the open positions (the default), the positions settlements paid out
+   * (`settled`, newest first, over every page), or both (`all`).
+   */
+  async getPositions(options: { status?: PositionStatus } = {}): Promise<Position[]> {
+    const status = options.status;
+    if (status === undefined || status === "open") {
+      const spec: RequestSpec = { params: params({ status }), auth: "private", idempotent: true };
+      return items(await this.#request("GET", "/positions", spec), "positions").map(parsePosition);
+    }
+    return this.#collect(this.#pages("/positions", "positions", parsePosition, params({ status }), {}, "private"));
+  }
+
+  /** `GET /settlements`, page after page, newest first: each position a settlement paid out. */
+  settlements(query: SettlementsQuery = {}): AsyncGenerator<SettledPosition, void, undefined> {
+    const base = params({
+      market_id: query.marketId,
+      start_date: query.startDate === undefined ? undefined : timeParam(query.startDate),
+      end_date: query.endDate === undefined ? undefined : timeParam(query.endDate),
+    });
+    return this.#pages("/settlements", "settlements", parseSettledPosition, base, query, "private");
+  }
+
+  /** Every settled position of `settlements()`, gathered (or the latest `limit`). */
+  getSettlements(query: SettlementsQuery = {}): Promise<SettledPosition[]> {
+    return this.#collect(this.settlements(query));
+  }
+
+  /** `GET /account/fees`: fees paid and rebates earned per UTC day or month, newest first. */
+  getFees(query: FeesQuery = {}): Promise<FeePeriod[]> {
+    const base = params({
+      period: query.period,
+      start_date: query.startDate === undefined ? undefined : timeParam(query.startDate),
+      end_date: query.endDate === undefined ? undefined : timeParam(query.endDate),
+    });
+    return this.#collect(this.#pages("/account/fees", "periods", parseFeePeriod, base, query, "private"));
   }
 
   /** `GET /fills`, page after page, newest first. */

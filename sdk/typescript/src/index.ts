@@ -18,6 +18,7 @@ export {
   deriveStreamUrl,
   ENVIRONMENTS,
   type Environment,
+  type FeesQuery,
   type FetchInit,
   type FetchLike,
   type FetchResponse,
@@ -26,6 +27,8 @@ export {
   MAX_PAGE_SIZE,
   type OrdersQuery,
   type PageOptions,
+  type PositionStatus,
+  type SettlementsQuery,
   USER_AGENT,
 } from "./client.js";
 export { type DecimalString, decimal, type Numeric, type RoundingMode } from "./decimal.js";
@@ -107,6 +110,7 @@ export {
   type CanceledOrders,
   type Candle,
   type FaucetGrant,
+  type FeePeriod,
   type Fill,
   type HasExtra,
   type LedgerEntry,
@@ -120,6 +124,7 @@ export {
   type Position,
   type RateLimit,
   type ServerTime,
+  type SettledPosition,
   type Settlement,
   type SettlementProposal,
   SettlementRecord,

@@ -714,24 +714,88 @@ export function parseFaucetGrant(data: unknown): FaucetGrant {
 /** A net position: `size` is signed (negative is short). */
 export interface Position extends HasExtra {
   readonly marketId: string;
+  /** `open`, or `settled`: as it stood when its market settled, marked at the final value. */
+  readonly status: string;
   readonly size: number;
   readonly averagePrice: DecimalString | null;
   readonly currentPrice: DecimalString | null;
   readonly unrealizedPnl: DecimalString;
   readonly realizedPnl: DecimalString;
   readonly marginUsed: DecimalString;
+  /** What a settled position was paid (null while open). */
+  readonly payout: DecimalString | null;
+  readonly settledAt: Date | null;
 }
 
 export function parsePosition(data: unknown): Position {
   const r = new Reader("Position", data);
   return {
     marketId: r.str("market_id"),
+    status: r.str("status", "open"),
     size: r.int("size"),
     averagePrice: r.optDec("average_price"),
     currentPrice: r.optDec("current_price"),
     unrealizedPnl: r.dec("unrealized_pnl", "0"),
     realizedPnl: r.dec("realized_pnl", "0"),
     marginUsed: r.dec("margin_used", "0"),
+    payout: r.optDec("payout"),
+    settledAt: r.optDate("settled_at"),
+    extra: r.extra(),
+  };
+}
+
+/**
+ * A position a settlement paid out: `size` held (signed), `costBasis` its locked collateral,
+ * `payout` what the settlement paid, `settlementPnl = payout - costBasis`, `realizedPnl` the
+ * position's realized PnL in the market (fees aside).
+ */
+export interface SettledPosition extends HasExtra {
+  readonly marketId: string;
+  readonly finalValue: DecimalString;
+  readonly size: number;
+  readonly costBasis: DecimalString;
+  readonly payout: DecimalString;
+  readonly settlementPnl: DecimalString;
+  readonly realizedPnl: DecimalString;
+  readonly settledAt: Date | null;
+}
+
+export function parseSettledPosition(data: unknown): SettledPosition {
+  const r = new Reader("SettledPosition", data);
+  return {
+    marketId: r.str("market_id"),
+    finalValue: r.dec("final_value"),
+    size: r.int("size"),
+    costBasis: r.dec("cost_basis", "0"),
+    payout: r.dec("payout", "0"),
+    settlementPnl: r.dec("settlement_pnl", "0"),
+    realizedPnl: r.dec("realized_pnl", "0"),
+    settledAt: r.optDate("settled_at"),
+    extra: r.extra(),
+  };
+}
+
+/** Fees paid and rebates earned in one UTC day or month (`netFees` = fees - rebates). */
+export interface FeePeriod extends HasExtra {
+  readonly periodStart: Date;
+  readonly periodEnd: Date;
+  readonly feesPaid: DecimalString;
+  readonly rebatesEarned: DecimalString;
+  readonly netFees: DecimalString;
+  readonly feeCount: number;
+  readonly rebateCount: number;
+}
+
+export function parseFeePeriod(data: unknown): FeePeriod {
+  const r = new Reader("FeePeriod", data);
+  return {
+    periodStart: r.date("period_start"),
+    periodEnd: r.date("period_end"),
+    feesPaid: r.dec("fees_paid", "0"),
+    rebatesEarned: r.dec("rebates_earned", "0"),
+    netFees: r.dec("net_fees", "0"),
+    feeCount: r.int("fee_count", 0),
+    rebateCount: r.int("rebate_count", 0),
     extra: r.extra(),
   };
 }

@@ -48,6 +48,7 @@ from .models import (
     CanceledOrders,
     Candle,
     FaucetGrant,
+    FeePeriod,
     Fill,
     LedgerEntry,
     Market,
@@ -58,6 +59,7 @@ from .models import (
     Position,
     RateLimit,
     ServerTime,
+    SettledPosition,
     SettlementRecord,
     Trade,
 )
@@ -75,6 +77,8 @@ TimeInForce = Literal["GTC", "IOC", "FOK", "GTD"]
 SelfTradePrevention = Literal["cancel_newest", "cancel_oldest", "cancel_both", "decrement"]
 OrderStatus = Literal["open", "filled", "canceled", "expired", "rejected", "all"]
 MarketStatus = Literal["pending", "open", "halted", "closed", "resolving", "settled"]
+PositionStatus = Literal["open", "settled", "all"]
+FeePeriodLength = Literal["day", "month"]
 MarketType = Literal["binary", "index"]
 CandleInterval = Literal["1m", "5m", "1h", "1d"]
 #: A price or amount: ``Decimal``, ``int``, ``str`` or ``float`` (sent as ``str(float)``, so
@@ -942,9 +946,56 @@ class ClientCore:
         )
         return FaucetGrant.from_dict(data)
 
-    def _get_positions(self) -> Op[list[Position]]:
-        data = yield from self._request("GET", "/positions", auth="private", idempotent=True)
-        return [Position.from_dict(p) for p in _items(data, "positions")]
+    def _get_positions(self, status: str | None, page_size: int) -> Op[list[Position]]:
+        if status is None or status == "open":  # one live read, never paged
+            data = yield from self._request(
+                "GET", "/positions", params=_params(status=status), auth="private", idempotent=True
+            )
+            return [Position.from_dict(p) for p in _items(data, "positions")]
+        params = _params(status=status)
+        return (
+            yield from self._collect(
+                "/positions", "positions", Position, params, None, page_size, "private"
+            )
+        )
+
+    def _get_settlements(
+        self,
+        market_id: str | None,
+        start_date: TimeLike | None,
+        end_date: TimeLike | None,
+        limit: int | None,
+        page_size: int,
+    ) -> Op[list[SettledPosition]]:
+        params = _params(
+            market_id=market_id,
+            start_date=None if start_date is None else time_param(start_date),
+            end_date=None if end_date is None else time_param(end_date),
+        )
+        return (
+            yield from self._collect(
+                "/settlements", "settlements", SettledPosition, params, limit, page_size, "private"
+            )
+        )
+
+    def _get_fees(
+        self,
+        start_date: TimeLike | None,
+        end_date: TimeLike | None,
+        period: str,
+        limit: int | None,
+        page_size: int,
+    ) -> Op[list[FeePeriod]]:
+        params = _params(
+            period=period,
+            start_date=None if start_date is None else time_param(start_date),
+            end_date=None if end_date is None else time_param(end_date),
+        )
+        return (
+            yield from self._collect(
+                "/account/fees", "periods", FeePeriod, params, limit, page_size, "private"
+            )
+        )
 
     def _get_fills(
         self,
@@ -1010,12 +1061,14 @@ __all__ = [
     "CandleInterval",
     "ClientCore",
     "Environment",
+    "FeePeriodLength",
     "MarketStatus",
     "MarketType",
     "Number",
     "OrderRequest",
     "OrderStatus",
     "OrderType",
+    "PositionStatus",
     "RetryPolicy",
     "SelfTradePrevention",
     "Side",

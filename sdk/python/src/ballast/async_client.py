@@ -16,6 +16,7 @@ from ._core import (
     ClientCore,
     Environment,
     Failure,
+    FeePeriodLength,
     HttpRequest,
     HttpResponse,
     MarketStatus,
@@ -26,6 +27,7 @@ from ._core import (
     OrderStatus,
     OrderType,
     Outcome,
+    PositionStatus,
     SelfTradePrevention,
     Side,
     TimeInForce,
@@ -38,6 +40,7 @@ from .models import (
     CanceledOrders,
     Candle,
     FaucetGrant,
+    FeePeriod,
     Fill,
     LedgerEntry,
     Market,
@@ -45,6 +48,7 @@ from .models import (
     OrderBook,
     Position,
     ServerTime,
+    SettledPosition,
     SettlementRecord,
     Trade,
 )
@@ -329,9 +333,40 @@ class AsyncBallastClient(ClientCore):
         """
         return await self._run(self._request_faucet(amount))
 
-    async def get_positions(self) -> list[Position]:
-        """``GET /positions``: open positions with PnL and margin used."""
-        return await self._run(self._get_positions())
+    async def get_positions(
+        self, status: PositionStatus | None = None, *, page_size: int = 1000
+    ) -> list[Position]:
+        """``GET /positions``: open positions with PnL and margin used (the default), the
+        positions settlements paid out (``"settled"``, newest first), or both (``"all"``)."""
+        return await self._run(self._get_positions(status, page_size))
+
+    async def get_settlements(
+        self,
+        market_id: str | None = None,
+        start_date: TimeLike | None = None,
+        end_date: TimeLike | None = None,
+        *,
+        limit: int | None = None,
+        page_size: int = 1000,
+    ) -> list[SettledPosition]:
+        """``GET /settlements``: each position a settlement paid out (final value, size held,
+        payout, PnL), newest first, over every page (or the latest ``limit``)."""
+        return await self._run(
+            self._get_settlements(market_id, start_date, end_date, limit, page_size)
+        )
+
+    async def get_fees(
+        self,
+        start_date: TimeLike | None = None,
+        end_date: TimeLike | None = None,
+        period: FeePeriodLength = "day",
+        *,
+        limit: int | None = None,
+        page_size: int = 1000,
+    ) -> list[FeePeriod]:
+        """``GET /account/fees``: fees paid and rebates earned per UTC day or month, newest
+        first."""
+        return await self._run(self._get_fees(start_date, end_date, period, limit, page_size))
 
     async def get_fills(
         self,

@@ -15,6 +15,7 @@ from ._core import (
     ClientCore,
     Environment,
     Failure,
+    FeePeriodLength,
     HttpRequest,
     HttpResponse,
     MarketStatus,
@@ -25,6 +26,7 @@ from ._core import (
     OrderStatus,
     OrderType,
     Outcome,
+    PositionStatus,
     SelfTradePrevention,
     Side,
     TimeInForce,
@@ -37,6 +39,7 @@ from .models import (
     CanceledOrders,
     Candle,
     FaucetGrant,
+    FeePeriod,
     Fill,
     LedgerEntry,
     Market,
@@ -44,6 +47,7 @@ from .models import (
     OrderBook,
     Position,
     ServerTime,
+    SettledPosition,
     SettlementRecord,
     Trade,
 )
@@ -337,9 +341,38 @@ class BallastClient(ClientCore):
         """
         return self._run(self._request_faucet(amount))
 
-    def get_positions(self) -> list[Position]:
-        """``GET /positions``: open positions with PnL and margin used."""
-        return self._run(self._get_positions())
+    def get_positions(
+        self, status: PositionStatus | None = None, *, page_size: int = 1000
+    ) -> list[Position]:
+        """``GET /positions``: open positions with PnL and margin used (the default), the
+        positions settlements paid out (``"settled"``, newest first), or both (``"all"``)."""
+        return self._run(self._get_positions(status, page_size))
+
+    def get_settlements(
+        self,
+        market_id: str | None = None,
+        start_date: TimeLike | None = None,
+        end_date: TimeLike | None = None,
+        *,
+        limit: int | None = None,
+        page_size: int = 1000,
+    ) -> list[SettledPosition]:
+        """``GET /settlements``: each position a settlement paid out (final value, size held,
+        payout, PnL), newest first, over every page (or the latest ``limit``)."""
+        return self._run(self._get_settlements(market_id, start_date, end_date, limit, page_size))
+
+    def get_fees(
+        self,
+        start_date: TimeLike | None = None,
+        end_date: TimeLike | None = None,
+        period: FeePeriodLength = "day",
+        *,
+        limit: int | None = None,
+        page_size: int = 1000,
+    ) -> list[FeePeriod]:
+        """``GET /account/fees``: fees paid and rebates earned per UTC day or month, newest
+        first."""
+        return self._run(self._get_fees(start_date, end_date, period, limit, page_size))
 
     def get_fills(
         self,

@@ -484,15 +484,48 @@ class FaucetGrant(Model):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Position(Model):
-    """A net position: ``size`` is signed (negative is short)."""
+    """A net position: ``size`` is signed (negative is short). A ``settled`` one is shown as it
+    stood when its market settled, marked at the final value, with its ``payout``."""
 
     market_id: str
     size: int
+    status: str = "open"
     average_price: Decimal | None = None
     current_price: Decimal | None = None
     unrealized_pnl: Decimal = Decimal(0)
     realized_pnl: Decimal = Decimal(0)
     margin_used: Decimal = Decimal(0)
+    payout: Decimal | None = None
+    settled_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SettledPosition(Model):
+    """A position a settlement paid out: ``size`` held (signed), ``cost_basis`` its locked
+    collateral, ``payout`` what the settlement paid, ``settlement_pnl = payout - cost_basis``,
+    ``realized_pnl`` the position's realized PnL in the market (fees aside)."""
+
+    market_id: str
+    final_value: Decimal
+    size: int
+    cost_basis: Decimal = Decimal(0)
+    payout: Decimal = Decimal(0)
+    settlement_pnl: Decimal = Decimal(0)
+    realized_pnl: Decimal = Decimal(0)
+    settled_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FeePeriod(Model):
+    """Fees paid and rebates earned in one UTC day or month (``net_fees`` = fees - rebates)."""
+
+    period_start: datetime
+    period_end: datetime
+    fees_paid: Decimal = Decimal(0)
+    rebates_earned: Decimal = Decimal(0)
+    net_fees: Decimal = Decimal(0)
+    fee_count: int = 0
+    rebate_count: int = 0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
