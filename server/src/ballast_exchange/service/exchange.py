@@ -27,7 +27,7 @@ from ..store.journal import load_commands
 from ..store.journal_archive import journal_bounds, journal_time
 from ..store.projection import JournalItem, projected_through
 from .committer import Committer, StorageFailed
-from .forking import ChildFailed, fork_digest, wait_child
+from .forking import ChildFailed, fork_digest, freeze_recovered, wait_child
 from .metrics import Metrics
 from .projector import Projector, project_now
 
@@ -158,6 +158,7 @@ def _replay_once(
                 engine = choice.new()
             else:
                 engine, client_orders, start, expected = found
+                freeze_recovered()  # the replay below must not walk the restored heap
                 state = _State(engine, client_orders)
                 check = (*fork_digest(state), expected)
         if first > start + 1:
@@ -197,6 +198,7 @@ def _replay_once(
             log.warning("snapshot of command %d skipped: %s", start, why)
             refused.add(start)
             return None
+    freeze_recovered()
     return Recovery(
         engine, client_orders, last_no, last_time, projected, unprojected, snapshot=start
     )

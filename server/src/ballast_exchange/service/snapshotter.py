@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import logging
 import time
@@ -135,6 +136,12 @@ class Snapshotter:
             "The longest matching pause any snapshot of this process caused",
             (),
             lambda: one(self.max_pause_s),
+        )
+        metrics.gauge(
+            "ballast_gc_frozen_objects",
+            "Objects out of the cycle collector's sight since recovery or a snapshot froze them",
+            (),
+            lambda: one(gc.get_freeze_count()),
         )
         metrics.gauge(
             "ballast_snapshot_failures",
