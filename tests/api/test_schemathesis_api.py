@@ -49,7 +49,14 @@ MARKET = "st-binary"  # open, tick 0.01, with resting orders on both sides
 ADMIN_MARKET = "st-admin"  # the only market the fuzzed admin endpoints may move
 # Closed markets with a settlement proposed, for the fuzzed finalize to land on.
 PROPOSED_MARKETS = [f"st-proposed-{n}" for n in range(5)]
-PRIVATE = ("/v1/orders", "/v1/fills", "/v1/positions", "/v1/settlements", "/v1/account")
+PRIVATE = (
+    "/v1/orders",
+    "/v1/fills",
+    "/v1/positions",
+    "/v1/settlements",
+    "/v1/account",
+    "/v1/heartbeat",
+)
 PRICES = [round(0.01 * n, 2) for n in range(1, 100)]
 UNSCHEMATIC = ("cursor", "expire_at")
 UNSCHEMATIC_OPERATIONS = (
@@ -196,6 +203,9 @@ def steer(case: schemathesis.Case, draw: Draw, target: Target) -> None:
     elif path == "/v1/orders/batch" and isinstance(body.get("orders"), list):
         for order in body["orders"]:
             steer_order(order, draw)
+    elif path == "/v1/heartbeat" and body.get("timeout_s") not in (None, 0):
+        # Disarm instead: an armed switch would cancel the fuzzer's orders in mid-run.
+        body["timeout_s"] = 0
     elif method == "PATCH" and often(draw):
         body.update(price=draw(st.sampled_from(PRICES)), size=draw(st.integers(1, 50)))
     elif path.startswith("/v1/admin/accounts/") and sometimes(draw):

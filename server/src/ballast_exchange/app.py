@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from .api.access_log import AccessMiddleware
 from .api.http_limits import HttpLimits, effective_max_connections, protocol_class
 from .api.middleware import BodyLimitMiddleware, RateLimitMiddleware
-from .api.routes import account, admin, faucet, orders, public, recovery, settlement
+from .api.routes import account, admin, faucet, heartbeat, orders, public, recovery, settlement
 from .bootstrap import Runtime
 from .config import Settings
 from .dashboard import install as install_dashboard
@@ -62,6 +62,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         public.router,
         settlement.public_router,
         orders.router,
+        heartbeat.router,
         account.router,
         admin.router,
         recovery.router,

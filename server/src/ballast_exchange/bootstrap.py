@@ -215,6 +215,7 @@ class Runtime:
         self.exchange.start()
         self.snapshotter.start()
         await self.cancel_orphaned_guards()
+        await self.state.dead_man.recover()
         # Whatever fell due while the server was down is done first, once.
         await self.run_timers_once()
         if self.sandbox is not None:
@@ -358,6 +359,7 @@ class Runtime:
             await self._expire_until(market.close_time)
             await exchange.submit(status_change(market.market_id, MarketStatus.CLOSED))
         await self._expire_until(now)
+        await self.state.dead_man.fire_due(now)
         if self.sandbox is not None:
             # Roll the catalogue (list the next periods) and settle what closed.
             await self.sandbox.run_once(exchange.clock())

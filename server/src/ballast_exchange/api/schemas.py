@@ -95,6 +95,22 @@ class Canceled(Open):
     count: int
 
 
+class Heartbeat(Open):
+    armed: bool
+    timeout_s: int = Field(examples=[10], description="0 when disarmed")
+    deadline: str | None = Field(
+        examples=["2026-12-07T01:30:10.000Z"],
+        description="When the switch fires unless another heartbeat comes; null when disarmed",
+    )
+
+
+class QueuePosition(Open):
+    order_id: str = Field(examples=["ord_123"])
+    price: float = Field(examples=[0.87])
+    contracts_ahead: int = Field(description="Contracts resting before this order at its price")
+    orders_ahead: int = Field(description="Orders resting before this order at its price")
+
+
 class Balance(Open):
     total_balance: float = Field(examples=[50000.0])
     available: float = Field(examples=[42000.0])

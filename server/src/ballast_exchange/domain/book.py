@@ -83,6 +83,19 @@ class Book:
         level = (self.bids if is_buy else self.asks).get(price)
         return level.total if level is not None else 0
 
+    def queue_ahead(self, is_buy: bool, price: int, order_id: int) -> tuple[int, int] | None:
+        """(contracts, orders) resting before ``order_id`` at its level, by time priority;
+        None when it does not rest there."""
+        level = (self.bids if is_buy else self.asks).get(price)
+        if level is None or order_id not in level.orders:
+            return None
+        contracts = 0
+        for count, resting in enumerate(level.orders.values()):
+            if resting.order_id == order_id:
+                return contracts, count
+            contracts += resting.remaining
+        return None
+
     def bid_keys_best_last(self) -> list[int]:
         """Bid prices ascending (read only)."""
         return self._bid_keys

@@ -249,7 +249,9 @@ class OrderEntry(Matching):
     def _cancel_order(self, c: cmd.CancelOrder) -> None:
         reason = parse_enum(CancelReason, c.reason, "reason")
         if reason not in REQUESTED_CANCEL_REASONS:
-            raise invalid("reason", "a cancel gives the reason user or disconnect")
+            raise invalid(
+                "reason", "a cancel gives the reason user, disconnect or heartbeat_expired"
+            )
         account = self.account(c.account_id)
         order = self._owned_order(account, c.order_id)
         self._cancel(order, reason, c.time)

@@ -75,7 +75,10 @@ class CancelReason(StrEnum):
     PROTECTION_PRICE = "protection_price"
     EXPIRED = "expired"
     DISCONNECT = "disconnect"  # cancel-on-disconnect: the connection that placed it is gone
+    HEARTBEAT_EXPIRED = "heartbeat_expired"  # the dead-man switch: its key stopped heartbeating
 
 
 # The reasons a CancelOrder command may give; the others are the engine's own.
-REQUESTED_CANCEL_REASONS = frozenset({CancelReason.USER, CancelReason.DISCONNECT})
+REQUESTED_CANCEL_REASONS = frozenset(
+    {CancelReason.USER, CancelReason.DISCONNECT, CancelReason.HEARTBEAT_EXPIRED}
+)

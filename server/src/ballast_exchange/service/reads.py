@@ -129,6 +129,17 @@ class Reads:
             if o.account_id == account_id and o.market_id == market_id
         )
 
+    def account_open_order_ids(self, account_id: str) -> list[int]:
+        """Every resting order of the account, in all markets, oldest first."""
+        account = self.exchange.engine.accounts.get(account_id)
+        if account is None:
+            return []
+        return sorted(
+            order_id
+            for position in account.positions.values()
+            for order_id in (*position.buys, *position.sells)
+        )
+
     def resting(
         self, account_id: str, market_id: str
     ) -> tuple[list[OrderRecord], list[OrderRecord]]:

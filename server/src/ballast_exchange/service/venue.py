@@ -19,6 +19,7 @@ from ..config import Settings
 from ..domain import DomainError
 from ..domain.market import Market
 from ..store.database import Database
+from .dead_man import DeadMan
 from .exchange import Exchange
 from .faucet import Faucet
 from .key_issuing import KeyIssuing
@@ -44,6 +45,7 @@ class Venue:
     trading: Trading = field(init=False)
     faucet: Faucet = field(init=False)
     issuing: KeyIssuing = field(init=False)
+    dead_man: DeadMan = field(init=False)
 
     def __post_init__(self) -> None:
         self.reads = Reads(self.exchange, self.database)
@@ -52,6 +54,7 @@ class Venue:
         self.issuing = KeyIssuing(
             self.settings.env, self.exchange, self.reads, self.keys, self.secrets
         )
+        self.dead_man = DeadMan(self.reads, self.trading)
 
     def market(self, market_id: str) -> Market:
         """A listed market, or ``MARKET_NOT_FOUND``."""

@@ -175,6 +175,17 @@ guarded_orders = Table(
     Column("account_id", Text, nullable=False),
 )
 
+# Armed dead-man switches, one per API key: the deadline is stored before a heartbeat is
+# answered, so a restart cancels the account's orders if it lapsed while the server was down.
+dead_man_switches = Table(
+    "dead_man_switches",
+    metadata,
+    Column("api_key", Text, primary_key=True),
+    Column("account_id", Text, nullable=False),
+    Column("timeout_ms", BigInteger, nullable=False),
+    Column("deadline", BigInteger, nullable=False),  # ms since the epoch
+)
+
 orders = Table(
     "orders",
     metadata,
@@ -289,6 +300,7 @@ ALL_TABLES = (
     snapshots,
     snapshot_chunks,
     guarded_orders,
+    dead_man_switches,
     accounts,
     api_keys,
     markets,

@@ -27,6 +27,7 @@ from ..service.exchange import ServiceUnavailable
 from ..service.venue import Venue
 from ..wire import strict_json, trading
 from ..wire.errors import ApiError, from_domain, from_validation, invalid_request
+from ..wire.heartbeat import HeartbeatRequest, heartbeat
 from ..wire.models import AmendOrderRequest, PlaceOrderRequest
 from ..wire.refs import iso, parse_order_ref
 from .channels import Scope
@@ -451,6 +452,15 @@ class Connection:
         pending = trading.cancel_all(self.state.trading, record.account_id, params.market_id)
         self._answer(request_id, "cancel_all", pending)
 
+    async def _heartbeat(self, request_id: Any, request: dict[str, Any]) -> None:
+        """The dead-man switch of this connection's key, as ``POST /v1/heartbeat`` arms it."""
+        record = await self._trader()
+        params: HeartbeatRequest = self._params(request, HeartbeatRequest)
+        pending = heartbeat(
+            self.state.dead_man, record.api_key, record.account_id, params.timeout_s
+        )
+        self._answer(request_id, "heartbeat", pending)
+
     _handlers: ClassVar[dict[str, Callable[[Connection, Any, dict[str, Any]], Awaitable[None]]]] = {
         "auth": _auth,
         "subscribe": _subscribe,
@@ -461,6 +471,7 @@ class Connection:
         "cancel_order": _cancel_order,
         "amend_order": _amend_order,
         "cancel_all": _cancel_all,
+        "heartbeat": _heartbeat,
     }
 
 

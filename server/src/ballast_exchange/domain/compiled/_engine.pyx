@@ -945,6 +945,21 @@ cdef class Book:
         cdef PriceLevel level = (self.bid_side if is_buy else self.ask_side).get(price)
         return level.total if level is not None else 0
 
+    def queue_ahead(self, bint is_buy, long long price, long long order_id):
+        """(contracts, orders) resting before ``order_id`` at its level, by time priority;
+        None when it does not rest there."""
+        cdef PriceLevel level = (self.bid_side if is_buy else self.ask_side).get(price)
+        cdef long long contracts = 0
+        cdef Py_ssize_t count = 0
+        cdef Order o = None if level is None else level.head
+        while o is not None:
+            if o.order_id == order_id:
+                return contracts, count
+            contracts += o.remaining
+            count += 1
+            o = o.nxt
+        return None
+
     def bid_keys_best_last(self):
         return [self.bid_side.keys[i] for i in range(self.bid_side.n)]
 
@@ -1962,7 +1977,9 @@ cdef class Engine:
             if reason is not R_USER:
                 reason = parse_enum(CancelReason, reason, "reason")
                 if reason not in REQUESTED_CANCEL_REASONS:
-                    raise invalid("reason", "a cancel gives the reason user or disconnect")
+                    raise invalid(
+                        "reason", "a cancel gives the reason user, disconnect or heartbeat_expired"
+                    )
         cdef Account account = self.account(_get(c, C_CANCEL.off[1], "account_id"))
         cdef Order order = self._owned_order(account, _get(c, C_CANCEL.off[2], "order_id"))
         cdef Market market = order.mkt
