@@ -269,6 +269,10 @@ export interface Market extends HasExtra {
   readonly lastPrice: DecimalString | null;
   readonly bid: DecimalString | null;
   readonly ask: DecimalString | null;
+  /** The mid of the best bid and ask; null when a side is empty. */
+  readonly midpoint: DecimalString | null;
+  /** `lastPrice` minus the last trade price 24 h ago; null without a trade by then. */
+  readonly change24h: DecimalString | null;
   readonly volume24h: number;
   readonly openInterest: number;
   readonly rules: MarketRules | null;
@@ -292,6 +296,8 @@ export function parseMarket(data: unknown): Market {
     lastPrice: r.optDec("last_price"),
     bid: r.optDec("bid"),
     ask: r.optDec("ask"),
+    midpoint: r.optDec("midpoint"),
+    change24h: r.optDec("change_24h"),
     volume24h: r.int("volume_24h", 0),
     openInterest: r.int("open_interest", 0),
     rules: r.nested("rules", parseMarketRules),

@@ -291,6 +291,8 @@ class Market(Model):
     last_price: Decimal | None = None
     bid: Decimal | None = None
     ask: Decimal | None = None
+    midpoint: Decimal | None = None  # of the best bid and ask; None when a side is empty
+    change_24h: Decimal | None = None  # last_price minus the last trade price a day ago
     volume_24h: int = 0
     open_interest: int = 0
     rules: MarketRules | None = None

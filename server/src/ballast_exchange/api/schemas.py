@@ -261,6 +261,12 @@ class Market(Open):
     last_price: float | None
     bid: float | None
     ask: float | None
+    midpoint: float | None = Field(
+        description="mid of the best bid and ask; null if a side is empty"
+    )
+    change_24h: float | None = Field(
+        description="last_price minus the last trade price 24 h ago; null without a trade then"
+    )
     volume_24h: int
     open_interest: int
     rules: Rules

@@ -427,6 +427,23 @@ def volumes_since(conn: Connection, since_ms: int) -> dict[str, int]:
     return {market_id: int(volume) for market_id, volume in conn.execute(query)}
 
 
+def prices_at(conn: Connection, at_ms: int, market_id: str | None = None) -> dict[str, int]:
+    """Each market's last trade price (ticks) at ``at_ms`` (its last trade at or before it), for
+    the markets list's ``change_24h``; markets without a trade by then are left out. One
+    index-ordered probe per market, never a scan of the trades."""
+    probe = (
+        select(trades.c.price)
+        .where(trades.c.market_id == markets.c.market_id, trades.c.created_at <= at_ms)
+        .order_by(trades.c.created_at.desc(), trades.c.trade_id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    query = select(markets.c.market_id, probe.label("price"))
+    if market_id is not None:
+        query = query.where(markets.c.market_id == market_id)
+    return {m: int(price) for m, price in conn.execute(query) if price is not None}
+
+
 def volume_by_second(conn: Connection, since_ms: int) -> list[tuple[str, int, int]]:
     """(market, Unix second, contracts) of every second with trades since ``since_ms``."""
     second = (trades.c.created_at // 1000).label("second")

@@ -78,10 +78,19 @@ def trade_view(trade: TradeRecord, market: Market) -> dict[str, Any]:
     }
 
 
-def market_view(market: Market, details: dict[str, Any] | None, volume_24h: int) -> dict[str, Any]:
+def market_view(
+    market: Market,
+    details: dict[str, Any] | None,
+    volume_24h: int,
+    price_24h_ago: int | None = None,
+) -> dict[str, Any]:
+    """A market as REST shows it; ``price_24h_ago`` is its last trade price (ticks) a day ago,
+    the reference of ``change_24h`` (None: it had not traded by then)."""
     step = tick_size(market)
     book = market.book
     details = details or {}
+    bid, ask = book.best_bid(), book.best_ask()
+    last = market.last_price
     return {
         "id": market.market_id,
         "name": details.get("name") or market.market_id,
@@ -92,9 +101,14 @@ def market_view(market: Market, details: dict[str, Any] | None, volume_24h: int)
         "resolution_source": details.get("resolution_source"),
         "settlement_date": iso(details.get("settlement_date") or market.close_time),
         "close_time": iso(market.close_time),
-        "last_price": ticks_to_price(market.last_price, step),
-        "bid": ticks_to_price(book.best_bid(), step),
-        "ask": ticks_to_price(book.best_ask(), step),
+        "last_price": ticks_to_price(last, step),
+        "bid": ticks_to_price(bid, step),
+        "ask": ticks_to_price(ask, step),
+        # Half a tick when the spread is odd: the mid is shown exactly, not rounded to the grid.
+        "midpoint": None if bid is None or ask is None else float((bid + ask) * step / 2),
+        "change_24h": (
+            None if last is None or price_24h_ago is None else float((last - price_24h_ago) * step)
+        ),
         "volume_24h": volume_24h,
         "open_interest": market.open_interest,
         "rules": {

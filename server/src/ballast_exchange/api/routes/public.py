@@ -61,11 +61,18 @@ async def list_markets(
     type: Literal["binary", "index"] | None = None,
 ) -> Any:
     details = {row["market_id"]: row for row in await state.read(queries.list_markets, None, None)}
-    volumes = await state.read(queries.volumes_since, state.exchange.clock() - DAY_MS)
+    day_ago = state.exchange.clock() - DAY_MS
+    volumes = await state.read(queries.volumes_since, day_ago)
+    references = await state.read(queries.prices_at, day_ago)
 
     def render() -> list[dict[str, Any]]:
         return [
-            market_view(m, details.get(m.market_id), volumes.get(m.market_id, 0))
+            market_view(
+                m,
+                details.get(m.market_id),
+                volumes.get(m.market_id, 0),
+                references.get(m.market_id),
+            )
             for m in state.reads.markets()
             if (status is None or m.status.value == status)
             and (type is None or m.kind.value == type)
@@ -83,8 +90,12 @@ async def list_markets(
 async def get_market(market_id: str, _: Public, state: State) -> Any:
     market = state.market(market_id)
     details = await state.read(queries.get_market, market_id)
-    volumes = await state.read(queries.volumes_since, state.exchange.clock() - DAY_MS)
-    return await state.view(lambda: market_view(market, details, volumes.get(market_id, 0)))
+    day_ago = state.exchange.clock() - DAY_MS
+    volumes = await state.read(queries.volumes_since, day_ago)
+    reference = (await state.read(queries.prices_at, day_ago, market_id)).get(market_id)
+    return await state.view(
+        lambda: market_view(market, details, volumes.get(market_id, 0), reference)
+    )
 
 
 @router.get(
