@@ -169,6 +169,24 @@ def steer_order(order: Any, draw: Draw) -> None:
         order.pop("time_in_force", None)
 
 
+def steer_batch_ids(body: dict[str, Any], draw: Draw, target: Target) -> None:
+    """Aim a batch cancel's ids or a batch amend's items at orders the run placed, with prices
+    on the grid, part of the time (the same draws whatever the run has placed so far)."""
+    steer_it, index = often(draw), draw(st.integers(0, 10**6))
+    price, size = draw(st.sampled_from(PRICES)), draw(st.integers(1, 50))
+    refs = target.run.open_refs or target.run.order_refs
+    if not steer_it or not refs:
+        return
+    ids = body.get("order_ids")
+    if isinstance(ids, list):
+        body["order_ids"] = [refs[(index + i) % len(refs)] for i in range(len(ids))]
+    items = body.get("orders")
+    if isinstance(items, list):
+        for i, item in enumerate(items):
+            if isinstance(item, dict):
+                item.update(order_id=refs[(index + i) % len(refs)], price=price, size=size)
+
+
 def steer(case: schemathesis.Case, draw: Draw, target: Target) -> None:
     """Replace generated ids and values with real ones, part of the time."""
     path = case.operation.path
@@ -200,13 +218,15 @@ def steer(case: schemathesis.Case, draw: Draw, target: Target) -> None:
         return
     if path == "/v1/orders" and method == "POST":
         steer_order(body, draw)
-    elif path == "/v1/orders/batch" and isinstance(body.get("orders"), list):
+    elif path == "/v1/orders/batch" and method == "POST" and isinstance(body.get("orders"), list):
         for order in body["orders"]:
             steer_order(order, draw)
+    elif path == "/v1/orders/batch":  # batch cancel (DELETE) and amend (PATCH)
+        steer_batch_ids(body, draw, target)
     elif path == "/v1/heartbeat" and body.get("timeout_s") not in (None, 0):
         # Disarm instead: an armed switch would cancel the fuzzer's orders in mid-run.
         body["timeout_s"] = 0
-    elif method == "PATCH" and often(draw):
+    elif method == "PATCH" and path.startswith("/v1/orders/") and often(draw):
         body.update(price=draw(st.sampled_from(PRICES)), size=draw(st.integers(1, 50)))
     elif path.startswith("/v1/admin/accounts/") and sometimes(draw):
         body["amount"] = draw(st.sampled_from(["10", 5, "0.5", 1000.25]))

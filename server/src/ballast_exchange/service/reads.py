@@ -51,6 +51,17 @@ class PositionRecord:
     margin: int
 
 
+@dataclass(frozen=True, slots=True)
+class QueuePositionRecord:
+    """Where a resting order waits at its price: what rests before it, by time priority."""
+
+    order_id: int
+    market_id: str
+    price: int  # ticks
+    contracts_ahead: int
+    orders_ahead: int
+
+
 class Reads:
     def __init__(self, exchange: Exchange, database: Database) -> None:
         self.exchange = exchange
@@ -128,6 +139,19 @@ class Reads:
             for o in self.exchange.engine.orders.values()
             if o.account_id == account_id and o.market_id == market_id
         )
+
+    def queue_position(self, account_id: str, order_id: int) -> QueuePositionRecord | None:
+        """The account's resting order's place in its level's queue; None unless it is the
+        account's and open."""
+        order = self.exchange.engine.orders.get(order_id)
+        if order is None or order.account_id != account_id:
+            return None
+        book = self.exchange.engine.markets[order.market_id].book
+        ahead = book.queue_ahead(order.is_buy, order.price, order_id)
+        if ahead is None:
+            return None
+        contracts, orders = ahead
+        return QueuePositionRecord(order_id, order.market_id, order.price, contracts, orders)
 
     def account_open_order_ids(self, account_id: str) -> list[int]:
         """Every resting order of the account, in all markets, oldest first."""

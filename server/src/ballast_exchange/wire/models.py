@@ -184,6 +184,18 @@ class AmendOrderRequest(Strict):
     size: Contracts | None = Field(default=None, description="New total size.")
 
 
+class BatchAmendItem(AmendOrderRequest):
+    order_id: str = Field(min_length=1, max_length=64, examples=["ord_123"])
+
+
+class BatchAmendRequest(Strict):
+    orders: list[BatchAmendItem] = Field(min_length=1, max_length=20)
+
+
+class BatchCancelRequest(Strict):
+    order_ids: list[str] = Field(min_length=1, max_length=20, examples=[["ord_123", "ord_124"]])
+
+
 class CreateAccountRequest(Strict):
     name: str = Field(min_length=1, max_length=100)
     deposit: PositiveMoney | None = None

@@ -14,9 +14,10 @@ from typing import Any
 from ..domain import DomainError, OrderType, SelfTradePrevention, Side, TimeInForce
 from ..domain import commands as c
 from ..domain.market import Market
+from ..service.reads import QueuePositionRecord
 from ..service.trading import CancelAllOutcome, OrderOutcome, Pending, Trading
 from .errors import ApiError, from_domain, invalid_request
-from .models import AmendOrderRequest, PlaceOrderRequest
+from .models import AmendOrderRequest, BatchAmendItem, PlaceOrderRequest
 from .money import price_to_ticks, ticks_to_price
 from .refs import order_ref, parse_order_ref, trade_ref
 from .timeutil import to_ms
@@ -121,6 +122,15 @@ def cancel(trading: Trading, account_id: str, order_ref_text: str) -> Awaitable[
 def amend(
     trading: Trading, account_id: str, order_ref_text: str, body: AmendOrderRequest
 ) -> Awaitable[Answer]:
+    order_id, price, step = amend_args(trading, account_id, order_ref_text, body)
+    return _changed(trading, trading.amend(account_id, order_id, price, body.size), step)
+
+
+def amend_args(
+    trading: Trading, account_id: str, order_ref_text: str, body: AmendOrderRequest
+) -> tuple[int, int | None, Decimal | None]:
+    """An amend's order id, new price in ticks and the order's tick size, checked before
+    anything runs."""
     order_id = order_id_or_404(order_ref_text)
     if body.price is None and body.size is None:
         raise invalid_request("size", "an amend needs a new price or a new size")
@@ -129,7 +139,7 @@ def amend(
     price = None
     if body.price is not None and step is not None:
         price = price_to_ticks(body.price, step)
-    return _changed(trading, trading.amend(account_id, order_id, price, body.size), step)
+    return order_id, price, step
 
 
 async def _canceled(pending: Pending[CancelAllOutcome]) -> Answer:
@@ -140,3 +150,78 @@ async def _canceled(pending: Pending[CancelAllOutcome]) -> Answer:
 
 def cancel_all(trading: Trading, account_id: str, market_id: str | None) -> Awaitable[Answer]:
     return _canceled(trading.cancel_all(account_id, market_id))
+
+
+def batch_slot(status: int, view: Any) -> dict[str, Any]:
+    """One item's place in a batch answer: its order, or the error that refused it."""
+    return {"status": status, "order": view}
+
+
+def batch_error(error: ApiError | DomainError) -> dict[str, Any]:
+    mapped = from_domain(error) if isinstance(error, DomainError) else error
+    return {
+        "status": mapped.status,
+        "error": {"code": mapped.code, "message": mapped.message, "details": mapped.details},
+    }
+
+
+async def _batch(answers: list[Awaitable[Answer] | ApiError | DomainError]) -> Answer:
+    results = []
+    for answer in answers:
+        try:
+            if isinstance(answer, ApiError | DomainError):
+                raise answer
+            status, view = await answer
+            results.append(batch_slot(status, view))
+        except (ApiError, DomainError) as error:
+            results.append(batch_error(error))
+    return 200, {"results": results}
+
+
+def cancel_batch(trading: Trading, account_id: str, order_refs: list[str]) -> Awaitable[Answer]:
+    """Cancel each order in turn, each succeeding or failing alone; every id is checked before
+    any order is canceled. Answers 200 with one result per id, in order."""
+    checked: list[int | ApiError] = []
+    for ref in order_refs:
+        try:
+            checked.append(order_id_or_404(ref))
+        except ApiError as error:
+            checked.append(error)
+    answers: list[Awaitable[Answer] | ApiError | DomainError] = [
+        item
+        if isinstance(item, ApiError)
+        else _changed(trading, trading.cancel(account_id, item), None)
+        for item in checked
+    ]
+    return _batch(answers)
+
+
+def amend_batch(
+    trading: Trading, account_id: str, items: list[BatchAmendItem]
+) -> Awaitable[Answer]:
+    """Amend each order in turn, each succeeding or failing alone; every item (id, fields,
+    price grid) is checked before any order is changed. Answers 200 with one result per item."""
+    checked: list[tuple[int, int | None, Decimal | None, int | None] | ApiError | DomainError] = []
+    for item in items:
+        try:
+            order_id, price, step = amend_args(trading, account_id, item.order_id, item)
+            checked.append((order_id, price, step, item.size))
+        except (ApiError, DomainError) as error:
+            checked.append(error)
+    answers: list[Awaitable[Answer] | ApiError | DomainError] = []
+    for entry in checked:
+        if isinstance(entry, ApiError | DomainError):
+            answers.append(entry)
+            continue
+        order_id, price, step, size = entry
+        answers.append(_changed(trading, trading.amend(account_id, order_id, price, size), step))
+    return _batch(answers)
+
+
+def queue_position_view(found: QueuePositionRecord, market: Market) -> dict[str, Any]:
+    return {
+        "order_id": order_ref(found.order_id),
+        "price": ticks_to_price(found.price, tick_size(market)),
+        "contracts_ahead": found.contracts_ahead,
+        "orders_ahead": found.orders_ahead,
+    }

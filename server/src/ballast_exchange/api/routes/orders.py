@@ -14,7 +14,13 @@ from ...wire import trading
 from ...wire.account_pages import StatusFilter, orders_page
 from ...wire.dependencies import current_venue
 from ...wire.errors import ApiError, from_domain
-from ...wire.models import AmendOrderRequest, BatchOrdersRequest, PlaceOrderRequest
+from ...wire.models import (
+    AmendOrderRequest,
+    BatchAmendRequest,
+    BatchCancelRequest,
+    BatchOrdersRequest,
+    PlaceOrderRequest,
+)
 from ...wire.timeutil import TimeParam
 from ...wire.views import order_view
 from ..auth import Principal, authenticate
@@ -25,6 +31,7 @@ from ..schemas import (
     Order,
     OrderList,
     PlacedOrder,
+    QueuePosition,
 )
 
 router = APIRouter(tags=["trading"])
@@ -101,6 +108,27 @@ async def place_orders(body: BatchOrdersRequest, principal: Trader, state: State
     return {"results": results}
 
 
+# Before the routes with an {order_id}: "batch" is not an order id.
+@router.delete(
+    "/orders/batch",
+    summary="Cancel up to 20 orders by id; each succeeds or fails alone",
+    responses={200: {"model": BatchResults}, **PRIVATE_ERRORS},
+)
+async def cancel_orders(body: BatchCancelRequest, principal: Trader, state: State) -> Any:
+    _, view = await trading.cancel_batch(state.trading, principal.account_id, body.order_ids)
+    return view
+
+
+@router.patch(
+    "/orders/batch",
+    summary="Amend up to 20 orders' price or size; each succeeds or fails alone",
+    responses={200: {"model": BatchResults}, **PRIVATE_ERRORS},
+)
+async def amend_orders(body: BatchAmendRequest, principal: Trader, state: State) -> Any:
+    _, view = await trading.amend_batch(state.trading, principal.account_id, body.orders)
+    return view
+
+
 @router.delete(
     "/orders/{order_id}",
     summary="Cancel an order",
@@ -144,6 +172,27 @@ async def get_order(order_id: str, principal: Reader, state: State) -> Any:
     if order is None:
         raise ApiError("ORDER_NOT_FOUND", f"no order {order_id!r}", {"order_id": order_id})
     return order_view(order, state.market(order.market_id))
+
+
+@router.get(
+    "/orders/{order_id}/queue_position",
+    summary="Where an open order waits: contracts and orders resting ahead of it at its price",
+    responses={200: {"model": QueuePosition}, **PRIVATE_ERRORS},
+)
+async def get_queue_position(order_id: str, principal: Reader, state: State) -> Any:
+    number = trading.order_id_or_404(order_id)
+    found = await state.view(lambda: state.reads.queue_position(principal.account_id, number))
+    if found is None:
+        # Not open: say whether it finished or was never this account's.
+        stored = await state.reads.order(principal.account_id, number)
+        if stored is None:
+            raise ApiError("ORDER_NOT_FOUND", f"no order {order_id!r}", {"order_id": order_id})
+        raise ApiError(
+            "ORDER_NOT_CANCELABLE",
+            f"the order is {stored.status}; only an open order has a place in the queue",
+            {"order_id": order_id, "status": stored.status},
+        )
+    return trading.queue_position_view(found, state.market(found.market_id))
 
 
 @router.get(
