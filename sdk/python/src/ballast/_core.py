@@ -47,6 +47,7 @@ from .models import (
     BatchResult,
     CanceledOrders,
     Candle,
+    DeadManSwitch,
     FaucetGrant,
     FeePeriod,
     Fill,
@@ -57,6 +58,7 @@ from .models import (
     Order,
     OrderBook,
     Position,
+    QueuePosition,
     RateLimit,
     ServerTime,
     SettledPosition,
@@ -332,6 +334,33 @@ class OrderRequest:
         if self.stp is not None:
             body["stp"] = str(self.stp).lower()
         return body
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAmend:
+    """One amend of ``amend_orders``: a new price and/or a new total size for ``order_id``."""
+
+    order_id: str
+    price: Number | None = None
+    size: int | None = None
+
+
+def amend_body(amend: OrderAmend | Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON of one batch amend item, from an :class:`OrderAmend` or a mapping of its
+    fields."""
+    if not isinstance(amend, OrderAmend):
+        try:
+            amend = OrderAmend(**dict(amend))
+        except TypeError as error:
+            raise InvalidRequestError(
+                f"invalid amend: {error}", details={"field": "orders"}
+            ) from None
+    body: dict[str, Any] = {"order_id": amend.order_id}
+    if amend.price is not None:
+        body["price"] = price_text(amend.price)
+    if amend.size is not None:
+        body["size"] = size_int(amend.size)
+    return body
 
 
 def order_request(order: OrderRequest | Mapping[str, Any]) -> OrderRequest:
@@ -905,6 +934,50 @@ class ClientCore:
         )
         return CanceledOrders.from_dict(data)
 
+    def _cancel_orders(self, order_ids: Iterable[str]) -> Op[list[BatchResult]]:
+        # Safe to repeat: a cancel that already happened answers ORDER_NOT_CANCELABLE in its slot.
+        data = yield from self._request(
+            "DELETE",
+            "/orders/batch",
+            body={"order_ids": list(order_ids)},
+            auth="private",
+            idempotent=True,
+        )
+        return [_batch_result(item) for item in _items(data, "results")]
+
+    def _amend_orders(
+        self, amends: Iterable[OrderAmend | Mapping[str, Any]]
+    ) -> Op[list[BatchResult]]:
+        body = {"orders": [amend_body(a) for a in amends]}
+        data = yield from self._request(
+            "PATCH", "/orders/batch", body=body, auth="private", idempotent=False
+        )
+        return [_batch_result(item) for item in _items(data, "results")]
+
+    def _get_queue_position(self, order_id: str) -> Op[QueuePosition]:
+        data = yield from self._request(
+            "GET",
+            f"/orders/{_segment(order_id)}/queue_position",
+            auth="private",
+            idempotent=True,
+        )
+        return QueuePosition.from_dict(data)
+
+    def _heartbeat(self, timeout_s: int) -> Op[DeadManSwitch]:
+        # Repeating a heartbeat only moves the deadline on: safe to retry.
+        data = yield from self._request(
+            "POST",
+            "/heartbeat",
+            body={"timeout_s": size_int(timeout_s, "timeout_s")},
+            auth="private",
+            idempotent=True,
+        )
+        return DeadManSwitch.from_dict(data)
+
+    def _disarm_heartbeat(self) -> Op[DeadManSwitch]:
+        data = yield from self._request("DELETE", "/heartbeat", auth="private", idempotent=True)
+        return DeadManSwitch.from_dict(data)
+
     def _get_order(self, order_id: str) -> Op[Order]:
         data = yield from self._request(
             "GET", f"/orders/{_segment(order_id)}", auth="private", idempotent=True
@@ -1065,6 +1138,7 @@ __all__ = [
     "MarketStatus",
     "MarketType",
     "Number",
+    "OrderAmend",
     "OrderRequest",
     "OrderStatus",
     "OrderType",

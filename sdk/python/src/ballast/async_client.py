@@ -23,6 +23,7 @@ from ._core import (
     MarketType,
     Number,
     Op,
+    OrderAmend,
     OrderRequest,
     OrderStatus,
     OrderType,
@@ -39,6 +40,7 @@ from .models import (
     BatchResult,
     CanceledOrders,
     Candle,
+    DeadManSwitch,
     FaucetGrant,
     FeePeriod,
     Fill,
@@ -47,6 +49,7 @@ from .models import (
     Order,
     OrderBook,
     Position,
+    QueuePosition,
     ServerTime,
     SettledPosition,
     SettlementRecord,
@@ -295,6 +298,33 @@ class AsyncBallastClient(ClientCore):
     async def cancel_all(self, market_id: str | None = None) -> CanceledOrders:
         """``DELETE /orders``: cancel every open order, or only those in ``market_id``."""
         return await self._run(self._cancel_all(market_id))
+
+    async def cancel_orders(self, order_ids: Iterable[str]) -> list[BatchResult]:
+        """``DELETE /orders/batch``: cancel up to 20 orders by id, each canceled or refused on
+        its own. Results come in the same order, with ``order`` (canceled) or ``error``."""
+        return await self._run(self._cancel_orders(order_ids))
+
+    async def amend_orders(
+        self, amends: Iterable[OrderAmend | Mapping[str, Any]]
+    ) -> list[BatchResult]:
+        """``PATCH /orders/batch``: up to 20 amends (each an :class:`~ballast.OrderAmend` or a
+        mapping of ``order_id``, ``price``, ``size``), each applied or refused on its own."""
+        return await self._run(self._amend_orders(amends))
+
+    async def get_queue_position(self, order_id: str) -> QueuePosition:
+        """``GET /orders/{id}/queue_position``: contracts and orders resting ahead of an open
+        order at its price."""
+        return await self._run(self._get_queue_position(order_id))
+
+    async def heartbeat(self, timeout_s: int) -> DeadManSwitch:
+        """``POST /heartbeat``: arm or feed this key's dead-man switch. Unless another
+        heartbeat comes within ``timeout_s`` seconds (5 to 60), the server cancels every open
+        order of the account. ``0`` disarms it."""
+        return await self._run(self._heartbeat(timeout_s))
+
+    async def disarm_heartbeat(self) -> DeadManSwitch:
+        """``DELETE /heartbeat``: disarm this key's dead-man switch."""
+        return await self._run(self._disarm_heartbeat())
 
     async def get_order(self, order_id: str) -> Order:
         """``GET /orders/{id}``."""

@@ -26,6 +26,7 @@ __all__ = [
     "BookLevel",
     "CanceledOrders",
     "Candle",
+    "DeadManSwitch",
     "FaucetGrant",
     "Fill",
     "LedgerEntry",
@@ -36,6 +37,7 @@ __all__ = [
     "OrderBook",
     "OrderFill",
     "Position",
+    "QueuePosition",
     "RateLimit",
     "ServerTime",
     "Settlement",
@@ -444,6 +446,26 @@ class CanceledOrders(Model):
 
     canceled: list[str] = field(default_factory=list)
     count: int = 0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeadManSwitch(Model):
+    """The dead-man switch of this API key: armed until ``deadline`` (UTC) unless another
+    heartbeat comes; when it passes, every open order of the account is canceled."""
+
+    armed: bool = False
+    timeout_s: int = 0
+    deadline: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class QueuePosition(Model):
+    """Where an open order waits at its price: what rests before it, by time priority."""
+
+    order_id: str
+    price: Decimal
+    contracts_ahead: int = 0
+    orders_ahead: int = 0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
