@@ -131,17 +131,26 @@ def test_a_slow_consumer_is_cut_and_a_fast_one_keeps_up(tmp_path: Path) -> None:
 
         async def run() -> None:
             # The slow client stops reading (a one-message client queue) and keeps asking for
-            # snapshots; once the socket buffers are full its server-side queue overflows.
+            # snapshots until the server says it cut it: how many it takes depends on the
+            # kernel's socket buffers, so the loop waits for the cut, not for a count.
             slow = await StreamClient.connect(live.url, max_queue=1)
             fast = await StreamClient.connect(live.url)
             await fast.subscribe("orderbook", market_id=market, depth=100)
-            reader = asyncio.create_task(fast.wait_for(lambda m: False, timeout=120))
+            reader = asyncio.create_task(fast.wait_for(lambda m: False, timeout=300))
             orders = asyncio.create_task(asyncio.to_thread(flow, 600))
             request = {"op": "subscribe", "channel": "orderbook", "market_id": market}
+
+            def cut_so_far() -> float:
+                return value(
+                    scrape(live), "ballast_stream_connections_cut_total", reason="slow consumer"
+                )
+
             with contextlib.suppress(ConnectionClosed):
-                for _ in range(3_000):
+                for pair in range(1, 200_000):
                     await slow.send({**request, "depth": 100})
                     await slow.send({**request, "op": "unsubscribe", "depth": 100})
+                    if pair % 250 == 0 and await asyncio.to_thread(cut_so_far) >= 1:
+                        break
             # It has been cut by now; it reads what it was sent, up to the close frame.
             slow_end = asyncio.create_task(slow.closed_with())
             await orders
@@ -157,7 +166,7 @@ def test_a_slow_consumer_is_cut_and_a_fast_one_keeps_up(tmp_path: Path) -> None:
             assert slow.ws.close_reason == "slow consumer"
             await fast.close()
 
-        asyncio.run(asyncio.wait_for(run(), 120))
+        asyncio.run(asyncio.wait_for(run(), 300))
         cut = value(scrape(live), "ballast_stream_connections_cut_total", reason="slow consumer")
         assert cut == 1
 
