@@ -293,14 +293,14 @@ def test_book_follows_the_stream(
 
     threading.Thread(target=pump, daemon=True).start()
     try:
-        first = json.loads(lines.get(timeout=30), parse_float=Decimal)
+        first = json.loads(lines.get(timeout=120), parse_float=Decimal)
         assert (first["market_id"], first["bids"], first["asks"]) == (market, [], [])
         placed = trader.rest.post(
             "/orders",
             {"market_id": market, "side": "buy", "type": "limit", "price": "0.41", "size": 9},
         )
         assert placed.status_code == 201, placed.text
-        update = json.loads(lines.get(timeout=30), parse_float=Decimal)
+        update = json.loads(lines.get(timeout=120), parse_float=Decimal)
         assert update["bids"] == [{"price": Decimal("0.41"), "size": 9}]
         assert update["seq"] > first["seq"]
     finally:
