@@ -19,6 +19,7 @@ import {
   type BatchResult,
   type CanceledOrders,
   type Candle,
+  type DeadManSwitch,
   type FaucetGrant,
   type FeePeriod,
   type Fill,
@@ -32,6 +33,7 @@ import {
   parseBatchResult,
   parseCanceledOrders,
   parseCandle,
+  parseDeadManSwitch,
   parseFaucetGrant,
   parseFeePeriod,
   parseFill,
@@ -40,9 +42,11 @@ import {
   parseOrder,
   parseOrderBook,
   parsePosition,
+  parseQueuePosition,
   parseServerTime,
   parseSettledPosition,
   parseTrade,
+  type QueuePosition,
   type RateLimit,
   type ServerTime,
   type SettledPosition,
@@ -52,6 +56,7 @@ import {
 import {
   type AmendOrderParams,
   amendBody,
+  type BatchAmendParams,
   type CandleInterval,
   checkOrder,
   type MarketStatus,
@@ -815,6 +820,61 @@ export class BallastClient {
       idempotent: true,
     });
     return parseCanceledOrders(data);
+  }
+
+  /**
+   * `DELETE /orders/batch`: cancel up to 20 orders by id, each canceled or refused on its own.
+   * Results come in the same order, with `order` (canceled) or `error`.
+   */
+  async cancelOrders(orderIds: readonly string[]): Promise<BatchResult[]> {
+    const data = await this.#request("DELETE", "/orders/batch", {
+      body: { order_ids: [...orderIds] },
+      auth: "private",
+      idempotent: true, // a repeated cancel answers ORDER_NOT_CANCELABLE in its slot
+    });
+    return items(data, "results").map(parseBatchResult);
+  }
+
+  /**
+   * `PATCH /orders/batch`: up to 20 amends (`{ orderId, price?, size? }`), each applied or
+   * refused on its own. Not retried after a network failure, as `amendOrder`.
+   */
+  async amendOrders(amends: readonly BatchAmendParams[]): Promise<BatchResult[]> {
+    const data = await this.#request("PATCH", "/orders/batch", {
+      body: { orders: amends.map((amend) => ({ order_id: amend.orderId, ...amendBody(amend) })) },
+      auth: "private",
+      idempotent: false,
+    });
+    return items(data, "results").map(parseBatchResult);
+  }
+
+  /** `GET /orders/{id}/queue_position`: contracts and orders resting ahead of an open order. */
+  async getQueuePosition(orderId: string): Promise<QueuePosition> {
+    const data = await this.#request("GET", `/orders/${encodeComponent(orderId)}/queue_position`, {
+      auth: "private",
+      idempotent: true,
+    });
+    return parseQueuePosition(data);
+  }
+
+  /**
+   * `POST /heartbeat`: arm or feed this key's dead-man switch. Unless another heartbeat comes
+   * within `timeoutS` seconds (5 to 60), the server cancels every open order of the account.
+   * `0` disarms it.
+   */
+  async heartbeat(timeoutS: number): Promise<DeadManSwitch> {
+    const data = await this.#request("POST", "/heartbeat", {
+      body: { timeout_s: timeoutS },
+      auth: "private",
+      idempotent: true, // a repeated heartbeat only moves the deadline on
+    });
+    return parseDeadManSwitch(data);
+  }
+
+  /** `DELETE /heartbeat`: disarm this key's dead-man switch. */
+  async disarmHeartbeat(): Promise<DeadManSwitch> {
+    const data = await this.#request("DELETE", "/heartbeat", { auth: "private", idempotent: true });
+    return parseDeadManSwitch(data);
   }
 
   /** `GET /orders/{id}`. */

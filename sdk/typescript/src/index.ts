@@ -109,6 +109,7 @@ export {
   type BookTop,
   type CanceledOrders,
   type Candle,
+  type DeadManSwitch,
   type FaucetGrant,
   type FeePeriod,
   type Fill,
@@ -122,6 +123,7 @@ export {
   type OrderFill,
   type OrderUpdate,
   type Position,
+  type QueuePosition,
   type RateLimit,
   type ServerTime,
   type SettledPosition,
@@ -134,6 +136,7 @@ export {
 export { LocalOrderBook } from "./orderbook.js";
 export {
   type AmendOrderParams,
+  type BatchAmendParams,
   type CandleInterval,
   checkOrder,
   type MarketStatus,

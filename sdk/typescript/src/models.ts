@@ -651,6 +651,42 @@ export function parseCanceledOrders(data: unknown): CanceledOrders {
   return { canceled: r.strings("canceled"), count: r.int("count", 0), extra: r.extra() };
 }
 
+/** The dead-man switch of this API key: armed until `deadline` unless another heartbeat comes. */
+export interface DeadManSwitch extends HasExtra {
+  readonly armed: boolean;
+  readonly timeoutS: number;
+  readonly deadline: Date | null;
+}
+
+export function parseDeadManSwitch(data: unknown): DeadManSwitch {
+  const r = new Reader("DeadManSwitch", data);
+  return {
+    armed: r.bool("armed"),
+    timeoutS: r.int("timeout_s", 0),
+    deadline: r.optDate("deadline"),
+    extra: r.extra(),
+  };
+}
+
+/** Where an open order waits at its price: what rests before it, by time priority. */
+export interface QueuePosition extends HasExtra {
+  readonly orderId: string;
+  readonly price: DecimalString;
+  readonly contractsAhead: number;
+  readonly ordersAhead: number;
+}
+
+export function parseQueuePosition(data: unknown): QueuePosition {
+  const r = new Reader("QueuePosition", data);
+  return {
+    orderId: r.str("order_id"),
+    price: r.dec("price"),
+    contractsAhead: r.int("contracts_ahead", 0),
+    ordersAhead: r.int("orders_ahead", 0),
+    extra: r.extra(),
+  };
+}
+
 /**
  * One order of a batch: `order` when it was placed (status 201, or 200 for a `clientOrderId`
  * retry), else `error`, the error that order alone would have thrown.

@@ -57,6 +57,11 @@ export interface AmendOrderParams {
   size?: number | string;
 }
 
+/** One amend of `amendOrders`: the order and its new price and/or total size. */
+export interface BatchAmendParams extends AmendOrderParams {
+  orderId: string;
+}
+
 export const CLIENT_ORDER_ID_PREFIX = "ts-";
 
 /** A fresh id within the server's pattern `^[A-Za-z0-9._:-]+$` (35 characters). */
