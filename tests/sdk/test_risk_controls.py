@@ -104,3 +104,26 @@ def test_the_async_client_has_them_too(
             assert canceled[0].ok
 
     asyncio.run(scenario())
+
+
+def test_the_socket_feeds_the_switch(
+    server: LiveServer, new_market: MarketFactory, new_account: AccountFactory
+) -> None:
+    market, account = new_market(), new_account()
+
+    async def scenario() -> None:
+        async with AsyncBallastClient(
+            account["api_key"], account["api_secret"], base_url=server.api
+        ) as client:
+            order = await client.place_order(market_id=market, side="buy", price="0.3", size=5)
+            async with client.stream() as stream:
+                armed = await stream.heartbeat(5)
+                assert (armed.armed, armed.timeout_s) == (True, 5)
+                deadline = time.monotonic() + 30
+                while (await client.get_order(order.id)).status == "open":
+                    assert time.monotonic() < deadline, "the switch did not fire"
+                    await asyncio.sleep(0.05)
+                assert (await client.get_order(order.id)).cancel_reason == "heartbeat_expired"
+                assert (await stream.heartbeat(0)).armed is False
+
+    asyncio.run(scenario())

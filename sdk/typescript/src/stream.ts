@@ -42,7 +42,14 @@ import {
   type ResyncReason,
   type StreamMessage,
 } from "./messages.js";
-import { type CanceledOrders, type Order, parseCanceledOrders, parseOrder } from "./models.js";
+import {
+  type CanceledOrders,
+  type DeadManSwitch,
+  type Order,
+  parseCanceledOrders,
+  parseDeadManSwitch,
+  parseOrder,
+} from "./models.js";
 import { LocalOrderBook } from "./orderbook.js";
 import { type AmendOrderParams, amendBody, orderBody, type PlaceOrderParams } from "./orders.js";
 import { type RetryPolicy, sleep } from "./retry.js";
@@ -1332,6 +1339,14 @@ export class Stream implements AsyncIterable<StreamMessage> {
   async cancelAll(options: { marketId?: string } = {}): Promise<CanceledOrders> {
     const params: JsonObject = options.marketId === undefined ? {} : { market_id: options.marketId };
     return parseCanceledOrders(await this.#trade("cancel_all", params));
+  }
+
+  /**
+   * `heartbeat` over the socket: arm or feed this key's dead-man switch, as the client's
+   * `heartbeat` (`0` disarms it). An open but silent socket lets it fire.
+   */
+  async heartbeat(timeoutS: number): Promise<DeadManSwitch> {
+    return parseDeadManSwitch(await this.#trade("heartbeat", { timeout_s: timeoutS }));
   }
 
   /** Turn cancel-on-disconnect on or off for the orders placed from now on (kept across reconnects). */

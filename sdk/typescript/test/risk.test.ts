@@ -68,3 +68,22 @@ test("a heartbeat arms the dead-man switch; silence cancels the account's orders
   assert.deepEqual([off.armed, off.timeoutS, off.deadline], [false, 0, null]);
   assert.equal((await client.heartbeat(0)).armed, false);
 });
+
+test("the socket feeds the same switch", async () => {
+  const market = await server.market();
+  const { client } = await newClient(server);
+  const order = await client.placeOrder({ marketId: market, side: "buy", price: "0.3", size: 5 });
+  const stream = await client.stream();
+  try {
+    const armed = await stream.heartbeat(5);
+    assert.deepEqual([armed.armed, armed.timeoutS], [true, 5]);
+    const canceled = await waitFor("the switch to fire", async () => {
+      const now = await client.getOrder(order.id);
+      return now.status === "open" ? undefined : now;
+    });
+    assert.equal(canceled.cancelReason, "heartbeat_expired");
+    assert.equal((await stream.heartbeat(0)).armed, false);
+  } finally {
+    await stream.close();
+  }
+});

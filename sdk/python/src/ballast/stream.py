@@ -88,7 +88,7 @@ from .messages import (
     parse_heartbeat,
     parse_pong,
 )
-from .models import CanceledOrders, Order
+from .models import CanceledOrders, DeadManSwitch, Order
 from .orderbook import LocalOrderBook
 from .signing import sign
 
@@ -1088,6 +1088,12 @@ class Stream:
         params = {} if market_id is None else {"market_id": market_id}
         return CanceledOrders.from_dict(await self._trade("cancel_all", params))
 
+    async def heartbeat(self, timeout_s: int) -> DeadManSwitch:
+        """``heartbeat`` over the socket: arm or feed this key's dead-man switch, as the
+        client's ``heartbeat`` (``0`` disarms it). An open but silent socket lets it fire."""
+        params = {"timeout_s": size_int(timeout_s, "timeout_s")}
+        return DeadManSwitch.from_dict(await self._trade("heartbeat", params))
+
     async def set_cancel_on_disconnect(self, enabled: bool) -> bool:
         """Turn cancel-on-disconnect on or off for the orders placed from now on (kept across
         reconnects)."""
@@ -1364,6 +1370,9 @@ class SyncStream:
 
     def cancel_all(self, market_id: str | None = None) -> CanceledOrders:
         return self._call(self._s.cancel_all(market_id))
+
+    def heartbeat(self, timeout_s: int) -> DeadManSwitch:
+        return self._call(self._s.heartbeat(timeout_s))
 
     def set_cancel_on_disconnect(self, enabled: bool) -> bool:
         return self._call(self._s.set_cancel_on_disconnect(enabled))
