@@ -103,7 +103,13 @@ class DeadMan:
             if self.armed.get(switch.api_key) is not switch:
                 continue  # a heartbeat moved it on while an earlier switch fired
             del self.armed[switch.api_key]
-            canceled = await self._cancel_orders(switch.account_id)
+            try:
+                canceled = await self._cancel_orders(switch.account_id)
+            except BaseException:
+                # Storage failed (or shutdown): keep it armed, so it fires again once it can,
+                # here or, from its stored row, after a restart.
+                self.armed.setdefault(switch.api_key, switch)
+                raise
             async with self._writing:
                 await self.reads.write(store.drop_switch, switch.api_key, switch.deadline)
             log.info(
