@@ -183,6 +183,18 @@ def test_kill_during_a_snapshot_write_recovers_the_full_replay_state(
             assert (live["command_no"], live["digest"]) == (head, expected)
             code, verified = admin_cli(data_dir, served, "verify", "--database-url", database_url)
             assert code == 0 and verified["match"], verified
+            # The journal up to the oldest kept snapshot to files, with the server running; the
+            # audit reads them; they go back.
+            archive = str(tmp_path / "archive")
+            db = ("--database-url", database_url)
+            code, archived = admin_cli(data_dir, served, "journal", "archive", "--to", archive, *db)
+            assert code == 0 and archived["through"] == first_no, archived
+            code, gap = admin_cli(data_dir, served, "verify", *db)
+            assert code == 1 and "journal jumps" in gap, gap
+            code, verified = admin_cli(data_dir, served, "verify", "--archive", archive, *db)
+            assert code == 0 and verified["match"], verified
+            code, back = admin_cli(data_dir, served, "journal", "restore", "--from", archive, *db)
+            assert code == 0 and sum(s["restored"] for s in back["segments"]) == first_no, back
             # A second snapshot now, then the newest damaged: the restart falls back.
             code, second = admin_cli(data_dir, served, "snapshot")
             assert code == 0 and second["snapshot"]["command_no"] == head

@@ -20,7 +20,6 @@ order (the service's duplicate check), which the engine forgets once an order cl
 from __future__ import annotations
 
 import array
-import gc
 import hashlib
 import json
 import struct
@@ -30,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .snapshot import paused_collection
 from .snapshot import restore as restore_reference
 from .types import OrderType, SelfTradePrevention, Side, TimeInForce
 
@@ -150,19 +150,13 @@ def decode(
         raise SnapshotUnreadable("payload length differs from the header's")
     if hashlib.sha256(payload).hexdigest() != header.digest:
         raise SnapshotUnreadable("payload digest differs from the header's")
-    # A million new objects would set off the cycle collector over and over, each pass over
-    # everything allocated so far; nothing made here is garbage until the caller drops it.
-    collecting = gc.isenabled()
-    gc.disable()
     try:
-        skeleton, columns = _split(payload)
-        engine, client_orders = _restore(skeleton, columns, new_engine or restore_reference)
+        with paused_collection():
+            skeleton, columns = _split(payload)
+            engine, client_orders = _restore(skeleton, columns, new_engine or restore_reference)
     except (KeyError, IndexError, TypeError, ValueError, struct.error) as error:
         # Digest-checked bytes this build cannot place: never half a state.
         raise SnapshotUnreadable(f"payload does not describe a state: {error!r}") from None
-    finally:
-        if collecting:
-            gc.enable()
     return engine, client_orders, header
 
 
@@ -170,6 +164,11 @@ def decode(
 
 
 def payload_of(engine: Any, client_orders: ClientOrders) -> bytes:
+    with paused_collection():
+        return _payload_of(engine, client_orders)
+
+
+def _payload_of(engine: Any, client_orders: ClientOrders) -> bytes:
     columns: list[array.array[int]] = []
 
     def column(values: Iterable[int] | array.array[int]) -> int:
