@@ -72,7 +72,9 @@ HIGH_LIMIT = 10_000_000  # requests a minute: far above anything this machine ca
 RESTING = 7  # GTC limit orders that do not cross: buys 0.400–0.499, sells 0.501–0.600
 CROSSING = 2  # IOC orders at 0.600 (buy) / 0.400 (sell) that take other accounts' orders
 CANCELS = 1  # DELETE /v1/orders?market_id=… (cancel-all for the account in the market)
-CYCLES = 20  # distinct cycles per account in the pre-signed file
+# Distinct cycles per account in the pre-signed file: enough that wrk never wraps round to a
+# request it already sent in one run (a signature is good once: a replay answers 401).
+CYCLES = 300
 
 
 # ---------------------------------------------------------------- signing and raw requests
@@ -143,7 +145,7 @@ def write_order_requests(
 ) -> None:
     """Sign now and write one request file per wrk thread; a thread interleaves its accounts."""
     rng = random.Random(seed)
-    ts = str(int(time.time() * 1000))
+    start_ms = int(time.time() * 1000)
     for t in range(threads):
         mine = accounts[t::threads]
         cycles = {
@@ -153,7 +155,8 @@ def write_order_requests(
             for i in range(CYCLES * (RESTING + CROSSING + CANCELS)):
                 for account in mine:
                     method, path, body = cycles[account.account_id][i]
-                    raw = signed_raw(host, account, method, path, body, ts)
+                    # Each request its own millisecond, so no two signatures are alike.
+                    raw = signed_raw(host, account, method, path, body, str(start_ms + i))
                     out.write(b"%d\n" % len(raw) + raw)
 
 
