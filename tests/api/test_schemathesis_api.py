@@ -58,7 +58,7 @@ PRIVATE = (
     "/v1/heartbeat",
 )
 PRICES = [round(0.01 * n, 2) for n in range(1, 100)]
-UNSCHEMATIC = ("cursor", "expire_at")
+UNSCHEMATIC = ("cursor", "expire_at", "settlement_date")
 UNSCHEMATIC_OPERATIONS = (
     "POST /v1/admin/markets",
     "POST /v1/admin/markets/{market_id}/settlement/propose",
@@ -308,7 +308,8 @@ def exercise(
         # Refusals no schema can state: a cursor is opaque (only one this server gave out is
         # good), a GTD expiry must lie in the future when the order arrives, a market's floor,
         # cap and tick must fit together, and settlement evidence needs an RFC 8785 form
-        # (integers within 2^53) at any depth (docs/api.md lists those rules).
+        # (integers within 2^53) at any depth, and a market's settlement date lies in years
+        # 1970 to 9999 (docs/api.md lists those rules).
         unschematic = field in UNSCHEMATIC or label in UNSCHEMATIC_OPERATIONS
         if error.get("code") == "INVALID_REQUEST" and not unschematic:
             key = ("schema_valid_refused", label, response.text[:120])

@@ -4,11 +4,13 @@ against a real server."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from ballast import AsyncBallastClient, BallastClient
+from ballast import AsyncBallastClient, BallastClient, MarketGroup, MarketGroupRef
 from tests.live_server import LiveServer
-from tests.sdk.conftest import ClientFactory, MarketFactory
+from tests.sdk.conftest import ClientFactory, MarketFactory, unique
+from tests.signed_client import Admin
 
 
 def test_midpoint_and_change(
@@ -39,6 +41,41 @@ def test_midpoint_and_change(
                 None,
                 None,
             )
+
+    asyncio.run(read())
+    public.close()
+
+
+def test_discovery_filters_series_and_events(server: LiveServer, admin: Admin) -> None:
+    series_id, event_id = unique("series"), unique("event")
+    series = {"id": series_id, "title": "Suez Canal weekly availability"}
+    event = {"id": event_id, "title": "Chokepoints - Week 49"}
+    first, second = unique("suez"), unique("suez")
+    admin.market(
+        first, category="Chokepoints", tags=["suez", series_id], series=series, event=event
+    )
+    admin.market(second, tags=[series_id], series=series, question="Open all week?")
+    public = BallastClient(base_url=server.api)
+    [market] = public.get_markets(tag=series_id, category="chokepoints")
+    assert market.id == first and market.category == "Chokepoints"
+    assert market.tags == ["suez", series_id]
+    assert market.series == MarketGroupRef(id=series_id, title=series["title"])
+    assert market.event is not None and market.event.id == event_id
+    assert [m.id for m in public.get_markets(series=series_id)] == [first, second]
+    assert [m.id for m in public.get_markets(tag=series_id, q="OPEN ALL")] == [second]
+    assert public.get_markets(tag=series_id, close_before=datetime(2000, 1, 1, tzinfo=UTC)) == []
+    assert len(public.get_markets(tag=series_id, close_after="2000-01-01", status="open")) == 2
+    [listed] = [s for s in public.get_series() if s.id == series_id]
+    assert isinstance(listed, MarketGroup) and listed.market_ids == [first, second]
+    assert listed.title == series["title"]
+    [grouped] = [e for e in public.get_events() if e.id == event_id]
+    assert grouped.market_ids == [first]
+
+    async def read() -> None:
+        async with AsyncBallastClient(base_url=server.api) as client:
+            assert [m.id for m in await client.get_markets(event=event_id)] == [first]
+            assert series_id in {s.id for s in await client.get_series()}
+            assert event_id in {e.id for e in await client.get_events()}
 
     asyncio.run(read())
     public.close()

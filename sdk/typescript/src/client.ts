@@ -25,6 +25,7 @@ import {
   type Fill,
   type LedgerEntry,
   type Market,
+  type MarketGroup,
   type MarketRules,
   type Order,
   type OrderBook,
@@ -39,6 +40,7 @@ import {
   parseFill,
   parseLedgerEntry,
   parseMarket,
+  parseMarketGroup,
   parseOrder,
   parseOrderBook,
   parsePosition,
@@ -153,6 +155,23 @@ export interface LedgerQuery extends PageOptions {
   kind?: string;
   startDate?: TimeLike;
   endDate?: TimeLike;
+}
+
+/** `GET /markets` filters, each optional. */
+export interface MarketsQuery {
+  status?: MarketStatus;
+  type?: MarketType;
+  /** Any case. */
+  category?: string;
+  tag?: string;
+  /** A series id. */
+  series?: string;
+  /** An event id. */
+  event?: string;
+  /** Text in the name or question, any case. */
+  q?: string;
+  closeBefore?: TimeLike;
+  closeAfter?: TimeLike;
 }
 
 export interface SettlementsQuery extends PageOptions {
@@ -638,9 +657,19 @@ export class BallastClient {
   }
 
   /** `GET /markets`: every market, optionally by status and type. */
-  async getMarkets(filter: { status?: MarketStatus; type?: MarketType } = {}): Promise<Market[]> {
+  async getMarkets(filter: MarketsQuery = {}): Promise<Market[]> {
     const data = await this.#request("GET", "/markets", {
-      params: params({ status: filter.status, type: filter.type }),
+      params: params({
+        status: filter.status,
+        type: filter.type,
+        category: filter.category,
+        tag: filter.tag,
+        series: filter.series,
+        event: filter.event,
+        q: filter.q,
+        close_before: filter.closeBefore === undefined ? undefined : timeParam(filter.closeBefore),
+        close_after: filter.closeAfter === undefined ? undefined : timeParam(filter.closeAfter),
+      }),
       auth: "optional",
       idempotent: true,
     });
@@ -651,6 +680,18 @@ export class BallastClient {
       }
     }
     return markets;
+  }
+
+  /** `GET /series`: the series markets recur in, each with its markets' ids. */
+  async getSeries(): Promise<MarketGroup[]> {
+    const data = await this.#request("GET", "/series", { auth: "optional", idempotent: true });
+    return items(data, "series").map(parseMarketGroup);
+  }
+
+  /** `GET /events`: the events markets belong to, each with its markets' ids. */
+  async getEvents(): Promise<MarketGroup[]> {
+    const data = await this.#request("GET", "/events", { auth: "optional", idempotent: true });
+    return items(data, "events").map(parseMarketGroup);
   }
 
   /** `GET /markets/{id}`: one market with its `rules` and `settlement`. */

@@ -253,6 +253,30 @@ export function parseSettlement(data: unknown): Settlement {
   };
 }
 
+/** A market's series (what it recurs in) or event (what it is resolved with). */
+export interface MarketGroupRef {
+  readonly id: string;
+  readonly title: string;
+}
+
+export function parseMarketGroupRef(data: unknown): MarketGroupRef {
+  const r = new Reader("MarketGroupRef", data);
+  return { id: r.str("id"), title: r.str("title", "") };
+}
+
+/** A series or an event, as `GET /series` and `GET /events` list them. */
+export interface MarketGroup extends HasExtra {
+  readonly id: string;
+  readonly title: string | null;
+  /** Its markets, oldest first. */
+  readonly marketIds: string[];
+}
+
+export function parseMarketGroup(data: unknown): MarketGroup {
+  const r = new Reader("MarketGroup", data);
+  return { id: r.str("id"), title: r.optStr("title"), marketIds: r.strings("market_ids"), extra: r.extra() };
+}
+
 /** A market, as `GET /markets` and `GET /markets/{id}` describe it. */
 export interface Market extends HasExtra {
   readonly id: string;
@@ -277,6 +301,10 @@ export interface Market extends HasExtra {
   readonly openInterest: number;
   readonly rules: MarketRules | null;
   readonly settlement: Settlement | null;
+  readonly category: string | null;
+  readonly tags: string[];
+  readonly series: MarketGroupRef | null;
+  readonly event: MarketGroupRef | null;
 }
 
 export function parseMarket(data: unknown): Market {
@@ -302,6 +330,10 @@ export function parseMarket(data: unknown): Market {
     openInterest: r.int("open_interest", 0),
     rules: r.nested("rules", parseMarketRules),
     settlement: r.nested("settlement", parseSettlement),
+    category: r.optStr("category"),
+    tags: r.strings("tags"),
+    series: r.nested("series", parseMarketGroupRef),
+    event: r.nested("event", parseMarketGroupRef),
     extra: r.extra(),
   };
 }

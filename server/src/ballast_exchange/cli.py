@@ -461,6 +461,26 @@ def add_admin(commands: Any) -> None:
     m_create.add_argument(
         "--resolution-source", help="where the settlement value comes from (default: none)"
     )
+    m_create.add_argument("--category", help="its category, e.g. Chokepoints (default: none)")
+    m_create.add_argument(
+        "--tag",
+        action="append",
+        dest="tags",
+        metavar="TAG",
+        help="a lower-case tag; repeat for more (default: none)",
+    )
+    m_create.add_argument(
+        "--series", metavar="ID", help="the series it recurs in, e.g. suez-weekly (default: none)"
+    )
+    m_create.add_argument(
+        "--series-title",
+        metavar="TITLE",
+        help='the series\' title, e.g. "Suez Canal weekly availability" (with --series)',
+    )
+    m_create.add_argument(
+        "--event", metavar="ID", help="the event it belongs to, e.g. fed-2027-03 (default: none)"
+    )
+    m_create.add_argument("--event-title", metavar="TITLE", help="the event's title (with --event)")
     for action, text in (
         ("open", "open a pending market for trading"),
         ("halt", "halt trading (orders stay; new ones are refused)"),
@@ -581,7 +601,16 @@ def create_market(args: argparse.Namespace) -> int:
         "taker_fee_bps": args.taker_fee_bps,
         "question": args.question,
         "resolution_source": args.resolution_source,
+        "category": args.category,
+        "tags": args.tags,
     }
+    for grouping in ("series", "event"):
+        group_id, title = getattr(args, grouping), getattr(args, f"{grouping}_title")
+        if (group_id is None) != (title is None):
+            print(f"error: --{grouping} and --{grouping}-title go together", file=sys.stderr)
+            return 2
+        if group_id is not None:
+            body[grouping] = {"id": group_id, "title": title}
     return call(args, "POST", "/markets", body)
 
 

@@ -53,6 +53,7 @@ from .models import (
     Fill,
     LedgerEntry,
     Market,
+    MarketGroup,
     MarketRules,
     Model,
     Order,
@@ -287,6 +288,21 @@ def encode_json(body: Any) -> bytes:
 
 
 # ----------------------------------------------------------------------------- orders
+
+
+@dataclass(frozen=True, slots=True)
+class MarketFilters:
+    """``GET /markets`` filters beyond status and type (each optional): ``category`` (any
+    case), one ``tag``, a ``series`` or ``event`` id, text ``q`` in the name or question, and
+    closing before or after a time."""
+
+    category: str | None = None
+    tag: str | None = None
+    series: str | None = None
+    event: str | None = None
+    q: str | None = None
+    close_before: TimeLike | None = None
+    close_after: TimeLike | None = None
 
 
 @dataclass(slots=True)
@@ -772,11 +788,24 @@ class ClientCore:
         data = yield from self._request("GET", "/time", auth="none", idempotent=True)
         return ServerTime.from_dict(data)
 
-    def _get_markets(self, status: str | None, type: str | None) -> Op[list[Market]]:
+    def _get_markets(
+        self, status: str | None, type: str | None, filters: MarketFilters | None = None
+    ) -> Op[list[Market]]:
+        found = filters or MarketFilters()
         data = yield from self._request(
             "GET",
             "/markets",
-            params=_params(status=status, type=type),
+            params=_params(
+                status=status,
+                type=type,
+                category=found.category,
+                tag=found.tag,
+                series=found.series,
+                event=found.event,
+                q=found.q,
+                close_before=None if found.close_before is None else time_param(found.close_before),
+                close_after=None if found.close_after is None else time_param(found.close_after),
+            ),
             auth="optional",
             idempotent=True,
         )
@@ -785,6 +814,10 @@ class ClientCore:
             if market.rules is not None:
                 self._rules[market.id] = market.rules
         return markets
+
+    def _get_groupings(self, path: str, key: str) -> Op[list[MarketGroup]]:
+        data = yield from self._request("GET", path, auth="optional", idempotent=True)
+        return [MarketGroup.from_dict(item) for item in _items(data, key)]
 
     def _get_market(self, market_id: str) -> Op[Market]:
         data = yield from self._request(
@@ -1135,6 +1168,7 @@ __all__ = [
     "ClientCore",
     "Environment",
     "FeePeriodLength",
+    "MarketFilters",
     "MarketStatus",
     "MarketType",
     "Number",

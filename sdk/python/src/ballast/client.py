@@ -18,6 +18,7 @@ from ._core import (
     FeePeriodLength,
     HttpRequest,
     HttpResponse,
+    MarketFilters,
     MarketStatus,
     MarketType,
     Number,
@@ -45,6 +46,7 @@ from .models import (
     Fill,
     LedgerEntry,
     Market,
+    MarketGroup,
     Order,
     OrderBook,
     Position,
@@ -208,10 +210,31 @@ class BallastClient(ClientCore):
         return self._run(self._sync_clock())
 
     def get_markets(
-        self, status: MarketStatus | None = None, type: MarketType | None = None
+        self,
+        status: MarketStatus | None = None,
+        type: MarketType | None = None,
+        *,
+        category: str | None = None,
+        tag: str | None = None,
+        series: str | None = None,
+        event: str | None = None,
+        q: str | None = None,
+        close_before: TimeLike | None = None,
+        close_after: TimeLike | None = None,
     ) -> list[Market]:
-        """``GET /markets``: every market, optionally by status and type."""
-        return self._run(self._get_markets(status, type))
+        """``GET /markets``: every market, optionally by status and type, ``category`` (any
+        case), one ``tag``, a ``series`` or ``event`` id, text ``q`` in the name or question
+        (any case), and closing before or after a time."""
+        filters = MarketFilters(category, tag, series, event, q, close_before, close_after)
+        return self._run(self._get_markets(status, type, filters))
+
+    def get_series(self) -> list[MarketGroup]:
+        """``GET /series``: the series markets recur in, each with its markets' ids."""
+        return self._run(self._get_groupings("/series", "series"))
+
+    def get_events(self) -> list[MarketGroup]:
+        """``GET /events``: the events markets belong to, each with its markets' ids."""
+        return self._run(self._get_groupings("/events", "events"))
 
     def get_market(self, market_id: str) -> Market:
         """``GET /markets/{id}``: one market with its rules and settlement."""

@@ -278,6 +278,23 @@ class SettlementRecord(Model):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class MarketGroupRef(Model):
+    """A market's series (what it recurs in) or event (what it is resolved with)."""
+
+    id: str
+    title: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MarketGroup(Model):
+    """A series or an event, as ``GET /series`` and ``GET /events`` list them."""
+
+    id: str
+    title: str | None = None
+    market_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Market(Model):
     """A market, as ``GET /markets`` and ``GET /markets/{id}`` describe it."""
 
@@ -299,6 +316,10 @@ class Market(Model):
     open_interest: int = 0
     rules: MarketRules | None = None
     settlement: Settlement | None = None
+    category: str | None = None
+    tags: list[str] = field(default_factory=list)
+    series: MarketGroupRef | None = None
+    event: MarketGroupRef | None = None
 
     @property
     def market_id(self) -> str:

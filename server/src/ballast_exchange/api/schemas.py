@@ -248,6 +248,11 @@ class FaucetGrant(Open):
     balance: Balance
 
 
+class MarketGroupRef(Open):
+    id: str
+    title: str
+
+
 class Market(Open):
     id: str = Field(examples=["suez-apr2025"])
     name: str
@@ -271,10 +276,28 @@ class Market(Open):
     open_interest: int
     rules: Rules
     settlement: SettlementView | None
+    category: str | None
+    tags: list[str]
+    series: MarketGroupRef | None = Field(description="the series the market recurs in")
+    event: MarketGroupRef | None = Field(description="the event the market belongs to")
 
 
 class Markets(Open):
     markets: list[Market]
+
+
+class MarketGroup(Open):
+    id: str = Field(examples=["suez-weekly"])
+    title: str | None = Field(examples=["Suez Canal weekly availability"])
+    market_ids: list[str] = Field(description="its markets, oldest first")
+
+
+class SeriesList(Open):
+    series: list[MarketGroup]
+
+
+class EventList(Open):
+    events: list[MarketGroup]
 
 
 class Level(Open):

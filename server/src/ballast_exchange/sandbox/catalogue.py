@@ -25,6 +25,7 @@ the time it is given, so the calendar can be tested at any date, and ``Compresse
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -198,6 +199,38 @@ class Compressed:
 
 
 @dataclass(frozen=True, slots=True)
+class Family:
+    """What a kind of series is about, for discovery: its category, tags and titles."""
+
+    category: str
+    tags: tuple[str, ...]
+    measure: str  # in the series title: "Suez Canal weekly availability"
+    event: str  # the event title before the period: "Chokepoint availability - Week 49 2026"
+
+
+FAMILIES = {
+    "chokepoint": Family(
+        "Chokepoints",
+        ("shipping", "chokepoint", "tankers"),
+        "availability",
+        "Chokepoint availability",
+    ),
+    "congestion": Family(
+        "Port congestion",
+        ("shipping", "ports", "congestion", "containers"),
+        "congestion index",
+        "Port congestion",
+    ),
+    "throughput": Family(
+        "Port throughput",
+        ("shipping", "ports", "throughput", "containers"),
+        "throughput",
+        "Port throughput",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
 class Series:
     prefix: str  # the id before the period code
     cadence: str  # "weekly" or "monthly"
@@ -210,6 +243,11 @@ class Series:
     @property
     def key(self) -> str:
         return f"{self.prefix}-{self.cadence}"
+
+    @property
+    def place(self) -> str:
+        """The subject as a tag: ``suez``, ``shanghai``, ``rotterdam``."""
+        return self.prefix.removesuffix("-congestion").removesuffix("-teu")
 
     @property
     def kind(self) -> MarketKind:
@@ -366,12 +404,21 @@ class Listing:
     def details(self) -> dict[str, object]:
         """The descriptive columns (``upsert_market_details``)."""
         name, question, description = describe(self.series, self.period)
+        series, family = self.series, FAMILIES[self.series.family]
         return {
             "name": name,
             "question": question,
             "description": description,
-            "resolution_source": self.series.source,
+            "resolution_source": series.source,
             "settlement_date": self.period.close_ms,
+            "category": family.category,
+            "tags": json.dumps(list(dict.fromkeys([*family.tags, series.place, series.cadence]))),
+            # One subject on every period: "Suez Canal weekly availability".
+            "series_id": series.key,
+            "series_title": f"{series.subject} {series.cadence} {family.measure}",
+            # Every subject of a family on one period, resolved together.
+            "event_id": f"{series.family}-{self.period.code}",
+            "event_title": f"{family.event} - {self.period.title}",
         }
 
 

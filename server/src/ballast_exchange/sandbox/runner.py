@@ -120,8 +120,10 @@ class Sandbox:
         if market is None:
             await exchange.submit(at_time(listing.create()))
             market = self.reads.market(market_id)
+        # Described on every roll, not only when new: a market listed by an older version
+        # gains the fields added since (category, tags, series, event). Idempotent.
+        await self.reads.write(records.upsert_market_details, market_id, **listing.details())
         if market.status is MarketStatus.PENDING:
-            await self.reads.write(records.upsert_market_details, market_id, **listing.details())
             await exchange.submit(lambda t: c.ChangeMarketStatus(t, market_id, MarketStatus.OPEN))
             log.info("sandbox listed %s", market_id)
 

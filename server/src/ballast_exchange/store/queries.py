@@ -375,16 +375,66 @@ def get_market(conn: Connection, market_id: str) -> dict[str, Any] | None:
 
 
 def list_markets(
-    conn: Connection, status: str | None = None, kind: str | None = None
+    conn: Connection,
+    status: str | None = None,
+    kind: str | None = None,
+    *,
+    category: str | None = None,
+    tag: str | None = None,
+    series_id: str | None = None,
+    event_id: str | None = None,
+    text: str | None = None,
+    close_before_ms: int | None = None,
+    close_after_ms: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Markets in listing order, optionally of one status and/or kind."""
+    """Markets in listing order, optionally of one status and/or kind, category (any case),
+    tag, series or event, with ``text`` in the name or question (any case), closing before
+    or after a time (``close_after_ms < close_time < close_before_ms``)."""
     query = select(markets)
     if status is not None:
         query = query.where(markets.c.status == status)
     if kind is not None:
         query = query.where(markets.c.kind == kind)
+    if category is not None:
+        query = query.where(func.lower(markets.c.category) == category.lower())
+    if tag is not None:
+        # Tags are stored as a JSON array: the quoted tag is one whole element.
+        query = query.where(markets.c.tags.contains(json.dumps(tag), autoescape=True))
+    if series_id is not None:
+        query = query.where(markets.c.series_id == series_id)
+    if event_id is not None:
+        query = query.where(markets.c.event_id == event_id)
+    if text is not None:
+        needle = text.lower()
+        query = query.where(
+            func.lower(markets.c.name).contains(needle, autoescape=True)
+            | func.lower(func.coalesce(markets.c.question, "")).contains(needle, autoescape=True)
+        )
+    if close_before_ms is not None:
+        query = query.where(markets.c.close_time < close_before_ms)
+    if close_after_ms is not None:
+        query = query.where(markets.c.close_time > close_after_ms)
     query = query.order_by(markets.c.created_at, markets.c.market_id)
     return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def list_groupings(conn: Connection, grouping: str) -> list[dict[str, Any]]:
+    """The series (``grouping="series"``) or events (``"event"``) markets belong to, in order
+    of their first market: ``id``, ``title`` (its newest market's) and ``market_ids``."""
+    if grouping not in ("series", "event"):
+        raise ValueError("grouping is 'series' or 'event'")
+    id_column, title_column = markets.c[f"{grouping}_id"], markets.c[f"{grouping}_title"]
+    query = (
+        select(id_column, title_column, markets.c.market_id)
+        .where(id_column.is_not(None))
+        .order_by(markets.c.created_at, markets.c.market_id)
+    )
+    found: dict[str, dict[str, Any]] = {}
+    for group_id, title, market_id in conn.execute(query):
+        group = found.setdefault(group_id, {"id": group_id, "title": title, "market_ids": []})
+        group["title"] = title or group["title"]
+        group["market_ids"].append(market_id)
+    return list(found.values())
 
 
 def list_settlements(conn: Connection, market_id: str) -> list[dict[str, Any]]:

@@ -16,7 +16,19 @@ from .schema import accounts, api_keys, evidence, guarded_orders, markets
 # The market columns the service owns; everything else is written only by the projection, so
 # the store can never disagree with the engine about trading rules or lifecycle.
 MARKET_DETAIL_FIELDS = frozenset(
-    {"name", "question", "description", "resolution_source", "settlement_date"}
+    {
+        "name",
+        "question",
+        "description",
+        "resolution_source",
+        "settlement_date",
+        "category",
+        "tags",  # a JSON array of strings
+        "series_id",
+        "series_title",
+        "event_id",
+        "event_title",
+    }
 )
 
 

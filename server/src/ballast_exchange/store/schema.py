@@ -117,6 +117,14 @@ markets = Table(
     Column("description", Text, nullable=True),
     Column("resolution_source", Text, nullable=True),
     Column("settlement_date", BigInteger, nullable=True),
+    # Discovery (descriptive too): a category, tags (a JSON array of strings), the series the
+    # market recurs in and the event it belongs to, each an id and a title.
+    Column("category", Text, nullable=True),
+    Column("tags", Text, nullable=True),
+    Column("series_id", Text, nullable=True),
+    Column("series_title", Text, nullable=True),
+    Column("event_id", Text, nullable=True),
+    Column("event_title", Text, nullable=True),
     # Trading rules, from CreateMarket.
     Column("close_time", BigInteger, nullable=False),
     Column("tick_size", Text, nullable=False),  # decimal text, e.g. "0.001"

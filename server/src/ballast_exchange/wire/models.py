@@ -18,7 +18,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
 )
-from pydantic.json_schema import WithJsonSchema
+from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 
 from ..domain.state import MAX_FEE_BPS, MAX_SIZE
 
@@ -225,8 +225,40 @@ class TierRequest(Strict):
     tier: str | None = Field(pattern=TIER)
 
 
-class CreateMarketRequest(Strict):
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")
+SLUG = r"^[a-z0-9][a-z0-9._-]*$"
+# Tags are lower case (one spelling per tag, so a filter finds them all); spaces are allowed.
+Tag = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9 ._-]*$")]
+Category = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
+
+
+class MarketGroupRef(Strict):
+    """A series (the market recurs in it: "Suez weekly availability") or an event (markets
+    resolved together), by a stable id and a title."""
+
+    id: str = Field(min_length=1, max_length=64, pattern=SLUG)
+    title: str = Field(min_length=1, max_length=200)
+
+
+class MarketDiscovery(Strict):
+    category: Category | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=20)
+    series: MarketGroupRef | None = None
+    event: MarketGroupRef | None = None
+
+
+class UpdateMarketRequest(MarketDiscovery):
+    """The descriptive fields to change; a field left out keeps its value, null clears it."""
+
+    # Left out keeps the name; null is refused (a market keeps one), so the document says string.
+    name: Annotated[str, Field(min_length=1, max_length=200)] | SkipJsonSchema[None] = None
+    question: str | None = None
+    description: str | None = None
+    resolution_source: str | None = None
+    settlement_date: datetime | StrictInt | None = None
+
+
+class CreateMarketRequest(MarketDiscovery):
+    id: str = Field(min_length=1, max_length=64, pattern=SLUG)
     name: str = Field(min_length=1, max_length=200)
     type: Literal["binary", "index"]
     close_time: datetime | StrictInt

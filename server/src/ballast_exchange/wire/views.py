@@ -122,7 +122,40 @@ def market_view(
             "taker_fee_bps": market.taker_fee_bps,
         },
         "settlement": settlement_summary(market),
+        **discovery_fields(details),
     }
+
+
+def discovery_fields(details: dict[str, Any]) -> dict[str, Any]:
+    """A market's category, tags, series and event from its descriptive columns."""
+    tags = details.get("tags")
+    series_id, event_id = details.get("series_id"), details.get("event_id")
+    return {
+        "category": details.get("category"),
+        "tags": json.loads(tags) if tags else [],
+        "series": None
+        if series_id is None
+        else {"id": series_id, "title": details["series_title"]},
+        "event": None if event_id is None else {"id": event_id, "title": details["event_title"]},
+    }
+
+
+def discovery_columns(fields: dict[str, Any]) -> dict[str, Any]:
+    """The columns of request fields ``category``, ``tags``, ``series``, ``event`` (only those
+    given; a null clears); the inverse of ``discovery_fields``."""
+    columns: dict[str, Any] = {}
+    if "category" in fields:
+        columns["category"] = fields["category"]
+    if "tags" in fields:
+        tags = fields["tags"]
+        # One spelling per tag, in the order first given.
+        columns["tags"] = None if tags is None else json.dumps(list(dict.fromkeys(tags)))
+    for grouping in ("series", "event"):
+        if grouping in fields:
+            ref = fields[grouping]
+            columns[f"{grouping}_id"] = None if ref is None else ref["id"]
+            columns[f"{grouping}_title"] = None if ref is None else ref["title"]
+    return columns
 
 
 def settlement_summary(market: Market) -> dict[str, Any] | None:

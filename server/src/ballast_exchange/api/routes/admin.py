@@ -24,11 +24,18 @@ from ...wire.models import (
     CreateKeyRequest,
     CreateMarketRequest,
     TierRequest,
+    UpdateMarketRequest,
 )
 from ...wire.money import admissible, exact_quotient, parse_decimal, usdc_to_micro
 from ...wire.refs import iso
 from ...wire.timeutil import to_ms
-from ...wire.views import balance_view, issued_key_view, key_view, market_view
+from ...wire.views import (
+    balance_view,
+    discovery_columns,
+    issued_key_view,
+    key_view,
+    market_view,
+)
 from ..auth import bearer
 from ..schemas import ADMIN_ERRORS
 
@@ -176,9 +183,30 @@ async def markets_create(body: CreateMarketRequest, _: Admin, state: State) -> A
         "description": body.description,
         "resolution_source": body.resolution_source,
         "settlement_date": to_ms(body.settlement_date, "settlement_date"),
+        **discovery_columns(body.model_dump(include={"category", "tags", "series", "event"})),
     }
     await state.write(upsert_market_details, body.id, **details)
     return market_view(state.market(body.id), details, 0)
+
+
+@router.patch("/markets/{market_id}", summary="Change a market's descriptive fields")
+async def markets_update(market_id: str, body: UpdateMarketRequest, _: Admin, state: State) -> Any:
+    """Fields left out keep their values; null clears one (the name cannot be cleared)."""
+    market = state.market(market_id)
+    given = body.model_dump(exclude_unset=True)
+    if "name" in given and given["name"] is None:
+        raise invalid_request("name", "a market keeps a name; send a new one")
+    details: dict[str, Any] = {
+        name: given[name]
+        for name in ("name", "question", "description", "resolution_source")
+        if name in given
+    }
+    if "settlement_date" in given:
+        details["settlement_date"] = to_ms(body.settlement_date, "settlement_date")
+    details.update(discovery_columns(given))
+    await state.write(upsert_market_details, market_id, **details)
+    stored = await state.read(queries.get_market, market_id)
+    return market_view(market, stored, 0)
 
 
 ACTIONS = {

@@ -17,9 +17,11 @@ from ..auth import authenticate, bearer
 from ..schemas import (
     PUBLIC_ERRORS,
     Candles,
+    EventList,
     Market,
     Markets,
     OrderBook,
+    SeriesList,
     ServerTime,
     Trades,
 )
@@ -51,7 +53,7 @@ async def server_time(state: State) -> Any:
 
 @router.get(
     "/markets",
-    summary="All markets, optionally by status and type",
+    summary="Markets, filtered by status, type, category, tag, series, event, text, close time",
     responses={200: {"model": Markets}, **PUBLIC_ERRORS},
 )
 async def list_markets(
@@ -59,8 +61,31 @@ async def list_markets(
     state: State,
     status: Literal["pending", "open", "halted", "closed", "resolving", "settled"] | None = None,
     type: Literal["binary", "index"] | None = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    tag: Annotated[str | None, Query(max_length=40)] = None,
+    series: Annotated[str | None, Query(max_length=64, description="a series id")] = None,
+    event: Annotated[str | None, Query(max_length=64, description="an event id")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="text in the name or question, any case")
+    ] = None,
+    close_before: TimeParam = None,
+    close_after: TimeParam = None,
 ) -> Any:
-    details = {row["market_id"]: row for row in await state.read(queries.list_markets, None, None)}
+    rows = await state.read(
+        queries.list_markets,
+        None,
+        None,
+        category=category,
+        tag=tag,
+        series_id=series,
+        event_id=event,
+        text=q or None,
+        close_before_ms=parse_time_param(close_before, "close_before"),
+        close_after_ms=parse_time_param(close_after, "close_after"),
+    )
+    details = {row["market_id"]: row for row in rows}
+    # Without a descriptive filter every listed market is shown, stored details or not.
+    narrowed = any(value for value in (category, tag, series, event, q, close_before, close_after))
     day_ago = state.exchange.clock() - DAY_MS
     volumes = await state.read(queries.volumes_since, day_ago)
     references = await state.read(queries.prices_at, day_ago)
@@ -76,10 +101,29 @@ async def list_markets(
             for m in state.reads.markets()
             if (status is None or m.status.value == status)
             and (type is None or m.kind.value == type)
+            and (not narrowed or m.market_id in details)
         ]
 
     markets = await state.view(render)
     return {"markets": markets}
+
+
+@router.get(
+    "/series",
+    summary="The series markets recur in, each with its markets' ids",
+    responses={200: {"model": SeriesList}, **PUBLIC_ERRORS},
+)
+async def list_series(_: Public, state: State) -> Any:
+    return {"series": await state.read(queries.list_groupings, "series")}
+
+
+@router.get(
+    "/events",
+    summary="The events markets belong to, each with its markets' ids",
+    responses={200: {"model": EventList}, **PUBLIC_ERRORS},
+)
+async def list_events(_: Public, state: State) -> Any:
+    return {"events": await state.read(queries.list_groupings, "event")}
 
 
 @router.get(
