@@ -155,18 +155,19 @@ def test_archived_journal_restores_for_a_full_replay(tmp_path: Path, database_ur
         taken = take(server)
         more_trading(server, accounts, 5)
         live = server.call(_digest_on_loop(server))
+    # Archived at the snapshot, when it covered the whole journal: all but the newest row.
     files = journal_archive.segments(archive_dir)
-    assert files and files[-1].last == taken["command_no"]
+    assert files and files[-1].last == taken["command_no"] - 1
     database = Database(database_url)
     try:
         sql = database.engine
         with sql.connect() as conn:
-            assert journal_archive.journal_bounds(conn)[1] == taken["command_no"] + 1
+            assert journal_archive.journal_bounds(conn)[1] == taken["command_no"]
         assert digest(replay(sql).engine) == live
         with pytest.raises(JournalGap):
             replay(sql, Engine())  # a full replay needs the archived journal back
         restored = journal_archive.restore(sql, archive_dir)
-        assert sum(s.commands for s in restored) == taken["command_no"]
+        assert sum(s.commands for s in restored) == taken["command_no"] - 1
         assert journal_archive.restore(sql, archive_dir)[0].commands == 0  # idempotent
         assert digest(replay(sql, Engine()).engine) == live
     finally:
@@ -279,3 +280,27 @@ def test_a_snapshot_that_does_not_re_encode_to_its_digest_is_skipped(database_ur
         assert digest(found.engine) == digest(engine)
     finally:
         database.dispose()
+
+
+def test_a_discarded_journal_keeps_its_newest_row(tmp_path: Path, database_url: str) -> None:
+    """The sandbox's retention deletes the journal up to the oldest kept snapshot, but never
+    its newest row: with no command after the snapshot, a restart must still know the journal
+    reaches it (else it would start from nothing)."""
+    data_dir = tmp_path / "var"
+    settings = {**LIMITS, **KEEP, "journal_retention": "discard", "snapshot_keep": 1}
+    with live_server(data_dir, database_url=database_url, **settings) as server:
+        trade(server)
+        live = server.call(_digest_on_loop(server))
+        taken = take(server)
+    database = Database(database_url)
+    try:
+        with database.engine.connect() as conn:
+            last, first = journal_archive.journal_bounds(conn)
+        assert last == first == taken["command_no"]
+        found = replay(database.engine)
+        assert (found.snapshot, found.command_no) == (taken["command_no"], taken["command_no"])
+        assert digest(found.engine) == live
+    finally:
+        database.dispose()
+    with live_server(data_dir, database_url=database_url, **settings) as server:
+        assert server.call(_digest_on_loop(server)) == live

@@ -56,12 +56,17 @@ def segment_name(first: int, last: int) -> str:
 
 
 def archive(sql: Engine, directory: Path, through: int) -> list[Segment]:
-    """Move journal rows up to ``through`` into segment files in ``directory``."""
+    """Move journal rows up to ``through`` into segment files in ``directory``.
+
+    The newest row always stays: it is how a restart knows how far the journal reaches (and so
+    that the snapshot covering it may be used), even when no command came after it.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Segment] = []
     while True:
         with sql.connect() as conn:
             last, first = journal_bounds(conn)
+        through = min(through, last - 1)
         if last == 0 or first > through:
             return written
         end = min(through, (first - 1) // SEGMENT_COMMANDS * SEGMENT_COMMANDS + SEGMENT_COMMANDS)
@@ -83,9 +88,11 @@ def archive(sql: Engine, directory: Path, through: int) -> list[Segment]:
 
 
 def discard(sql: Engine, through: int) -> int:
-    """Delete journal rows up to ``through`` without keeping them; how many."""
+    """Delete journal rows up to ``through`` without keeping them (the newest row always
+    stays, as with ``archive``); how many."""
     with begin_write(sql) as conn:
-        gone = conn.execute(delete(journal).where(journal.c.command_no <= through))
+        last, _ = journal_bounds(conn)
+        gone = conn.execute(delete(journal).where(journal.c.command_no <= min(through, last - 1)))
     return int(gone.rowcount or 0)
 
 
