@@ -51,15 +51,16 @@ def test_a_settled_position_stays_in_the_history(server: LiveServer, admin: Admi
     admin.market("suez", taker_fee_bps=100, maker_fee_bps=-20)
     alice, bob = admin.account("alice"), admin.account("bob")
     trade(admin, "suez", alice, bob)
-    open_positions = ok(alice.get("/positions"))["positions"]
-    assert [(p["market_id"], p["size"], p["status"]) for p in open_positions] == [
-        ("suez", 10, "open")
-    ]
+    [held] = ok(alice.get("/positions"))["positions"]
+    assert (held["market_id"], held["size"]) == ("suez", 10)
+    assert "status" not in held  # the default answer is as it was
+    [listed] = ok(alice.get("/positions?status=all"))["positions"]
+    assert listed == {**held, "status": "open"}
     assert ok(alice.get("/settlements")) == {"settlements": [], "next_cursor": None}
 
     settle(admin, "suez", 1)  # YES: the long is paid 1 per contract, the short nothing
 
-    assert ok(alice.get("/positions"))["positions"] == []
+    assert ok(alice.get("/positions")) == {"positions": []}
     [won] = ok(alice.get("/settlements"))["settlements"]
     assert won["market_id"] == "suez" and won["final_value"] == 1.0
     assert won["size"] == 10

@@ -120,7 +120,9 @@ class Balance(Open):
 
 class Position(Open):
     market_id: str
-    status: Literal["open", "settled"]
+    status: Literal["open", "settled"] | None = Field(
+        default=None, description="given with status=settled or all"
+    )
     size: int
     average_price: float | None
     current_price: float | None

@@ -54,23 +54,21 @@ async def positions(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> Any:
-    """Open positions come whole from the live engine; settled ones page from the store,
-    newest first (``limit`` and ``cursor`` page those)."""
+    """Open positions come whole from the live engine (the default answer is as it always
+    was); settled ones page from the store, newest first (``limit`` and ``cursor`` page those),
+    and with them every item says its ``status``."""
     account_id = principal.account_id
+    if status == "open":
+        return await state.view(lambda: positions_view(state.reads, account_id))
     listed: list[dict[str, Any]] = []
-    next_cursor = None
-    if status != "settled" and not cursor:
+    if status == "all" and not cursor:
         view = await state.view(lambda: positions_view(state.reads, account_id))
         listed = [{**item, "status": "open"} for item in view["positions"]]
-    if status != "open":
-        page = await state.page(
-            queries.list_position_settlements, account_id, limit=limit, cursor=cursor
-        )
-        listed += [
-            settled_position_fields(row, state.market(row["market_id"])) for row in page.items
-        ]
-        next_cursor = page.next_cursor
-    return {"positions": listed, "next_cursor": next_cursor}
+    page = await state.page(
+        queries.list_position_settlements, account_id, limit=limit, cursor=cursor
+    )
+    listed += [settled_position_fields(row, state.market(row["market_id"])) for row in page.items]
+    return {"positions": listed, "next_cursor": page.next_cursor}
 
 
 @router.get(
