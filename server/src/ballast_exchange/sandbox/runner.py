@@ -45,6 +45,7 @@ class Sandbox:
         self.feed = Feed(self.catalogue, settlements, reads, self.fair_ticks)
         self.bot: LiquidityBot | None = None
         self._next_roll = 0
+        self._described: set[str] = set()  # catalogue markets described since this start
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -120,9 +121,11 @@ class Sandbox:
         if market is None:
             await exchange.submit(at_time(listing.create()))
             market = self.reads.market(market_id)
-        # Described on every roll, not only when new: a market listed by an older version
-        # gains the fields added since (category, tags, series, event). Idempotent.
-        await self.reads.write(records.upsert_market_details, market_id, **listing.details())
+        # Described once per start, not only when new: a market listed by an older version
+        # gains the fields added since (category, tags, series, event).
+        if market_id not in self._described:
+            await self.reads.write(records.upsert_market_details, market_id, **listing.details())
+            self._described.add(market_id)
         if market.status is MarketStatus.PENDING:
             await exchange.submit(lambda t: c.ChangeMarketStatus(t, market_id, MarketStatus.OPEN))
             log.info("sandbox listed %s", market_id)
