@@ -120,25 +120,12 @@ class Reads:
         held = self.exchange.engine.account(account_id).positions
         return [self.position(account_id, m) for m in sorted(held) if held[m].size != 0]
 
-    def position_size(self, account_id: str, market_id: str) -> int:
-        account = self.exchange.engine.accounts.get(account_id)
-        position = None if account is None else account.positions.get(market_id)
-        return 0 if position is None else position.size
-
     def open_order(self, account_id: str, order_id: int) -> OrderRecord | None:
         """The account's order if it is still open (resting) now."""
         order = self.exchange.engine.orders.get(order_id)
         if order is None or order.account_id != account_id:
             return None
         return OrderRecord.live(order)
-
-    def open_order_ids(self, account_id: str, market_id: str) -> list[int]:
-        """The account's resting orders in one market, oldest first."""
-        return sorted(
-            o.order_id
-            for o in self.exchange.engine.orders.values()
-            if o.account_id == account_id and o.market_id == market_id
-        )
 
     def queue_position(self, account_id: str, order_id: int) -> QueuePositionRecord | None:
         """The account's resting order's place in its level's queue; None unless it is the

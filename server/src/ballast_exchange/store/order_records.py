@@ -8,7 +8,7 @@ the stream's read models keep it, replies and views render it: one shape from en
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ..domain import events as ev
@@ -114,8 +114,8 @@ class OrderRecord:
         )
 
     def row(self) -> dict[str, Any]:
-        """The ``orders`` row to store."""
-        return asdict(self)
+        """The ``orders`` row to store (flat fields: no deep copy as ``asdict`` would make)."""
+        return {name: getattr(self, name) for name in _ORDER_FIELDS}
 
     def fold(self, e: ev.Event) -> None:
         """Move on by one event that concerns this order (a fill, an amend, its close)."""
@@ -182,7 +182,7 @@ class TradeRecord:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
     def row(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _TRADE_FIELDS}
 
     def fill_for(self, account_id: str) -> FillRecord:
         """The trade as the account on one side of it sees it."""
@@ -199,6 +199,10 @@ class TradeRecord:
             self.maker_fee if maker else self.taker_fee,
             self.created_at,
         )
+
+
+_ORDER_FIELDS = tuple(f.name for f in fields(OrderRecord))
+_TRADE_FIELDS = tuple(f.name for f in fields(TradeRecord))
 
 
 @dataclass(frozen=True, slots=True)
