@@ -170,9 +170,10 @@ def test_trader_journey(server: LiveServer, admin: Admin, context: Any) -> None:
         assert page.locator("#chart svg .candle").count() >= 1
         assert page.locator("#trades-body tr[data-trade]").count() >= 3
 
-        # An order from the ticket goes through the same order entry: the SDK sees it.
+        # An order from the ticket goes through the same order entry: the SDK sees it. On a
+        # binary market "Buy NO" at 0.55 is a YES sell at 0.45.
         page.click("#ticket-sell")
-        page.fill("#ticket-price", "0.45")
+        page.fill("#ticket-price", "0.55")
         page.fill("#ticket-size", "3")
         page.click("#ticket-submit")
         message = page.locator("#ticket-message")
@@ -192,7 +193,7 @@ def test_trader_journey(server: LiveServer, admin: Admin, context: Any) -> None:
         page.goto("/#/account")
         order_row = page.locator(f'#open-orders tr.order-row[data-order="{resting.id}"]')
         order_row.wait_for()
-        assert "0.33" in order_row.inner_text()
+        assert "0.330" in order_row.inner_text()  # at the market's tick
         assert page.locator("#card-total .value").inner_text().startswith("10,000.00")
         shot(page, "account")
         order_row.locator("button.cancel").click()

@@ -43,6 +43,7 @@ from ..wire.views import (
     issued_key_view,
     key_view,
     positions_view,
+    settled_position_view,
 )
 from . import users
 from .login_guard import login_failures
@@ -257,10 +258,35 @@ async def logout(session: Guarded, request: Request, response: Response, state: 
 # ---- the account ----------------------------------------------------------------------------
 
 
+async def settlements_page(
+    state: Venue,
+    account_id: str,
+    *,
+    market_id: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Positions a settlement paid out, newest first, as ``GET /v1/settlements`` shows them."""
+    if market_id is not None:
+        state.market(market_id)
+    page = await state.page(
+        queries.list_position_settlements,
+        account_id,
+        market_id=market_id,
+        limit=limit,
+        cursor=cursor,
+    )
+    return {
+        "settlements": [settled_position_view(row) for row in page.items],
+        "next_cursor": page.next_cursor,
+    }
+
+
 @api.get("/account")
 async def account(session: SignedIn, state: State) -> Any:
-    """Everything the account page shows, in one request: balance, positions, open orders,
-    recent fills, ledger entries and order history (each list with its ``next_cursor``)."""
+    """Everything the account page shows, in one request: balance, open positions, open
+    orders, settled positions, recent fills, ledger entries and order history (each list with
+    its ``next_cursor``)."""
     account_id, reads = session.account_id, state.reads
     balance, positions = await state.view(
         lambda: (balance_view(reads.balance(account_id)), positions_view(reads, account_id))
@@ -269,16 +295,43 @@ async def account(session: SignedIn, state: State) -> Any:
     history = await orders_page(state, account_id, status="all", limit=50)
     fills = await fills_page(state, account_id, limit=50)
     ledger = await ledger_page(state, account_id, limit=50)
+    settled = await settlements_page(state, account_id, limit=50)
     return {
         "account_id": account_id,
         "email": session.email,
         "balance": balance,
         "positions": positions["positions"],
         "open_orders": open_orders["orders"],
+        "settlements": settled,
         "orders": history,
         "fills": fills,
         "ledger": ledger,
     }
+
+
+@api.get("/markets/{market_id}/mine")
+async def mine_in_market(market_id: str, session: SignedIn, state: State) -> Any:
+    """The market page's private part in one request (it polls): the user's open orders in
+    this market and the position held there (``null`` when flat)."""
+    state.market(market_id)
+    account_id, reads = session.account_id, state.reads
+    positions = await state.view(lambda: positions_view(reads, account_id))
+    held = next((p for p in positions["positions"] if p["market_id"] == market_id), None)
+    orders = await orders_page(state, account_id, status="open", market_id=market_id, limit=1000)
+    return {"market_id": market_id, "orders": orders["orders"], "position": held}
+
+
+@api.get("/settlements")
+async def settlements(
+    session: SignedIn,
+    state: State,
+    market_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> Any:
+    return await settlements_page(
+        state, session.account_id, market_id=market_id, limit=limit, cursor=cursor
+    )
 
 
 @api.get("/orders")

@@ -1,12 +1,14 @@
-// The account: balance, positions with PnL, open orders (cancel), fills, ledger, order history.
+// The account: balance, open positions with PnL, open orders (cancel), settled positions,
+// fills, ledger, order history. Prices at their market's tick (from the public market list);
+// a binary position is shown as the YES or NO contracts it holds.
 
 import {
-  api, every, fill, fmtMoney, fmtSize, fmtTime, h, notice, panel, session, sideTag, signClass,
-  statusTag, table,
+  api, every, fill, fmtMoney, fmtPrice, fmtSize, fmtTime, h, isBinary, noPrice, notice, panel,
+  session, sideTag, signClass, statusTag, table,
 } from "./lib.js";
+import { settlementValue } from "./markets.js";
 
-const num = (text, cls = "") => h("td", { class: `num ${cls}` }, text);
-const px = (p) => (p === null || p === undefined ? "—" : String(p));
+const num = (text, cls = "", title = null) => h("td", { class: `num ${cls}`, title }, text);
 
 function marketLink(id) {
   return h("a", { href: `#/market/${encodeURIComponent(id)}`, class: "mono" }, id);
@@ -18,6 +20,13 @@ export function mount(root) {
   const cards = h("div", { class: "cards", id: "balance" });
   const positions = h("div", { id: "positions" });
   const openOrders = h("div", { id: "open-orders" });
+  const settled = h("div", { id: "settled" });
+  let settledMore = null;
+  let settledPaged = false;
+  const markets = new Map(); // id -> market (public): ticks and types
+  let marketsAt = 0;
+  const tickOf = (id) => (markets.get(id) ? markets.get(id).rules.tick_size : null);
+  const px = (price, id) => fmtPrice(price, tickOf(id));
   const tabsBody = h("div", { id: "history" });
   const updated = h("span", { class: "muted small", id: "updated" });
   let tab = "fills";
@@ -60,12 +69,34 @@ export function mount(root) {
       panel("Positions", null, positions),
       panel("Open orders", cancelAll, openOrders),
     ),
+    panel("Settled positions", h("span", { class: "muted small" }, "paid out at settlement"), settled),
     panel("History", h("div", { class: "segs" }, tabButtons), tabsBody),
   );
+
+  /** The public market list, for ticks and types: read once, and again when a market shows
+   * up that it lacks (at most once a minute). */
+  async function loadMarkets(ids) {
+    const unknown = ids.some((id) => !markets.has(id));
+    if (marketsAt && !(unknown && Date.now() - marketsAt > 60_000)) return;
+    marketsAt = Date.now();
+    try {
+      const data = await api("/v1/markets");
+      for (const m of data.markets) markets.set(m.id, m);
+    } catch {
+      /* prices then show as the API gave them */
+    }
+  }
 
   async function load() {
     try {
       const fresh = await api("/dashboard/api/account");
+      await loadMarkets([
+        ...fresh.positions.map((p) => p.market_id),
+        ...fresh.open_orders.map((o) => o.market_id),
+        ...fresh.settlements.settlements.map((x) => x.market_id),
+      ]);
+      if (settledPaged) fresh.settlements = data.settlements;
+      else settledMore = fresh.settlements.next_cursor;
       for (const name of ["fills", "ledger", "orders"]) {
         // A list paged further by hand keeps its rows until the page is reloaded.
         if (paged.has(name)) fresh[name] = data[name];
@@ -105,22 +136,27 @@ export function mount(root) {
           { label: "Realized PnL", cls: "num" },
           { label: "Margin", cls: "num" },
         ],
-        data.positions.map((p) =>
-          h(
+        data.positions.map((p) => {
+          const binary = isBinary(markets.get(p.market_id));
+          // A short YES position holds NO: its prices are shown as NO prices.
+          const own = (price) => (binary && p.size < 0 ? noPrice(price) : price);
+          const yes = (price) => (binary && p.size < 0 ? `YES ${px(price, p.market_id)}` : null);
+          return h(
             "tr",
             { dataset: { market: p.market_id } },
             h("td", {}, marketLink(p.market_id)),
-            num(fmtSize(p.size), p.size > 0 ? "up" : "down"),
-            num(px(p.average_price)),
-            num(px(p.current_price)),
+            num(held(p.size, binary), p.size > 0 ? "up" : "down"),
+            num(px(own(p.average_price), p.market_id), "", yes(p.average_price)),
+            num(px(own(p.current_price), p.market_id), "", yes(p.current_price)),
             num(fmtMoney(p.unrealized_pnl), signClass(p.unrealized_pnl)),
             num(fmtMoney(p.realized_pnl), signClass(p.realized_pnl)),
             num(fmtMoney(p.margin_used)),
-          ),
-        ),
+          );
+        }),
         { empty: "No open positions" },
       ),
     );
+    renderSettled();
     fill(
       openOrders,
       table(
@@ -142,7 +178,7 @@ export function mount(root) {
             h("td", { class: "mono" }, fmtTime(o.created_at)),
             h("td", {}, marketLink(o.market_id)),
             h("td", {}, sideTag(o.side)),
-            num(px(o.price)),
+            num(px(o.price, o.market_id)),
             num(fmtSize(o.size)),
             num(fmtSize(o.filled_size)),
             num(fmtSize(o.remaining_size)),
@@ -158,6 +194,65 @@ export function mount(root) {
       ),
     );
     renderTab();
+  }
+
+  /** Contracts held: "7 YES" / "7 NO" on a binary, signed on an index. */
+  function held(size, binary) {
+    return binary ? `${fmtSize(Math.abs(size))} ${size > 0 ? "YES" : "NO"}` : fmtSize(size);
+  }
+
+  function renderSettled() {
+    const list = data.settlements.settlements;
+    const rows = list.map((x) => {
+      const market = markets.get(x.market_id);
+      const binary = isBinary(market);
+      return h(
+        "tr",
+        { class: "settled-row", dataset: { market: x.market_id } },
+        h("td", { class: "mono" }, fmtTime(x.settled_at)),
+        h("td", {}, marketLink(x.market_id)),
+        num(held(x.size, binary), x.size > 0 ? "up" : "down"),
+        num(market ? settlementValue(market, x.final_value) : fmtPrice(x.final_value)),
+        num(fmtMoney(x.cost_basis)),
+        num(fmtMoney(x.payout)),
+        num(fmtMoney(x.settlement_pnl), signClass(x.settlement_pnl)),
+        num(fmtMoney(x.realized_pnl), signClass(x.realized_pnl)),
+      );
+    });
+    const loadMore = settledMore
+      ? h("button", { class: "btn small", onclick: pageSettled }, "Load more")
+      : null;
+    fill(
+      settled,
+      table(
+        [
+          { label: "Settled (UTC)" },
+          { label: "Market" },
+          { label: "Held", cls: "num" },
+          { label: "Final value", cls: "num" },
+          { label: "Cost basis", cls: "num" },
+          { label: "Payout", cls: "num" },
+          { label: "Settlement PnL", cls: "num" },
+          { label: "Realized PnL", cls: "num" },
+        ],
+        rows,
+        { empty: "No settled positions yet" },
+      ),
+      loadMore,
+    );
+  }
+
+  async function pageSettled() {
+    try {
+      const next = await api(`/dashboard/api/settlements?limit=100&cursor=${encodeURIComponent(settledMore)}`);
+      await loadMarkets(next.settlements.map((x) => x.market_id));
+      data.settlements.settlements.push(...next.settlements);
+      settledMore = next.next_cursor;
+      settledPaged = true;
+      renderSettled();
+    } catch (error) {
+      notice(message, error.message, "error");
+    }
   }
 
   function card(label, value, id, signed = false) {
@@ -184,7 +279,7 @@ export function mount(root) {
           h("td", { class: "mono" }, fmtTime(f.created_at)),
           h("td", {}, marketLink(f.market_id)),
           h("td", {}, sideTag(f.side)),
-          num(px(f.price)),
+          num(px(f.price, f.market_id)),
           num(fmtSize(f.size)),
           h("td", {}, f.liquidity),
           num(fmtMoney(f.fee), signClass(-f.fee)),
@@ -214,7 +309,7 @@ export function mount(root) {
         h("td", {}, marketLink(o.market_id)),
         h("td", {}, sideTag(o.side)),
         h("td", {}, o.type),
-        num(px(o.price)),
+        num(px(o.price, o.market_id)),
         num(fmtSize(o.size)),
         num(fmtSize(o.filled_size)),
         h("td", {}, statusTag(o.status), o.cancel_reason ? h("span", { class: "muted small" }, ` ${o.cancel_reason}`) : null),

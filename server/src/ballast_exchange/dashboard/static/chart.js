@@ -1,7 +1,7 @@
 // A small candlestick chart in inline SVG: price candles on top, volume bars below, a price
 // scale on the right, times along the bottom and a dashed line at the last price.
 
-import { h } from "./lib.js";
+import { fmtPrice, h } from "./lib.js";
 
 const INTERVAL_MS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": 86_400_000 };
 
@@ -46,10 +46,10 @@ function label(iso, interval) {
 
 /**
  * Draw ``candles`` into ``host`` (its width decides the drawing's).
- * @param {{decimals: number, tick: number, interval: string, floor: number, cap: number}} o
+ * @param {{tick: number, interval: string, floor: number, cap: number}} o
  */
 export function drawChart(host, candles, o) {
-  const width = Math.max(320, Math.floor(host.clientWidth || 600));
+  const width = Math.max(220, Math.floor(host.clientWidth || 600));
   const height = Math.max(180, Math.floor(host.clientHeight || 260));
   const axis = 58; // the price scale on the right
   const bottom = 18; // time labels
@@ -90,7 +90,7 @@ export function drawChart(host, candles, o) {
     const yy = y(p);
     svg.append(
       h("svg:line", { x1: 0, x2: plotW, y1: yy, y2: yy, class: "grid-line" }),
-      h("svg:text", { x: plotW + 6, y: yy + 4, class: "axis" }, p.toFixed(o.decimals)),
+      h("svg:text", { x: plotW + 6, y: yy + 4, class: "axis" }, fmtPrice(p, o.tick)),
     );
   }
   svg.append(h("svg:line", { x1: 0, x2: plotW, y1: volTop, y2: volTop, class: "grid-line" }));
@@ -103,7 +103,8 @@ export function drawChart(host, candles, o) {
     const cls = up ? "up" : "down";
     const top = y(Math.max(c.open, c.close));
     const bodyH = Math.max(1, Math.abs(y(c.open) - y(c.close)));
-    const title = `${c.start.replace("T", " ").slice(0, 16)}  O ${c.open} H ${c.high} L ${c.low} C ${c.close}  V ${c.volume}`;
+    const p = (value) => fmtPrice(value, o.tick);
+    const title = `${c.start.replace("T", " ").slice(0, 16)}  O ${p(c.open)} H ${p(c.high)} L ${p(c.low)} C ${p(c.close)}  V ${c.volume}`;
     const vh = Math.max(1, (c.volume / maxVol) * (volH - 2));
     svg.append(
       h("svg:g", { class: `candle ${cls}` },
@@ -131,7 +132,7 @@ export function drawChart(host, candles, o) {
   svg.append(
     h("svg:line", { x1: 0, x2: plotW, y1: ly, y2: ly, class: "last-line" }),
     h("svg:rect", { x: plotW + 1, y: ly - 8, width: axis - 2, height: 16, class: "last-tag" }),
-    h("svg:text", { x: plotW + 6, y: ly + 4, class: "last-text" }, last.toFixed(o.decimals)),
+    h("svg:text", { x: plotW + 6, y: ly + 4, class: "last-text" }, fmtPrice(last, o.tick)),
   );
   host.replaceChildren(svg);
 }

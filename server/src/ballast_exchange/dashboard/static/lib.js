@@ -33,32 +33,85 @@ export function fill(el, ...children) {
   return el;
 }
 
-// ---- numbers ----------------------------------------------------------------------------------
+// ---- numbers: one rule for every page, the same as the command line's (ballast.cli.numbers) ----
+//
+// - A price is written at its market's tick precision: 0.5 on a 0.001 tick reads 0.500, an
+//   index value on a 0.1 tick 52.3. Digits a price has beyond its tick are kept (an average
+//   or a mid may fall between ticks): cutting them would show another price.
+// - Money (USDC) has two decimals, and more only where they carry something (a fee of 0.004
+//   stays 0.004, never 0.00), at most six (micro-USDC); thousands are grouped: 50,000.00.
+// - Contract counts are whole numbers, grouped.
+// - A binary market's price is the chance of YES: 0.625 reads 62.5% (as many decimals as the
+//   tick has beyond the percent), and NO is 1 − price.
 
-/** Decimals of a tick size: 0.001 -> 3, 0.1 -> 1, 1 -> 0. */
-export function decimalsOf(step) {
-  const text = String(step);
-  if (text.includes("e-")) return Number(text.split("e-")[1]);
-  const dot = text.indexOf(".");
-  return dot < 0 ? 0 : text.length - dot - 1;
+const USDC_PLACES = 6;
+
+/** Decimal places a number needs, trailing zeros aside: 0.125 -> 3, 1e-7 -> 7, 40 -> 0. */
+function placesOf(value) {
+  const text = String(Math.abs(value));
+  const [mantissa, exponent] = text.split("e");
+  const dot = mantissa.indexOf(".");
+  const decimals = dot < 0 ? 0 : mantissa.length - dot - 1;
+  return Math.max(0, decimals - Number(exponent || 0));
 }
 
-export function fmtPrice(value, decimals = 3) {
-  if (value === null || value === undefined) return "—";
-  return Number(value).toFixed(decimals);
+/** A number without binary noise (1 - 0.62 is 0.38000000000000006): prices and money have
+ * at most six decimals, so twelve keep every real digit. */
+function clean(value) {
+  return Number(Number(value).toFixed(12)) + 0; // + 0: never "-0"
 }
 
-const usd = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-const whole = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+function missing(value) {
+  return value === null || value === undefined || value === "" || !Number.isFinite(Number(value));
+}
 
+/** Decimals of a tick size: 0.001 -> 3, 0.1 -> 1, 1 -> 0 (null when unknown). */
+export function tickPlaces(tick) {
+  return missing(tick) || Number(tick) <= 0 ? null : placesOf(clean(tick));
+}
+
+/** A price at its market's tick precision (as given when the tick is unknown). */
+export function fmtPrice(value, tick) {
+  if (missing(value)) return "—";
+  const price = clean(value);
+  const places = tickPlaces(tick);
+  return price.toFixed(Math.max(places ?? 0, placesOf(price)));
+}
+
+/** USDC: 1,234.50, 0.004, -0.80. */
 export function fmtMoney(value) {
-  if (value === null || value === undefined) return "—";
-  return usd.format(value);
+  if (missing(value)) return "—";
+  const amount = clean(Number(value).toFixed(USDC_PLACES));
+  const places = Math.min(Math.max(2, placesOf(amount)), USDC_PLACES);
+  return amount.toLocaleString("en-US", { minimumFractionDigits: places, maximumFractionDigits: places });
 }
 
 export function fmtSize(value) {
-  if (value === null || value === undefined) return "—";
-  return whole.format(value);
+  if (missing(value)) return "—";
+  return Number(value).toLocaleString("en-US", { maximumFractionDigits: 0 });
+}
+
+/** A binary price as the chance of YES: 0.625 -> "62.5%". */
+export function fmtChance(price, tick) {
+  if (missing(price)) return "—";
+  const percent = clean(Number(price) * 100);
+  const places = Math.max(0, (tickPlaces(tick) ?? 2) - 2, placesOf(percent));
+  return `${percent.toFixed(places)}%`;
+}
+
+/** What a binary price makes NO cost: 1 − price (null stays null). */
+export function noPrice(price) {
+  return missing(price) ? null : clean(1 - Number(price));
+}
+
+export function isBinary(market) {
+  return market && market.type === "binary";
+}
+
+/** "YES 62.5% · NO 37.5%" for a binary price. */
+export function fmtYesNo(price, tick) {
+  if (missing(price)) return "—";
+  return `YES ${fmtChance(price, tick)} · NO ${fmtChance(noPrice(price), tick)}`;
 }
 
 export function signClass(value) {

@@ -1,12 +1,14 @@
 // Every market: its question, rules, status, prices and settlement evidence hash.
 
-import { api, decimalsOf, every, fill, fmtPrice, fmtSize, fmtTime, h, notice, panel, short, statusTag, table } from "./lib.js";
+import {
+  api, every, fill, fmtPrice, fmtSize, fmtTime, fmtYesNo, h, isBinary, notice, panel, short, statusTag, table,
+} from "./lib.js";
 
 export function rulesText(market) {
   const r = market.rules;
-  const d = decimalsOf(r.tick_size);
+  const t = r.tick_size;
   return (
-    `tick ${r.tick_size} · range ${fmtPrice(r.floor, d)}–${fmtPrice(r.cap, d)} · ` +
+    `tick ${fmtPrice(t, t)} · range ${fmtPrice(r.floor, t)}–${fmtPrice(r.cap, t)} · ` +
     `size ${fmtSize(r.min_size)}–${fmtSize(r.max_order_size)} · max pos ${fmtSize(r.max_position)} · ` +
     `fees ${r.maker_fee_bps}/${r.taker_fee_bps} bps`
   );
@@ -15,8 +17,20 @@ export function rulesText(market) {
 /** The rules in one short line (the full text is in its tooltip). */
 export function rulesShort(market) {
   const r = market.rules;
-  const d = decimalsOf(r.tick_size);
-  return `${r.tick_size} · ${fmtPrice(r.floor, d)}–${fmtPrice(r.cap, d)} · ${r.maker_fee_bps}/${r.taker_fee_bps}bp`;
+  const t = r.tick_size;
+  return `${fmtPrice(t, t)} · ${fmtPrice(r.floor, t)}–${fmtPrice(r.cap, t)} · ${r.maker_fee_bps}/${r.taker_fee_bps}bp`;
+}
+
+/** A settlement value: at the tick, and for a binary which side won. */
+export function settlementValue(market, value) {
+  const text = fmtPrice(value, market.rules.tick_size);
+  if (!isBinary(market) || value === null || value === undefined) return text;
+  return `${text} (${Number(value) >= 1 ? "YES" : "NO"})`;
+}
+
+/** The price a binary's chance is read from: the last trade, else the mid of the book. */
+export function chancePrice(market) {
+  return market.last_price ?? market.midpoint ?? null;
 }
 
 export function settlementCell(market) {
@@ -25,7 +39,7 @@ export function settlementCell(market) {
   return h(
     "span",
     { class: "settlement" },
-    h("span", { class: "num" }, String(s.value)),
+    h("span", { class: "num" }, settlementValue(market, s.value)),
     " ",
     h("span", { class: s.final ? "status s-settled" : "status s-resolving" }, s.final ? "final" : "proposed"),
     " ",
@@ -38,6 +52,7 @@ export function mount(root) {
   const message = h("p", { class: "notice" });
   const body = h("div", { id: "markets-table" }, h("p", { class: "muted pad" }, "Loading markets…"));
   const search = h("input", { id: "markets-filter", type: "search", placeholder: "Filter: name, id, question", autocomplete: "off" });
+  search.setAttribute("aria-label", "Filter markets");
   const status = h(
     "select",
     { id: "markets-status" },
@@ -73,19 +88,21 @@ export function mount(root) {
       list.length === all.length ? `${all.length} markets` : `${list.length} of ${all.length} markets`;
     const columns = [
       { label: "Market" },
-      { label: "Type" },
+      { label: "Type", cls: "wide" },
       { label: "Status" },
       { label: "Bid", cls: "num" },
       { label: "Ask", cls: "num" },
       { label: "Last", cls: "num" },
-      { label: "Vol 24h", cls: "num" },
-      { label: "Open int.", cls: "num" },
-      { label: "Tick · range · fees" },
-      { label: "Closes (UTC)" },
+      { label: "Chance (binary)" },
+      { label: "Vol 24h", cls: "num wide" },
+      { label: "Open int.", cls: "num wide" },
+      { label: "Tick · range · fees", cls: "wide" },
+      { label: "Closes (UTC)", cls: "wide" },
       { label: "Settlement · evidence" },
     ];
+    // Columns marked "wide" give way on a phone (app.css); the market's page has them all.
     const rows = list.map((m) => {
-      const d = decimalsOf(m.rules.tick_size);
+      const t = m.rules.tick_size;
       const href = `#/market/${encodeURIComponent(m.id)}`;
       return h(
         "tr",
@@ -101,15 +118,20 @@ export function mount(root) {
             m.question ? ` · ${m.question}` : "",
           ),
         ),
-        h("td", {}, m.type),
+        h("td", { class: "wide" }, m.type),
         h("td", {}, statusTag(m.status)),
-        h("td", { class: "num bid" }, fmtPrice(m.bid, d)),
-        h("td", { class: "num ask" }, fmtPrice(m.ask, d)),
-        h("td", { class: "num" }, fmtPrice(m.last_price, d)),
-        h("td", { class: "num" }, fmtSize(m.volume_24h)),
-        h("td", { class: "num" }, fmtSize(m.open_interest)),
-        h("td", { class: "mono small rules", title: rulesText(m) }, rulesShort(m)),
-        h("td", { class: "mono small" }, fmtTime(m.close_time)),
+        h("td", { class: "num bid" }, fmtPrice(m.bid, t)),
+        h("td", { class: "num ask" }, fmtPrice(m.ask, t)),
+        h("td", { class: "num" }, fmtPrice(m.last_price, t)),
+        h(
+          "td",
+          { class: "mono small chance", title: "the last price (or the mid) read as the chance of YES; NO is 1 − price" },
+          isBinary(m) ? fmtYesNo(chancePrice(m), t) : h("span", { class: "muted" }, "index"),
+        ),
+        h("td", { class: "num wide" }, fmtSize(m.volume_24h)),
+        h("td", { class: "num wide" }, fmtSize(m.open_interest)),
+        h("td", { class: "mono small rules wide", title: rulesText(m) }, rulesShort(m)),
+        h("td", { class: "mono small wide" }, fmtTime(m.close_time)),
         h("td", {}, settlementCell(m)),
       );
     });
