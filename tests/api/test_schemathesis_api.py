@@ -1,4 +1,5 @@
-"""Schemathesis against a live server's own OpenAPI document (``/v1/openapi.json``).
+"""Schemathesis against a live server's own OpenAPI documents: the public one
+(``/v1/openapi.json``) and the operator's (``/v1/admin/openapi.json``, read with the admin token).
 
 One SQLite server serves the module. Every operation in the document is fuzzed in both
 generation modes (data that fits the schema, and data that does not); each response goes
@@ -399,7 +400,13 @@ def fuzz_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzRun]:
         requests.Session() as session,
     ):
         admin, trader, scratch_account, scratch_key = seed(server)
-        schema = schemathesis.openapi.from_url(f"{server.api}/openapi.json")
+        schemas = [
+            schemathesis.openapi.from_url(f"{server.api}/openapi.json"),
+            schemathesis.openapi.from_url(
+                f"{server.api}/admin/openapi.json",
+                headers={"Authorization": f"Bearer {server.admin_token}"},
+            ),
+        ]
         run = FuzzRun()
         target = Target(
             server,
@@ -410,7 +417,7 @@ def fuzz_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzRun]:
             run,
         )
         started = time.monotonic()
-        operations = [result.ok() for result in schema.get_all_operations()]
+        operations = [result.ok() for schema in schemas for result in schema.get_all_operations()]
         for operation in sorted(operations, key=order_of_play):
             began = time.monotonic()
             for mode in schemathesis.GenerationMode:

@@ -9,13 +9,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Response
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from .api.access_log import AccessMiddleware
 from .api.http_limits import HttpLimits, effective_max_connections, protocol_class
 from .api.middleware import BodyLimitMiddleware, RateLimitMiddleware
+from .api.openapi import PUBLIC_DOCUMENT, documented_paths, package_version
+from .api.openapi import install as install_openapi
 from .api.routes import account, admin, faucet, heartbeat, orders, public, recovery, settlement
 from .bootstrap import Runtime
 from .config import Settings
@@ -50,10 +51,10 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app = FastAPI(
         title="Ballast exchange API",
-        version="1.0.0",
+        version=package_version(),
         description=DESCRIPTION,
-        openapi_url="/v1/openapi.json",
-        docs_url="/docs",
+        openapi_url=PUBLIC_DOCUMENT,
+        docs_url=None,  # served by install_openapi, from local assets
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -118,24 +119,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         """Prometheus text format; rendered on the loop, where the counters are bumped."""
         return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                description=app.description,
-                routes=app.routes,
-            )
-            # Validation failures answer 400 in the error envelope, never FastAPI's 422.
-            for operations in schema.get("paths", {}).values():
-                for operation in operations.values():
-                    operation.get("responses", {}).pop("422", None)
-            for name in ("HTTPValidationError", "ValidationError"):
-                schema.get("components", {}).get("schemas", {}).pop(name, None)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    install_openapi(app)  # the public and admin documents and /docs, built on first use
 
     settings = runtime.settings
     # Added last is outermost: rate limiting wraps everything, so even 413 and 415 carry the
@@ -153,7 +137,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(
         AccessMiddleware,
         metrics=runtime.metrics,
-        templates=lambda: app.openapi().get("paths", {}).keys(),
+        templates=lambda: documented_paths(app),
     )
     app.add_middleware(CaptureTransport)  # outermost: it must see uvicorn's own receive
     return app

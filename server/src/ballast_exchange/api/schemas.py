@@ -25,22 +25,33 @@ class ErrorResponse(Open):
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses`` entry documenting error statuses in the spec's envelope."""
     described = {
-        400: "Invalid request or rejected order (see the error code)",
+        400: "INVALID_REQUEST or a refusal named by its code",
         401: "UNAUTHORIZED, INVALID_SIGNATURE or TIMESTAMP_EXPIRED",
         403: "FORBIDDEN: the key lacks the scope",
-        404: "Not found",
+        404: "Not found (see the error code)",
         409: "Conflict with the market's or order's state",
         413: "PAYLOAD_TOO_LARGE",
-        415: "UNSUPPORTED_MEDIA_TYPE",
+        415: "UNSUPPORTED_MEDIA_TYPE: send the body as application/json",
         429: "RATE_LIMIT_EXCEEDED (see Retry-After)",
-        503: "SERVICE_UNAVAILABLE: the exchange stopped taking commands",
+        503: "SERVICE_UNAVAILABLE: not taking requests now; retry shortly",
     }
     return {s: {"model": ErrorResponse, "description": described[s]} for s in statuses}
 
 
-PUBLIC_ERRORS = errors(400, 401, 404, 429)
-PRIVATE_ERRORS = errors(400, 401, 403, 404, 409, 413, 415, 429, 503)
-ADMIN_ERRORS = errors(400, 401, 404, 409, 413, 415, 503)
+# What every operation of a kind can answer, whatever its parameters; each route adds the
+# statuses its own parameters and refusals give (400, 404, 409) and BODY_ERRORS if it takes a
+# body. 503 is everywhere: the connection cap answers it before a request is read. Statuses
+# only a request the operation does not take could draw (a body sent to a GET, oversized
+# headers) are left out.
+MARKET_DATA_ERRORS = errors(429, 503)  # per-IP limit, no key needed
+# Market data that checks auth headers a caller chooses to send (and counts it per key).
+PUBLIC_ERRORS = errors(401, 403, 429, 503)
+PRIVATE_ERRORS = errors(401, 403, 429, 503)  # signed: bad signature, missing scope
+ADMIN_ERRORS = errors(401, 503)  # the admin token; not rate limited
+# A JSON body: too large, not sent as JSON, or not the request's shape.
+BODY_ERRORS = errors(400, 413, 415)
+# A body on a DELETE is not held to its media type (FastAPI reads it as JSON regardless).
+DELETE_BODY_ERRORS = errors(400, 413)
 
 
 class Fill(Open):

@@ -26,6 +26,7 @@ from ..schemas import (
     Ledger,
     Positions,
     SettledPositions,
+    errors,
 )
 from .orders import Reader, State
 
@@ -45,7 +46,7 @@ async def balance(principal: Reader, state: State) -> Any:
 @router.get(
     "/positions",
     summary="Positions with PnL and margin used: open ones, settled ones, or both",
-    responses={200: {"model": Positions}, **PRIVATE_ERRORS},
+    responses={200: {"model": Positions}, **PRIVATE_ERRORS, **errors(400)},
 )
 async def positions(
     principal: Reader,
@@ -74,7 +75,7 @@ async def positions(
 @router.get(
     "/settlements",
     summary="Positions paid out by a settlement, newest first",
-    responses={200: {"model": SettledPositions}, **PRIVATE_ERRORS},
+    responses={200: {"model": SettledPositions}, **PRIVATE_ERRORS, **errors(400, 404)},
 )
 async def settlements(
     principal: Reader,
@@ -105,7 +106,7 @@ async def settlements(
 @router.get(
     "/account/fees",
     summary="Fees paid and rebates earned per day or month, newest first",
-    responses={200: {"model": FeeSummary}, **PRIVATE_ERRORS},
+    responses={200: {"model": FeeSummary}, **PRIVATE_ERRORS, **errors(400)},
 )
 async def fees(
     principal: Reader,
@@ -143,7 +144,7 @@ async def fees(
 @router.get(
     "/fills",
     summary="The account's fills, newest first",
-    responses={200: {"model": Fills}, **PRIVATE_ERRORS},
+    responses={200: {"model": Fills}, **PRIVATE_ERRORS, **errors(400, 404)},
 )
 async def fills(
     principal: Reader,
@@ -168,7 +169,7 @@ async def fills(
 @router.get(
     "/account/ledger",
     summary="Every movement of the account's money, newest first",
-    responses={200: {"model": Ledger}, **PRIVATE_ERRORS},
+    responses={200: {"model": Ledger}, **PRIVATE_ERRORS, **errors(400)},
 )
 async def ledger(
     principal: Reader,

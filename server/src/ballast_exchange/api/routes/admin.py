@@ -37,7 +37,7 @@ from ...wire.views import (
     market_view,
 )
 from ..auth import bearer
-from ..schemas import ADMIN_ERRORS
+from ..schemas import ADMIN_ERRORS, BODY_ERRORS, errors
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=ADMIN_ERRORS)
 State = Annotated[Venue, Depends(current_venue)]
@@ -63,7 +63,12 @@ async def account_balance(state: Venue, account_id: str) -> dict[str, Any]:
     )
 
 
-@router.post("/accounts", status_code=201, summary="Create an account with a key")
+@router.post(
+    "/accounts",
+    status_code=201,
+    summary="Create an account with a key",
+    responses=BODY_ERRORS,
+)
 async def create_account(body: CreateAccountRequest, _: Admin, state: State) -> Any:
     account_id = f"acc_{secrets.token_hex(8)}"
     deposit = usdc_to_micro(body.deposit, "deposit") if body.deposit is not None else 0
@@ -78,7 +83,11 @@ async def create_account(body: CreateAccountRequest, _: Admin, state: State) -> 
     return {**balance, "name": body.name, **issued_key_view(key)}
 
 
-@router.post("/accounts/{account_id}/{action}", summary="Deposit to or withdraw from an account")
+@router.post(
+    "/accounts/{account_id}/{action}",
+    summary="Deposit to or withdraw from an account",
+    responses={**BODY_ERRORS, **errors(404)},
+)
 async def move_money(
     account_id: str,
     action: Literal["deposit", "withdraw"],
@@ -92,13 +101,18 @@ async def move_money(
     return await account_balance(state, account_id)
 
 
-@router.get("/accounts/{account_id}", summary="An account's balance")
+@router.get("/accounts/{account_id}", summary="An account's balance", responses=errors(404))
 async def get_account(account_id: str, _: Admin, state: State) -> Any:
     state.reads.require_account(account_id)
     return await account_balance(state, account_id)
 
 
-@router.post("/keys", status_code=201, summary="Create an API key; the secret is shown once")
+@router.post(
+    "/keys",
+    status_code=201,
+    summary="Create an API key; the secret is shown once",
+    responses={**BODY_ERRORS, **errors(404)},
+)
 async def keys_create(body: CreateKeyRequest, _: Admin, state: State) -> Any:
     key = await state.issuing.issue(body.account_id, list(body.scopes), body.label, body.tier)
     return issued_key_view(key)
@@ -110,13 +124,17 @@ async def keys_list(_: Admin, state: State, account_id: str | None = None) -> An
     return {"keys": [key_view(row) for row in rows]}
 
 
-@router.post("/keys/{api_key}/revoke", summary="Revoke a key, at once")
+@router.post("/keys/{api_key}/revoke", summary="Revoke a key, at once", responses=errors(404))
 async def keys_revoke(api_key: str, _: Admin, state: State) -> Any:
     await state.issuing.revoke(api_key)
     return {"api_key": api_key, "revoked": True}
 
 
-@router.post("/keys/{api_key}/tier", summary="Set a key's rate-limit tier")
+@router.post(
+    "/keys/{api_key}/tier",
+    summary="Set a key's rate-limit tier",
+    responses={**BODY_ERRORS, **errors(404)},
+)
 async def keys_tier(api_key: str, body: TierRequest, _: Admin, state: State) -> Any:
     tier = body.tier
     if tier is not None and not tier.isdigit() and tier not in ("standard", "market_maker"):
@@ -134,7 +152,12 @@ DEFAULTS = {
 }
 
 
-@router.post("/markets", status_code=201, summary="List a market (it starts pending)")
+@router.post(
+    "/markets",
+    status_code=201,
+    summary="List a market (it starts pending)",
+    responses={**BODY_ERRORS, **errors(409)},
+)
 async def markets_create(body: CreateMarketRequest, _: Admin, state: State) -> Any:
     defaults = DEFAULTS[body.type]
     raw_step = body.tick_size if body.tick_size is not None else defaults["tick_size"]
@@ -189,7 +212,11 @@ async def markets_create(body: CreateMarketRequest, _: Admin, state: State) -> A
     return market_view(state.market(body.id), details, 0)
 
 
-@router.patch("/markets/{market_id}", summary="Change a market's descriptive fields")
+@router.patch(
+    "/markets/{market_id}",
+    summary="Change a market's descriptive fields",
+    responses={**BODY_ERRORS, **errors(404)},
+)
 async def markets_update(market_id: str, body: UpdateMarketRequest, _: Admin, state: State) -> Any:
     """Fields left out keep their values; null clears one (the name cannot be cleared)."""
     market = state.market(market_id)
@@ -217,7 +244,11 @@ ACTIONS = {
 }
 
 
-@router.post("/markets/{market_id}/{action}", summary="Open, halt, resume or close a market")
+@router.post(
+    "/markets/{market_id}/{action}",
+    summary="Open, halt, resume or close a market",
+    responses=errors(400, 404, 409),
+)
 async def markets_status(
     market_id: str,
     action: Literal["open", "halt", "resume", "close"],

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from ...wire.models import FaucetRequest
 from ...wire.money import usdc_to_micro
 from ...wire.views import faucet_grant_view
-from ..schemas import PRIVATE_ERRORS, FaucetGrant
+from ..schemas import BODY_ERRORS, PRIVATE_ERRORS, FaucetGrant
 from .orders import State, Trader
 
 router = APIRouter(tags=["account"])
@@ -18,7 +18,7 @@ router = APIRouter(tags=["account"])
 @router.post(
     "/account/faucet",
     summary="Sandbox: deposit test USDC (capped per account per UTC day)",
-    responses={200: {"model": FaucetGrant}, **PRIVATE_ERRORS},
+    responses={200: {"model": FaucetGrant}, **PRIVATE_ERRORS, **BODY_ERRORS},
 )
 async def faucet(principal: Trader, state: State, body: FaucetRequest | None = None) -> Any:
     amount = None

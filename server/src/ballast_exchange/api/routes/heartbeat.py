@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from ...wire.heartbeat import HeartbeatRequest, heartbeat
-from ..schemas import PRIVATE_ERRORS, Heartbeat
+from ..schemas import BODY_ERRORS, PRIVATE_ERRORS, Heartbeat
 from .orders import State, Trader
 
 router = APIRouter(tags=["trading"])
@@ -17,7 +17,7 @@ router = APIRouter(tags=["trading"])
     "/heartbeat",
     summary="Arm or feed the dead-man switch: without a heartbeat before the deadline, "
     "every open order of the account is canceled",
-    responses={200: {"model": Heartbeat}, **PRIVATE_ERRORS},
+    responses={200: {"model": Heartbeat}, **PRIVATE_ERRORS, **BODY_ERRORS},
 )
 async def post_heartbeat(body: HeartbeatRequest, principal: Trader, state: State) -> Any:
     _, view = await heartbeat(

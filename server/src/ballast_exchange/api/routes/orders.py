@@ -25,6 +25,8 @@ from ...wire.timeutil import TimeParam
 from ...wire.views import order_view
 from ..auth import Principal, authenticate
 from ..schemas import (
+    BODY_ERRORS,
+    DELETE_BODY_ERRORS,
     PRIVATE_ERRORS,
     BatchResults,
     Canceled,
@@ -32,6 +34,7 @@ from ..schemas import (
     OrderList,
     PlacedOrder,
     QueuePosition,
+    errors,
 )
 
 router = APIRouter(tags=["trading"])
@@ -61,6 +64,8 @@ State = Annotated[Venue, Depends(current_venue)]
         201: {"model": PlacedOrder, "description": "Placed, with what it traded on arrival"},
         200: {"model": Order, "description": "A client_order_id retry: the first result"},
         **PRIVATE_ERRORS,
+        **BODY_ERRORS,
+        **errors(404, 409),
     },
 )
 async def place_order(
@@ -74,7 +79,7 @@ async def place_order(
 @router.post(
     "/orders/batch",
     summary="Place up to 20 orders; each succeeds or fails alone",
-    responses={200: {"model": BatchResults}, **PRIVATE_ERRORS},
+    responses={200: {"model": BatchResults}, **PRIVATE_ERRORS, **BODY_ERRORS},
 )
 async def place_orders(body: BatchOrdersRequest, principal: Trader, state: State) -> Any:
     account_id = principal.account_id
@@ -112,7 +117,7 @@ async def place_orders(body: BatchOrdersRequest, principal: Trader, state: State
 @router.delete(
     "/orders/batch",
     summary="Cancel up to 20 orders by id; each succeeds or fails alone",
-    responses={200: {"model": BatchResults}, **PRIVATE_ERRORS},
+    responses={200: {"model": BatchResults}, **PRIVATE_ERRORS, **DELETE_BODY_ERRORS},
 )
 async def cancel_orders(body: BatchCancelRequest, principal: Trader, state: State) -> Any:
     _, view = await trading.cancel_batch(state.trading, principal.account_id, body.order_ids)
@@ -122,7 +127,7 @@ async def cancel_orders(body: BatchCancelRequest, principal: Trader, state: Stat
 @router.patch(
     "/orders/batch",
     summary="Amend up to 20 orders' price or size; each succeeds or fails alone",
-    responses={200: {"model": BatchResults}, **PRIVATE_ERRORS},
+    responses={200: {"model": BatchResults}, **PRIVATE_ERRORS, **BODY_ERRORS},
 )
 async def amend_orders(body: BatchAmendRequest, principal: Trader, state: State) -> Any:
     _, view = await trading.amend_batch(state.trading, principal.account_id, body.orders)
@@ -132,7 +137,7 @@ async def amend_orders(body: BatchAmendRequest, principal: Trader, state: State)
 @router.delete(
     "/orders/{order_id}",
     summary="Cancel an order",
-    responses={200: {"model": Order}, **PRIVATE_ERRORS},
+    responses={200: {"model": Order}, **PRIVATE_ERRORS, **errors(404, 409)},
 )
 async def cancel_order(order_id: str, principal: Trader, state: State) -> Any:
     _, view = await trading.cancel(state.trading, principal.account_id, order_id)
@@ -142,7 +147,7 @@ async def cancel_order(order_id: str, principal: Trader, state: State) -> Any:
 @router.delete(
     "/orders",
     summary="Cancel all open orders, optionally in one market",
-    responses={200: {"model": Canceled}, **PRIVATE_ERRORS},
+    responses={200: {"model": Canceled}, **PRIVATE_ERRORS, **errors(404)},
 )
 async def cancel_all(principal: Trader, state: State, market_id: str | None = None) -> Any:
     _, view = await trading.cancel_all(state.trading, principal.account_id, market_id)
@@ -152,7 +157,7 @@ async def cancel_all(principal: Trader, state: State, market_id: str | None = No
 @router.patch(
     "/orders/{order_id}",
     summary="Amend an order's price or size",
-    responses={200: {"model": Order}, **PRIVATE_ERRORS},
+    responses={200: {"model": Order}, **PRIVATE_ERRORS, **BODY_ERRORS, **errors(404, 409)},
 )
 async def amend_order(
     order_id: str, body: AmendOrderRequest, principal: Trader, state: State
@@ -164,7 +169,7 @@ async def amend_order(
 @router.get(
     "/orders/{order_id}",
     summary="Get one order",
-    responses={200: {"model": Order}, **PRIVATE_ERRORS},
+    responses={200: {"model": Order}, **PRIVATE_ERRORS, **errors(404)},
 )
 async def get_order(order_id: str, principal: Reader, state: State) -> Any:
     number = trading.order_id_or_404(order_id)
@@ -177,7 +182,7 @@ async def get_order(order_id: str, principal: Reader, state: State) -> Any:
 @router.get(
     "/orders/{order_id}/queue_position",
     summary="Where an open order waits: contracts and orders resting ahead of it at its price",
-    responses={200: {"model": QueuePosition}, **PRIVATE_ERRORS},
+    responses={200: {"model": QueuePosition}, **PRIVATE_ERRORS, **errors(404, 409)},
 )
 async def get_queue_position(order_id: str, principal: Reader, state: State) -> Any:
     number = trading.order_id_or_404(order_id)
@@ -198,7 +203,7 @@ async def get_queue_position(order_id: str, principal: Reader, state: State) -> 
 @router.get(
     "/orders",
     summary="List orders: open ones, or history by status and date",
-    responses={200: {"model": OrderList}, **PRIVATE_ERRORS},
+    responses={200: {"model": OrderList}, **PRIVATE_ERRORS, **errors(400, 404)},
 )
 async def list_orders(
     principal: Reader,

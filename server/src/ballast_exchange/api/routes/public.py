@@ -15,6 +15,7 @@ from ...wire.timeutil import TimeParam, parse_time_param
 from ...wire.views import book_levels, market_view, tick_size, trade_view
 from ..auth import authenticate, bearer
 from ..schemas import (
+    MARKET_DATA_ERRORS,
     PUBLIC_ERRORS,
     Candles,
     EventList,
@@ -24,6 +25,7 @@ from ..schemas import (
     SeriesList,
     ServerTime,
     Trades,
+    errors,
 )
 
 router = APIRouter(tags=["market data"])
@@ -44,7 +46,7 @@ Public = Annotated[None, Depends(optional_auth)]
 @router.get(
     "/time",
     summary="Server time, to sync signing clocks",
-    responses={200: {"model": ServerTime}, **PUBLIC_ERRORS},
+    responses={200: {"model": ServerTime}, **MARKET_DATA_ERRORS},
 )
 async def server_time(state: State) -> Any:
     now = state.exchange.clock()
@@ -54,7 +56,7 @@ async def server_time(state: State) -> Any:
 @router.get(
     "/markets",
     summary="Markets, filtered by status, type, category, tag, series, event, text, close time",
-    responses={200: {"model": Markets}, **PUBLIC_ERRORS},
+    responses={200: {"model": Markets}, **PUBLIC_ERRORS, **errors(400)},
 )
 async def list_markets(
     _: Public,
@@ -129,7 +131,7 @@ async def list_events(_: Public, state: State) -> Any:
 @router.get(
     "/markets/{market_id}",
     summary="One market: rules, status and settlement",
-    responses={200: {"model": Market}, **PUBLIC_ERRORS},
+    responses={200: {"model": Market}, **PUBLIC_ERRORS, **errors(404)},
 )
 async def get_market(market_id: str, _: Public, state: State) -> Any:
     market = state.market(market_id)
@@ -145,7 +147,7 @@ async def get_market(market_id: str, _: Public, state: State) -> Any:
 @router.get(
     "/markets/{market_id}/orderbook",
     summary="Aggregated order book",
-    responses={200: {"model": OrderBook}, **PUBLIC_ERRORS},
+    responses={200: {"model": OrderBook}, **PUBLIC_ERRORS, **errors(400, 404)},
 )
 async def orderbook(
     market_id: str,
@@ -168,7 +170,7 @@ async def orderbook(
 @router.get(
     "/markets/{market_id}/trades",
     summary="Recent trades, newest first",
-    responses={200: {"model": Trades}, **PUBLIC_ERRORS},
+    responses={200: {"model": Trades}, **PUBLIC_ERRORS, **errors(400, 404)},
 )
 async def trades(
     market_id: str,
@@ -189,7 +191,7 @@ async def trades(
 @router.get(
     "/markets/{market_id}/candles",
     summary="OHLCV candles from trades",
-    responses={200: {"model": Candles}, **PUBLIC_ERRORS},
+    responses={200: {"model": Candles}, **PUBLIC_ERRORS, **errors(400, 404)},
 )
 async def candles(
     market_id: str,

@@ -17,7 +17,7 @@ from ...wire.money import usdc_to_micro
 from ...wire.refs import iso
 from ...wire.usdc import micro_price
 from ...wire.views import settlement_view
-from ..schemas import ADMIN_ERRORS, PUBLIC_ERRORS, SettlementRecord
+from ..schemas import ADMIN_ERRORS, BODY_ERRORS, PUBLIC_ERRORS, SettlementRecord, errors
 from .admin import Admin
 from .public import Public, State
 
@@ -39,7 +39,7 @@ async def current_view(state: Venue, market_id: str) -> dict[str, Any]:
 @public_router.get(
     "/markets/{market_id}/settlement",
     summary="The settlement: current proposal, every earlier one, evidence and hashes",
-    responses={200: {"model": SettlementRecord}, **PUBLIC_ERRORS},
+    responses={200: {"model": SettlementRecord}, **PUBLIC_ERRORS, **errors(404)},
 )
 async def get_settlement(market_id: str, _: Public, state: State) -> Any:
     return await current_view(state, market_id)
@@ -48,6 +48,7 @@ async def get_settlement(market_id: str, _: Public, state: State) -> Any:
 @admin_router.post(
     "/markets/{market_id}/settlement/propose",
     summary="Propose a settlement value with its evidence (a JSON object)",
+    responses={**BODY_ERRORS, **errors(404, 409)},
 )
 async def propose(market_id: str, body: SettlementProposal, _: Admin, state: State) -> Any:
     market = state.market(market_id)
@@ -77,6 +78,7 @@ async def propose(market_id: str, body: SettlementProposal, _: Admin, state: Sta
 @admin_router.post(
     "/markets/{market_id}/settlement/overturn",
     summary="Overturn the proposal during its dispute window (the market is closed again)",
+    responses=errors(404, 409),
 )
 async def overturn(market_id: str, _: Admin, state: State) -> Any:
     state.market(market_id)
@@ -87,6 +89,7 @@ async def overturn(market_id: str, _: Admin, state: State) -> Any:
 @admin_router.post(
     "/markets/{market_id}/settlement/finalize",
     summary="Finalize the proposal after its dispute window and book the payouts",
+    responses=errors(404, 409),
 )
 async def finalize(market_id: str, _: Admin, state: State) -> Any:
     state.market(market_id)
