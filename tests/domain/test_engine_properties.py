@@ -54,6 +54,7 @@ from ballast_exchange.domain.events import (
     SettlementFinalized,
     Trade,
 )
+from ballast_exchange.domain.types import REQUESTED_CANCEL_REASONS
 
 from . import twins
 from .invariants import check_invariants
@@ -68,6 +69,8 @@ FAR_FUTURE = 10**13
 MICRO = 1_000_000
 EVIDENCE = "ab" * 32  # any 64-character hex digest will do for the engine
 CLIENT_IDS = ["c0", "c1", "c2"]  # a small pool, so duplicates among live orders happen
+GROUP_IDS = ["grp_a", "grp_b"]  # order groups: the engine only carries the tag
+REQUESTED = sorted(REQUESTED_CANCEL_REASONS)
 
 # Deposits from dust to whales: small ones make INSUFFICIENT_BALANCE common. The first entry
 # of a sampled_from is what hypothesis tries most and shrinks towards, so it is a rich one.
@@ -100,6 +103,7 @@ LIMIT_ORDER: dict[str, st.SearchStrategy[Any]] = {
     "reduce_only": RARELY,
     "client_order_id": st.none() | st.sampled_from(CLIENT_IDS),
     "stp": STPS,
+    "order_group_id": st.none() | st.sampled_from(GROUP_IDS),
 }
 
 # Passive orders that rest on their own side of the mid, to give the takers something.
@@ -473,6 +477,7 @@ class EngineMachine(RuleBasedStateMachine):
         reduce_only: bool,
         client_order_id: str | None,
         stp: SelfTradePrevention,
+        order_group_id: str | None,
     ) -> None:
         # Buys above the mid and sells below it cross, so both sides see plenty of trading.
         price = self.price(slot, offset if side is Side.BUY else -offset)
@@ -492,6 +497,7 @@ class EngineMachine(RuleBasedStateMachine):
                 reduce_only=reduce_only,
                 client_order_id=client_order_id,
                 stp=stp,
+                order_group_id=order_group_id,
             )
         )
 
@@ -859,6 +865,7 @@ def random_commands(rng: random.Random, count: int) -> list[c.Command]:
                 TimeInForce.IOC,
                 reduce_only=rng.random() < 0.1,
                 stp=stp,
+                order_group_id=rng.choice([None, None, *GROUP_IDS]),
             )
         tif = rng.choice(list(TimeInForce))
         t = now()
@@ -875,6 +882,7 @@ def random_commands(rng: random.Random, count: int) -> list[c.Command]:
             reduce_only=rng.random() < 0.1,
             client_order_id=rng.choice([None, None, *CLIENT_IDS]),
             stp=stp,
+            order_group_id=rng.choice([None, None, *GROUP_IDS]),
         )
 
     def target() -> tuple[int, str]:
@@ -893,7 +901,8 @@ def random_commands(rng: random.Random, count: int) -> list[c.Command]:
             out.append(place(account_id, slot))
         elif roll < 0.65:
             order_id, owner = target()
-            out.append(c.CancelOrder(now(), owner, order_id))
+            # Every reason a service may give (the engine does not tell them apart).
+            out.append(c.CancelOrder(now(), owner, order_id, rng.choice(REQUESTED)))
         elif roll < 0.75:
             order_id, owner = target()
             out.append(

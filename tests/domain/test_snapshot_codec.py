@@ -6,9 +6,11 @@ These tests drive both twins at once, so they are not parametrized by ``twin``.
 
 from __future__ import annotations
 
+import json
 import random
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +29,7 @@ from ballast_exchange.domain import (
 from ballast_exchange.domain import commands as c
 from ballast_exchange.domain import snapshot_codec as codec
 from ballast_exchange.domain.commands import PlaceOrder
+from ballast_exchange.store.journal import decode_command
 
 from . import twins
 from .invariants import check_invariants
@@ -54,7 +57,8 @@ def run(engine: Engine, commands: list[object]) -> dict[tuple[str, str], int]:
 
 def resting_books(rng: random.Random, orders: int = 1_500) -> list[c.Command]:
     """Deep books: many accounts resting orders of every kind on three markets, some partly
-    filled, some due to expire, many with client order ids (random streams leave books thin)."""
+    filled, some due to expire, many with client order ids or in an order group (random streams
+    leave books thin)."""
     commands: list[c.Command] = []
     accounts = [f"desk{i}" for i in range(25)]
     for account in accounts:
@@ -82,6 +86,7 @@ def resting_books(rng: random.Random, orders: int = 1_500) -> list[c.Command]:
                 post_only=not cross and rng.random() < 0.2,
                 client_order_id=f"c{n}" if rng.random() < 0.6 else None,
                 stp=rng.choice(list(SelfTradePrevention)),
+                order_group_id=rng.choice([None, None, "grp_a", "grp_b"]),
             )
         )
     return commands
@@ -181,3 +186,42 @@ def test_a_figure_past_64_bits_is_refused_when_writing() -> None:
     engine.ledger.balances["external"] = -(2**70)
     with pytest.raises(codec.SnapshotUnsupported):
         codec.encode(engine, {}, 1)
+
+
+DATA = Path(__file__).with_name("data")
+
+
+def v1_commands() -> list[c.Command]:
+    """The commands behind ``snapshot_v1.bin``, as the journal stored them then."""
+    lines = DATA.joinpath("snapshot_v1.commands.jsonl").read_text().splitlines()
+    return [decode_command(*json.loads(line)) for line in lines]
+
+
+@pytest.mark.parametrize("target", ["reference", "compiled"])
+def test_a_format_1_snapshot_is_still_read_and_checked_in_its_own_form(target: str) -> None:
+    """Bytes the build before order groups wrote (format 1): read into either twin as the state
+    a replay of the same commands gives (no order in a group), its digest checked in format 1,
+    and written back as format 2."""
+    data = DATA.joinpath("snapshot_v1.bin").read_bytes()
+    restored, bound, header = codec.decode(data, restorer(target))  # type: ignore[arg-type]
+    assert header.version == 1 and engine_name(restored) == target
+    assert codec.state_digest(restored, bound, version=1) == header.digest
+    assert codec.state_digest(restored, bound) != header.digest  # format 2 is other bytes
+    replayed = Engine()
+    assert bound == run(replayed, v1_commands())
+    assert snapshot(restored) == snapshot(replayed)
+    assert len(restored.orders) > 200
+    assert all(o.order_group_id is None for o in restored.orders.values())
+    again = codec.encode(restored, bound, header.command_no)
+    assert codec.read_header(again.data).version == codec.VERSION == 2
+
+
+def test_order_groups_survive_a_snapshot_and_cannot_be_written_as_format_1() -> None:
+    engine = Engine()
+    bound = run(engine, resting_books(random.Random(12), orders=300))
+    groups = {o.order_id: o.order_group_id for o in engine.orders.values()}
+    assert {"grp_a", "grp_b", None} <= set(groups.values())
+    restored, _, _ = codec.decode(codec.encode(engine, bound, 5).data)
+    assert {o.order_id: o.order_group_id for o in restored.orders.values()} == groups
+    with pytest.raises(codec.SnapshotUnsupported):
+        codec.state_digest(engine, bound, version=1)

@@ -82,11 +82,14 @@ class PlaceOrder(Command):
     reduce_only: bool = False
     client_order_id: str | None = None
     stp: SelfTradePrevention = SelfTradePrevention.CANCEL_NEWEST
+    # The service's order group (its contract limit); the engine only carries the tag.
+    order_group_id: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
 class CancelOrder(Command):
-    """Cancel one order; ``reason`` is ``user`` or, for cancel-on-disconnect, ``disconnect``."""
+    """Cancel one order; ``reason`` is one of ``REQUESTED_CANCEL_REASONS`` (``user`` unless a
+    service policy cancels it: ``disconnect``, ``heartbeat_expired``, ``order_group_limit``)."""
 
     account_id: str
     order_id: int

@@ -63,6 +63,7 @@ class OrderAccepted(Event):
     reduce_only: bool
     client_order_id: str | None
     stp: str
+    order_group_id: str | None
 
 
 @dataclass(slots=True)

@@ -20,6 +20,7 @@ class Order:
         "filled",
         "is_buy",
         "market_id",
+        "order_group_id",
         "order_id",
         "order_type",
         "post_only",
@@ -51,6 +52,7 @@ class Order:
         client_order_id: str | None,
         stp: SelfTradePrevention,
         created_at: int,
+        order_group_id: str | None = None,
     ) -> None:
         self.order_id = order_id
         self.account_id = account_id
@@ -67,6 +69,7 @@ class Order:
         self.post_only = post_only
         self.reduce_only = reduce_only
         self.client_order_id = client_order_id
+        self.order_group_id = order_group_id
         self.stp = stp
         self.status = OrderStatus.OPEN
         self.created_at = created_at

@@ -16,7 +16,15 @@ from .market import Market
 from .matching import Matching
 from .order import Order
 from .position import Position
-from .state import BUY, MAX_CLIENT_ORDER_ID, MAX_TIME_MS, Account, is_int, parse_enum
+from .state import (
+    BUY,
+    MAX_CLIENT_ORDER_ID,
+    MAX_ORDER_GROUP_ID,
+    MAX_TIME_MS,
+    Account,
+    is_int,
+    parse_enum,
+)
 from .types import (
     REQUESTED_CANCEL_REASONS,
     CancelReason,
@@ -126,6 +134,11 @@ class OrderEntry(Matching):
                         "order_id": account.client_order_ids[c.client_order_id],
                     },
                 )
+        if c.order_group_id is not None and (
+            not isinstance(c.order_group_id, str)
+            or not 0 < len(c.order_group_id) <= MAX_ORDER_GROUP_ID
+        ):
+            raise invalid("order_group_id", f"must be 1 to {MAX_ORDER_GROUP_ID} characters")
         if c.post_only:
             touch = self._live_touch(market, not is_buy, c.time)
             if touch is not None and (price >= touch if is_buy else price <= touch):
@@ -168,6 +181,7 @@ class OrderEntry(Matching):
             c.client_order_id,
             stp,
             c.time,
+            c.order_group_id,
         )
         order.unit_lock = market.lock_per_contract(is_buy, price)
         order.unit_fee = market.fee_reserve_per_contract(price)
@@ -214,6 +228,7 @@ class OrderEntry(Matching):
                 c.reduce_only,
                 c.client_order_id,
                 stp.value,
+                c.order_group_id,
             )
         )
         if fok_unfillable:
@@ -250,7 +265,9 @@ class OrderEntry(Matching):
         reason = parse_enum(CancelReason, c.reason, "reason")
         if reason not in REQUESTED_CANCEL_REASONS:
             raise invalid(
-                "reason", "a cancel gives the reason user, disconnect or heartbeat_expired"
+                "reason",
+                "a cancel gives the reason user, disconnect, heartbeat_expired or "
+                "order_group_limit",
             )
         account = self.account(c.account_id)
         order = self._owned_order(account, c.order_id)

@@ -46,6 +46,7 @@ _ORDER_FIELDS = (
     "client_order_id",
     "stp",
     "created_at",
+    "order_group_id",
 )
 
 _MARKET_FIELDS = (
@@ -192,6 +193,7 @@ def _restore(data: dict[str, Any]) -> Engine:
                 o["client_order_id"],
                 SelfTradePrevention(o["stp"]),
                 o["created_at"],
+                o["order_group_id"],
             )
             order.remaining = o["remaining"]
             order.filled = o["filled"]

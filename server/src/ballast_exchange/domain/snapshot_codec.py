@@ -9,8 +9,10 @@ module stores the same fields compactly enough for a million resting orders. The
   tables) and little-endian int64 columns for everything per order, position and ledger key.
 
 Reading checks the magic, the version, the payload's length and digest before trusting a byte;
-a snapshot of another version raises ``SnapshotUnreadable`` (the caller then replays the journal
-instead), never a state misread. Restoring goes through the selected twin: the compiled one
+a snapshot of a version this build does not know raises ``SnapshotUnreadable`` (the caller then
+replays the journal instead), never a state misread. Version 1 (before orders carried an order
+group) is still read: its orders have none, and its digest is checked in its own form
+(``state_digest(..., version=1)``). Restoring goes through the selected twin: the compiled one
 takes the order columns straight into its books (``Engine._restore_orders``).
 
 Alongside the engine the payload carries the client order ids bound for good to their first
@@ -34,7 +36,8 @@ from .snapshot import restore as restore_reference
 from .types import OrderType, SelfTradePrevention, Side, TimeInForce
 
 MAGIC = b"BALLSNAP"
-VERSION = 1
+VERSION = 2  # 2: each market's orders carry their order group ids
+READABLE = (1, 2)
 _HEADER = struct.Struct("<8sHHQQ32s")  # magic, version, reserved, command_no, length, digest
 HEADER_BYTES = _HEADER.size
 COMPRESSION_LEVEL = 1  # higher levels cost CPU for little size on these columns
@@ -115,9 +118,10 @@ def encode(engine: Any, client_orders: ClientOrders, command_no: int) -> Encoded
     return Encoded(data, command_no, digest.hex(), hashlib.sha256(data).hexdigest(), len(payload))
 
 
-def state_digest(engine: Any, client_orders: ClientOrders) -> str:
-    """The digest ``encode`` would give this state (the auditor compares it with a replay's)."""
-    return hashlib.sha256(payload_of(engine, client_orders)).hexdigest()
+def state_digest(engine: Any, client_orders: ClientOrders, version: int = VERSION) -> str:
+    """The digest ``encode`` would give this state (the auditor compares it with a replay's);
+    with ``version``, the digest a snapshot of that older format records for it."""
+    return hashlib.sha256(payload_of(engine, client_orders, version)).hexdigest()
 
 
 def read_header(data: bytes) -> Header:
@@ -126,8 +130,10 @@ def read_header(data: bytes) -> Header:
     magic, version, _, command_no, length, digest = _HEADER.unpack_from(data)
     if magic != MAGIC:
         raise SnapshotUnreadable("not a Ballast snapshot (bad magic)")
-    if version != VERSION:
-        raise SnapshotUnreadable(f"snapshot format version {version}; this build reads {VERSION}")
+    if version not in READABLE:
+        raise SnapshotUnreadable(
+            f"snapshot format version {version}; this build reads {', '.join(map(str, READABLE))}"
+        )
     return Header(version, command_no, length, digest.hex())
 
 
@@ -153,7 +159,9 @@ def decode(
     try:
         with paused_collection():
             skeleton, columns = _split(payload)
-            engine, client_orders = _restore(skeleton, columns, new_engine or restore_reference)
+            engine, client_orders = _restore(
+                skeleton, columns, new_engine or restore_reference, header.version
+            )
     except (KeyError, IndexError, TypeError, ValueError, struct.error) as error:
         # Digest-checked bytes this build cannot place: never half a state.
         raise SnapshotUnreadable(f"payload does not describe a state: {error!r}") from None
@@ -163,12 +171,14 @@ def decode(
 # ------------------------------------------------------------------------------ writing
 
 
-def payload_of(engine: Any, client_orders: ClientOrders) -> bytes:
+def payload_of(engine: Any, client_orders: ClientOrders, version: int = VERSION) -> bytes:
     with paused_collection():
-        return _payload_of(engine, client_orders)
+        return _payload_of(engine, client_orders, version)
 
 
-def _payload_of(engine: Any, client_orders: ClientOrders) -> bytes:
+def _payload_of(engine: Any, client_orders: ClientOrders, version: int) -> bytes:
+    if version not in READABLE:
+        raise ValueError(f"no snapshot format {version}")
     columns: list[array.array[int]] = []
 
     def column(values: Iterable[int] | array.array[int]) -> int:
@@ -202,13 +212,17 @@ def _payload_of(engine: Any, client_orders: ClientOrders) -> bytes:
                 *(column(getattr(p, f) for p in positions) for f in _POSITION_COLUMNS[1:]),
             ]
         if export is not None:
-            order_columns, coids = export(
+            order_columns, coids, gids = export(
                 market.market_id, index, _ix(SIDES), _ix(ORDER_TYPES), _ix(TIFS), _ix(STPS)
             )
         else:
-            order_columns, coids = _order_columns(list(market.book.orders()), index)
+            order_columns, coids, gids = _order_columns(list(market.book.orders()), index)
         data["orders"] = [column(c) for c in order_columns]
         data["client_order_ids"] = coids
+        if version >= 2:
+            data["order_group_ids"] = gids
+        elif any(gid is not None for gid in gids):
+            raise SnapshotUnsupported("format 1 has no order groups")
         markets.append(data)
     bound = list(client_orders.items())
     skeleton = {
@@ -243,7 +257,7 @@ def _payload_of(engine: Any, client_orders: ClientOrders) -> bytes:
 
 def _order_columns(
     orders: list[Any], index: dict[str, int]
-) -> tuple[list[array.array[int]], list[str | None]]:
+) -> tuple[list[array.array[int]], list[str | None], list[str | None]]:
     sides, types, tifs, stps = _ix(SIDES), _ix(ORDER_TYPES), _ix(TIFS), _ix(STPS)
     rows = [
         (
@@ -269,7 +283,7 @@ def _order_columns(
         columns = [array.array("q", (row[i] for row in rows)) for i in range(len(_ORDER_COLUMNS))]
     except OverflowError:
         raise SnapshotUnsupported("a figure does not fit in 64 bits") from None
-    return columns, [o.client_order_id for o in orders]
+    return columns, [o.client_order_id for o in orders], [o.order_group_id for o in orders]
 
 
 def _ix(members: tuple[Any, ...]) -> dict[Any, int]:
@@ -307,6 +321,7 @@ def _restore(
     skeleton: dict[str, Any],
     columns: list[array.array[int]],
     new_engine: Callable[[dict[str, Any]], Any],
+    version: int,
 ) -> tuple[Any, dict[tuple[str, str], int]]:
     enums = skeleton["enums"]
     sides = tuple(Side(v) for v in enums["side"])
@@ -317,6 +332,7 @@ def _restore(
     keys, values = skeleton["ledger"]
     fast = new_engine is not restore_reference
     markets = []
+    group_ids: list[list[str | None]] = []
     for m in skeleton["markets"]:
         data = {f: m[f] for f in _MARKET_FIELDS}
         s = m["settlement"]
@@ -336,10 +352,13 @@ def _restore(
         if len(ocols) != len(_ORDER_COLUMNS):
             raise ValueError("orders have the wrong number of columns")
         coids = m["client_order_ids"]
-        if any(len(c) != len(coids) for c in ocols):
+        # Format 1 predates order groups: none of its orders has one.
+        gids = m["order_group_ids"] if version >= 2 else [None] * len(coids)
+        if any(len(c) != len(coids) for c in ocols) or len(gids) != len(coids):
             raise ValueError("order columns differ in length")
+        group_ids.append(gids)
         data["orders"] = (
-            [] if fast else _order_dicts(ocols, coids, accounts, sides, types, tifs, stps)
+            [] if fast else _order_dicts(ocols, coids, gids, accounts, sides, types, tifs, stps)
         )
         markets.append(data)
     engine = new_engine(
@@ -353,7 +372,7 @@ def _restore(
         }
     )
     if fast:
-        for m in skeleton["markets"]:
+        for m, gids in zip(skeleton["markets"], group_ids, strict=True):
             engine._restore_positions(
                 m["market_id"], accounts, [columns[i] for i in m["positions"]]
             )
@@ -362,6 +381,7 @@ def _restore(
                 accounts,
                 [columns[i] for i in m["orders"]],
                 m["client_order_ids"],
+                gids,
                 sides,
                 types,
                 tifs,
@@ -379,6 +399,7 @@ def _restore(
 def _order_dicts(
     ocols: list[array.array[int]],
     coids: list[str | None],
+    gids: list[str | None],
     accounts: list[str],
     sides: tuple[Side, ...],
     types: tuple[OrderType, ...],
@@ -387,8 +408,8 @@ def _order_dicts(
 ) -> list[dict[str, Any]]:
     """Orders in ``domain.snapshot``'s form, for the reference's ``restore``."""
     out = []
-    for (oid, a, price, size, rem, filled, exp, created, flags), coid in zip(
-        zip(*ocols, strict=True), coids, strict=True
+    for (oid, a, price, size, rem, filled, exp, created, flags), coid, gid in zip(
+        zip(*ocols, strict=True), coids, gids, strict=True
     ):
         out.append(
             {
@@ -407,6 +428,7 @@ def _order_dicts(
                 "client_order_id": coid,
                 "stp": stps[(flags >> 12) & 15].value,
                 "created_at": created,
+                "order_group_id": gid,
             }
         )
     return out

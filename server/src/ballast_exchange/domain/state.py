@@ -46,6 +46,7 @@ MAX_CONTRACT_VALUE = 10**9  # micro-USDC a contract pays at its cap
 MAX_SIZE = 10**9
 MIN_TICK_VALUE = 100
 MAX_CLIENT_ORDER_ID = 64
+MAX_ORDER_GROUP_ID = 64
 
 BUY = Side.BUY
 SELL = Side.SELL

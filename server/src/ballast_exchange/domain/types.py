@@ -76,9 +76,15 @@ class CancelReason(StrEnum):
     EXPIRED = "expired"
     DISCONNECT = "disconnect"  # cancel-on-disconnect: the connection that placed it is gone
     HEARTBEAT_EXPIRED = "heartbeat_expired"  # the dead-man switch: its key stopped heartbeating
+    ORDER_GROUP_LIMIT = "order_group_limit"  # its order group filled its contract limit
 
 
 # The reasons a CancelOrder command may give; the others are the engine's own.
 REQUESTED_CANCEL_REASONS = frozenset(
-    {CancelReason.USER, CancelReason.DISCONNECT, CancelReason.HEARTBEAT_EXPIRED}
+    {
+        CancelReason.USER,
+        CancelReason.DISCONNECT,
+        CancelReason.HEARTBEAT_EXPIRED,
+        CancelReason.ORDER_GROUP_LIMIT,
+    }
 )

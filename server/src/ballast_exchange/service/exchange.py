@@ -157,10 +157,10 @@ def _replay_once(
             if found is None:
                 engine = choice.new()
             else:
-                engine, client_orders, start, expected = found
+                engine, client_orders, start, expected, version = found
                 freeze_recovered()  # the replay below must not walk the restored heap
                 state = _State(engine, client_orders)
-                check = (*fork_digest(state), expected)
+                check = (*fork_digest(state, version), expected)
         if first > start + 1:
             raise JournalGap(
                 f"the journal starts at command {first}, recovery needs it from {start + 1}: "
@@ -217,8 +217,9 @@ def _from_snapshot(
     first: int,
     progress: RecoveryProgress,
     refused: set[int],
-) -> tuple[Engine, ClientOrders, int, str] | None:
-    """The newest usable snapshot restored into ``choice``'s twin and its digest, or None."""
+) -> tuple[Engine, ClientOrders, int, str, int] | None:
+    """The newest usable snapshot restored into ``choice``'s twin, its digest and format
+    version, or None."""
     progress.phase = "restoring snapshot"
     restorer = None if choice.name == "reference" else choice.restorer
     for found in snapshot_store.candidates(conn, through):
@@ -242,7 +243,7 @@ def _from_snapshot(
                     found.size_bytes,
                     len(engine.orders),
                 )
-                return engine, client_orders, found.command_no, found.digest
+                return engine, client_orders, found.command_no, found.digest, header.version
         progress.skipped.append(f"{found.command_no}: {why}")
         log.warning("snapshot of command %d skipped: %s", found.command_no, why)
     progress.snapshot = 0

@@ -59,11 +59,13 @@ def fork_encoder(state: Snapshottable, command_no: int) -> tuple[int, int]:
     return _fork(lambda fd: _encode(state, command_no, fd))
 
 
-def fork_digest(state: Snapshottable) -> tuple[int, int]:
-    """Fork a child that sends back ``{"digest": ...}`` of ``state`` as it is now."""
+def fork_digest(state: Snapshottable, version: int = codec.VERSION) -> tuple[int, int]:
+    """Fork a child that sends back ``{"digest": ...}`` of ``state`` as it is now, in snapshot
+    format ``version`` (a restored older snapshot is checked against its own form)."""
 
     def run(fd: int) -> None:
-        _send(fd, {"digest": codec.state_digest(state.engine, state.client_orders)})
+        digest = codec.state_digest(state.engine, state.client_orders, version)
+        _send(fd, {"digest": digest})
 
     return _fork(run)
 

@@ -59,6 +59,8 @@ class Order:
     @property
     def client_order_id(self) -> str | None: ...
     @property
+    def order_group_id(self) -> str | None: ...
+    @property
     def stp(self) -> SelfTradePrevention: ...
     @property
     def status(self) -> OrderStatus: ...
@@ -232,13 +234,14 @@ class Engine:
         types: dict[OrderType, int],
         tifs: dict[TimeInForce, int],
         stps: dict[SelfTradePrevention, int],
-    ) -> tuple[list[array[int]], list[str | None]]: ...
+    ) -> tuple[list[array[int]], list[str | None], list[str | None]]: ...
     def _restore_orders(
         self,
         market_id: str,
         account_ids: list[str],
         columns: list[array[int]],
         coids: list[str | None],
+        gids: list[str | None],
         sides: tuple[Side, ...],
         types: tuple[OrderType, ...],
         tifs: tuple[TimeInForce, ...],

@@ -36,6 +36,7 @@ from ballast_exchange.domain.state import (
     MAX_CLIENT_ORDER_ID,
     MAX_CONTRACT_VALUE,
     MAX_FEE_BPS,
+    MAX_ORDER_GROUP_ID,
     MAX_SIZE,
     MAX_TIME_MS,
     MICRO,
@@ -218,7 +219,7 @@ cdef _Layout L_ACCEPTED = _Layout(
     (
         "seq", "time", "order_id", "account_id", "market_id", "side", "order_type", "price",
         "size", "time_in_force", "expire_at", "post_only", "reduce_only", "client_order_id",
-        "stp",
+        "stp", "order_group_id",
     ),
 )
 cdef _Layout L_AMENDED = _Layout(
@@ -246,7 +247,7 @@ cdef _Layout C_PLACE = _Layout(
     cmd.PlaceOrder,
     (
         "time", "account_id", "market_id", "side", "size", "price", "order_type", "time_in_force",
-        "expire_at", "post_only", "reduce_only", "client_order_id", "stp",
+        "expire_at", "post_only", "reduce_only", "client_order_id", "stp", "order_group_id",
     ),
 )
 # A cancel may name its reason (cancel-on-disconnect) where the reference's command has one.
@@ -404,6 +405,7 @@ cdef class Order:
     cdef readonly object reduce_only
     cdef bint c_reduce_only
     cdef readonly object client_order_id
+    cdef readonly object order_group_id
     cdef readonly object stp
     cdef readonly object status
     cdef readonly long long created_at
@@ -421,8 +423,9 @@ cdef class Order:
 
     __slots__ = (
         "account_id", "client_order_id", "created_at", "expire_at", "filled", "is_buy",
-        "market_id", "order_id", "order_type", "post_only", "price", "reduce_only", "remaining",
-        "side", "size", "status", "stp", "time_in_force", "unit_fee", "unit_lock",
+        "market_id", "order_group_id", "order_id", "order_type", "post_only", "price",
+        "reduce_only", "remaining", "side", "size", "status", "stp", "time_in_force", "unit_fee",
+        "unit_lock",
     )
 
     @property
@@ -1851,6 +1854,12 @@ cdef class Engine:
                         "order_id": account.client_order_ids[client_order_id],
                     },
                 )
+        order_group_id = _get(c, f.off[13], "order_group_id")
+        if order_group_id is not None and (
+            not isinstance(order_group_id, str)
+            or not 0 < len(order_group_id) <= MAX_ORDER_GROUP_ID
+        ):
+            raise invalid("order_group_id", f"must be 1 to {MAX_ORDER_GROUP_ID} characters")
         if c_post_only:
             touch = self._live_touch(market, not is_buy, time)
             if touch is not None and (price >= touch if is_buy else price <= touch):
@@ -1895,6 +1904,7 @@ cdef class Engine:
         order.reduce_only = reduce_only
         order.c_reduce_only = c_reduce_only
         order.client_order_id = client_order_id
+        order.order_group_id = order_group_id
         order.stp = stp
         order.status = S_OPEN
         order.created_at = time
@@ -1939,6 +1949,7 @@ cdef class Engine:
         _put(e, L_ACCEPTED.off[12], reduce_only)
         _put(e, L_ACCEPTED.off[13], client_order_id)
         _put(e, L_ACCEPTED.off[14], _val(stp))
+        _put(e, L_ACCEPTED.off[15], order_group_id)
         self._out.append(e)
         if fok_unfillable:
             self._close(order, S_CANCELED, R_FOK, time_obj)
@@ -1978,7 +1989,9 @@ cdef class Engine:
                 reason = parse_enum(CancelReason, reason, "reason")
                 if reason not in REQUESTED_CANCEL_REASONS:
                     raise invalid(
-                        "reason", "a cancel gives the reason user, disconnect or heartbeat_expired"
+                        "reason",
+                        "a cancel gives the reason user, disconnect, heartbeat_expired or "
+                        "order_group_limit",
                     )
         cdef Account account = self.account(_get(c, C_CANCEL.off[1], "account_id"))
         cdef Order order = self._owned_order(account, _get(c, C_CANCEL.off[2], "order_id"))
@@ -2497,6 +2510,7 @@ cdef class Engine:
                 order.reduce_only = o["reduce_only"]
                 order.c_reduce_only = bool(o["reduce_only"])
                 order.client_order_id = o["client_order_id"]
+                order.order_group_id = o["order_group_id"]
                 order.stp = SelfTradePrevention(o["stp"])
                 order.status = S_OPEN
                 order.created_at = o["created_at"]
@@ -2526,8 +2540,8 @@ cdef class Engine:
                        dict stps):
         """A market's resting orders in book order, as ``snapshot_codec``'s nine int64 columns
         (order id, account index, price, size, remaining, filled, expiry, created, flags) and
-        the list of client order ids: the reference's ``book.orders()`` read without a Python
-        attribute lookup per field."""
+        the lists of client order ids and order group ids: the reference's ``book.orders()``
+        read without a Python attribute lookup per field."""
         cdef Market market = self.markets[market_id]
         cdef list orders = market.book._orders()
         cdef Py_ssize_t n = len(orders), i
@@ -2537,6 +2551,7 @@ cdef class Engine:
         cdef long long[::1] c_size = columns[3], c_rem = columns[4], c_filled = columns[5]
         cdef long long[::1] c_exp = columns[6], c_created = columns[7], c_flags = columns[8]
         cdef list coids = [None] * n
+        cdef list gids = [None] * n
         cdef Order o
         cdef long long flags
         for i in range(n):
@@ -2563,10 +2578,11 @@ cdef class Engine:
                 flags |= 1 << 18
             c_flags[i] = flags
             coids[i] = o.client_order_id
-        return columns, coids
+            gids[i] = o.order_group_id
+        return columns, coids, gids
 
     def _restore_orders(self, str market_id, list account_ids, list columns, list coids,
-                        tuple sides, tuple types, tuple tifs, tuple stps):
+                        list gids, tuple sides, tuple types, tuple tifs, tuple stps):
         """Put a market's resting orders (``_export_orders``'s columns, in book order) back on
         its book and positions; ``_finish_restore`` rebuilds the expiry heap afterwards."""
         cdef Market market = self.markets[market_id]
@@ -2603,6 +2619,7 @@ cdef class Engine:
             order.c_reduce_only = (flags >> 17) & 1
             order.reduce_only = bool(order.c_reduce_only)
             order.client_order_id = coids[i]
+            order.order_group_id = gids[i]
             order.stp = stps[(flags >> 12) & 15]
             order.status = S_OPEN
             order.created_at = c_created[i]
