@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from ballast.cli.numbers import money_text, price_text
+from ballast.cli.numbers import chance_text, money_text, price_text, yes_no_text
 from ballast_exchange.dashboard import routes
 from tests.live_server import NO_LIMITS, LiveServer, live_server
 from tests.signed_client import Admin
@@ -122,10 +122,10 @@ def test_binary_ticket_buys_yes_or_no_and_the_page_shows_my_orders_and_position(
     page.goto("/")
     row = page.locator(f'tr.market-row[data-market="{market_id}"]')
     row.wait_for()
-    assert "YES 36.0% · NO 64.0%" in row.locator("td.chance").inner_text()
+    assert "YES 36.0% / NO 64.0%" in row.locator("td.chance").inner_text()
     page.goto(f"/#/market/{market_id}")
     page.locator("#feed-state.on").wait_for()
-    assert page.locator("#t-chance").inner_text() == "YES 36.0% · NO 64.0%"
+    assert page.locator("#t-chance").inner_text() == "YES 36.0% / NO 64.0%"
     assert page.locator("#book .lvl.head").inner_text().startswith("YES price")
     assert "NO 0.640" in page.locator('#book-asks .lvl[data-price="0.360"]').get_attribute("title")
 
@@ -320,4 +320,10 @@ def test_the_page_writes_numbers_as_the_command_line_does(server: LiveServer, co
     assert written["shown"] == expected
     assert expected[:3] == ["0.500", "52.3", "0.3125"]
     assert expected[5:8] == ["50,000.00", "0.004", "-0.80"]
-    assert written["chance"] == ["62.5%", "62%", "YES 62.0% · NO 38.0%", 0.38]
+    python = [
+        chance_text(Decimal("0.625"), Decimal("0.001")),
+        chance_text(Decimal("0.62"), Decimal("0.01")),
+        yes_no_text(Decimal("0.62"), Decimal("0.001")),
+    ]
+    assert written["chance"] == [*python, 0.38]
+    assert python == ["62.5%", "62%", "YES 62.0% / NO 38.0%"]

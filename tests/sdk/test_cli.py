@@ -28,7 +28,7 @@ import ballast.cli as ballast_cli
 from ballast.cli import main
 from ballast.cli.config import ConfigError, credentials_path, read_profile, resolve
 from ballast.cli.jsonout import dumps
-from ballast.cli.numbers import money_text
+from ballast.cli.numbers import chance_text, money_text, no_price, yes_no_text
 from tests.live_server import LiveServer, free_port
 from tests.sdk.conftest import AccountFactory, MarketFactory
 from tests.signed_client import SignedClient
@@ -238,6 +238,9 @@ def test_markets(
     for value in ("binary", "open", "0.5", "0.55", "0.001"):
         assert value in row, row
     assert "Port [congestion] index" in table and named in table  # not read as markup
+    # A binary's last price is also the chance of YES; an index has no such reading.
+    assert "YES 50.0% / NO 50.0%" in row, row
+    assert "YES" not in next(line for line in table.splitlines() if named in line)
 
 
 def test_book_once_shows_what_rest_shows(
@@ -260,9 +263,12 @@ def test_book_once_shows_what_rest_shows(
 
     table = ok(ballast("book", market, "--once", env=public_env)).out
     assert market in table and "spread 0.05" in table and "mid 0.525" in table
-    rows = [line.split() for line in table.splitlines() if "0.4" in line or "0.5" in line]
+    # A binary's book reads its mid as the chance of YES, and says what YES and NO cost.
+    lines = table.splitlines()
+    assert lines[1] == "YES 52.5% / NO 47.5% (mid)  buy YES at 0.550  buy NO at 0.500"
+    rows = [line.split() for line in lines[2:] if "0.4" in line or "0.5" in line]
     # Running totals, sizes and prices a side (at the tick's precision), best first.
-    assert rows[1:] == [
+    assert rows == [
         ["6", "6", "0.500", "0.550", "3", "3"],
         ["11", "5", "0.480", "0.600", "8", "11"],
     ]
@@ -665,3 +671,14 @@ def test_json_keeps_the_api_decimals() -> None:
     assert dumps(data) == '{"price": 0.870, "tiny": 1E-7, "n": [1, null, true, "a\\"b"]}'
     assert json.loads(dumps(data, indent=2), parse_float=Decimal) == data
     assert dumps({"empty": [], "also": {}}, indent=2) == '{\n  "empty": [],\n  "also": {}\n}'
+
+
+def test_binary_prices_read_as_the_chance_of_yes() -> None:
+    """The one number rule for a binary's price (the dashboard's lib.js writes the same)."""
+    assert chance_text(Decimal("0.625"), Decimal("0.001")) == "62.5%"
+    assert chance_text(Decimal("0.62"), Decimal("0.01")) == "62%"
+    assert chance_text(Decimal("0.6255"), Decimal("0.001")) == "62.55%"  # a mid keeps its digits
+    assert chance_text(None) == "-"
+    assert no_price(Decimal("0.62")) == Decimal("0.38")
+    assert yes_no_text(Decimal("0.62"), Decimal("0.001")) == "YES 62.0% / NO 38.0%"
+    assert yes_no_text(None) == "-"

@@ -3,7 +3,8 @@ real: processes against the SDK tests' live server.
 
 ``pip install ballast-markets`` (no ``cli`` extra) brings no ``rich``: ``--json`` works, and only
 a table asks for the extra. Tables fit the terminal: least needed columns go first, long text is
-cut with an ellipsis, numbers never are; prices at their market's tick, money in USDC.
+cut with an ellipsis, numbers never are; prices at their market's tick, money in USDC; a
+binary market's price also as the chance of YES (and NO's).
 """
 
 from __future__ import annotations
@@ -123,16 +124,21 @@ def test_tables_fit_80_columns_and_keep_their_numbers(desk: Any) -> None:
     for name, out in outs.items():
         for line in out.splitlines():
             assert len(line) <= 80, f"{name}: {len(line)} columns\n{out}"
-        header = out.splitlines()[1 if name == "book" else 0]
+        header = out.splitlines()[2 if name == "book" else 0]  # the book: head, YES/NO line
         assert len(header.split()) >= (1 if name == "balance" else 2), f"{name}\n{out}"
 
     # Every column shown carries its values, prices at the 0.001 tick, money in USDC.
     in_order(row_of(outs["markets"], market), market, "Shanghai", "open", "0.500", "0.550")
+    # ... and a binary's last price as the chance of YES, NO's beside it.
+    assert "YES 50.0% / NO 50.0%" in row_of(outs["markets"], market)
     in_order(row_of(outs["orders"], "0.410"), "ord_", "buy", "0.410", "2", "0", "2", "open")
     in_order(row_of(outs["fills"], "taker"), "sell", "0.500", "4", "taker", "0.004")
     in_order(row_of(outs["positions"], " -4 "), "-4", "0.500")
     in_order(row_of(outs["trades"], "0.500"), "0.500", "4", "sell")
-    book = [line.split() for line in outs["book"].splitlines()[3:]]  # head, header, rule
+    assert outs["book"].splitlines()[1] == (
+        "YES 52.5% / NO 47.5% (mid)  buy YES at 0.550  buy NO at 0.500"
+    )
+    book = [line.split() for line in outs["book"].splitlines()[4:]]  # head, YES/NO, header, rule
     assert book[:3] == [
         ["6", "6", "0.500", "0.550", "3", "3"],
         ["11", "5", "0.480"],

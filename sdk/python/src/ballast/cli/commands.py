@@ -184,18 +184,26 @@ class Context:
     def api(self, *, private: bool = False) -> Api:
         return Api(self.client(private=private))
 
-    def ticks(self, market_ids: Iterable[str]) -> dict[str, Decimal]:
-        """Each market's tick, to write its prices at its precision (tables only: one public
-        read per market; a market that cannot be read shows prices as the API gave them)."""
-        found: dict[str, Decimal] = {}
+    def markets(self, market_ids: Iterable[str]) -> dict[str, Market]:
+        """Each market that can be read, for its tick and type (tables only: one public read
+        per market; a market that cannot be read shows prices as the API gave them)."""
+        found: dict[str, Market] = {}
         api = self.api()
         for market_id in sorted(set(market_ids)):
             try:
-                rules = api.call("GET", f"/markets/{segment(market_id)}").get("rules") or {}
-                found[market_id] = Decimal(str(rules["tick_size"]))
-            except (BallastError, KeyError, TypeError, ArithmeticError):
+                data = api.call("GET", f"/markets/{segment(market_id)}")
+                found[market_id] = Market.from_dict(data)
+            except (BallastError, KeyError, TypeError, ValueError, ArithmeticError):
                 continue
         return found
+
+    def ticks(self, market_ids: Iterable[str]) -> dict[str, Decimal]:
+        """Each market's tick, to write its prices at its precision."""
+        return {
+            market_id: market.rules.tick_size
+            for market_id, market in self.markets(market_ids).items()
+            if market.rules is not None
+        }
 
     def show(self, data: Any, render: Callable[[int | None], Any]) -> None:
         """``data`` as JSON with ``--json``, else the table ``render`` makes for the terminal's
@@ -289,7 +297,8 @@ def cmd_book(ctx: Context, args: argparse.Namespace) -> int:
             def render(width: int | None) -> Any:
                 from .tables import book_view
 
-                return book_view(book, tick=ctx.ticks([market]).get(market), width=width)
+                tick, binary = market_terms(ctx, market)
+                return book_view(book, tick=tick, width=width, binary=binary)
 
             ctx.show(book_json(book), render)
             return 0
@@ -303,22 +312,30 @@ def cmd_book(ctx: Context, args: argparse.Namespace) -> int:
         from .tables import book_view
 
         out = console()
-        tick = ctx.ticks([market]).get(market)
+        tick, binary = market_terms(ctx, market)
 
         def view(status: str | None = None) -> Any:
-            return book_view(stream.book(market), status, tick, width())
+            return book_view(stream.book(market), status, tick, width(), binary)
 
         if not out.is_terminal:
             # Into a file or a pipe: each state of the book after the last.
-            out.print(book_view(book, None, tick, width()))
+            out.print(view())
             for status in changes(stream, market):
                 out.print()
                 out.print(view(status))
             return 0
-        with Live(book_view(book, None, tick, width()), console=out, auto_refresh=False) as live:
+        with Live(view(), console=out, auto_refresh=False) as live:
             for status in changes(stream, market):
                 live.update(view(status), refresh=True)
     return 0
+
+
+def market_terms(ctx: Context, market_id: str) -> tuple[Decimal | None, bool]:
+    """A market's tick and whether it is binary (its prices then read as the chance of YES)."""
+    market = ctx.markets([market_id]).get(market_id)
+    if market is None:
+        return None, False
+    return (market.rules.tick_size if market.rules else None), market.type == "binary"
 
 
 def changes(stream: SyncStream, market: str) -> Iterator[str | None]:

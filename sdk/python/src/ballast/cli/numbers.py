@@ -5,7 +5,10 @@
 - Money (USDC) has two decimals, and more only where they carry something (a fee of
   ``0.004`` stays ``0.004``, never ``0.00``); thousands are grouped: ``50,000.00``.
 - Contract counts are whole numbers as they are.
+- A binary market's price is the chance of YES: ``0.625`` reads ``62.5%`` (as many decimals as
+  the tick has beyond the percent), and NO is ``1 - price``: ``YES 62.5% / NO 37.5%``.
 
+The dashboard writes numbers by the same rule (``dashboard/static/lib.js`` in the server).
 ``--json`` never goes through here: machines get the API's own numbers.
 """
 
@@ -13,7 +16,15 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["as_decimal", "money_text", "price_text", "tick_places"]
+__all__ = [
+    "as_decimal",
+    "chance_text",
+    "money_text",
+    "no_price",
+    "price_text",
+    "tick_places",
+    "yes_no_text",
+]
 
 MONEY_PLACES = 2
 #: USDC's own precision (micro-USDC): no amount carries more.
@@ -64,3 +75,31 @@ def price_text(
         return format(price, "f")
     # Never drop digits a price has beyond its tick: that would show another price.
     return f"{price:.{max(places, _places(price))}f}"
+
+
+def no_price(value: Decimal | float | int | str | None) -> Decimal | None:
+    """What a binary price makes NO cost: ``1 - price`` (None stays None)."""
+    price = as_decimal(value)
+    return None if price is None else 1 - price
+
+
+def chance_text(
+    value: Decimal | float | int | str | None, tick: Decimal | float | int | str | None = None
+) -> str:
+    """A binary price as the chance of YES: ``0.625`` → ``62.5%``; ``-`` for nothing."""
+    price = as_decimal(value)
+    if price is None:
+        return "-"
+    percent = price * 100
+    known = tick_places(tick)
+    places = max(0, (2 if known is None else known) - 2, _places(percent))
+    return f"{percent:.{places}f}%"
+
+
+def yes_no_text(
+    value: Decimal | float | int | str | None, tick: Decimal | float | int | str | None = None
+) -> str:
+    """``YES 62.5% / NO 37.5%`` for a binary price; ``-`` for nothing."""
+    if as_decimal(value) is None:
+        return "-"
+    return f"YES {chance_text(value, tick)} / NO {chance_text(no_price(value), tick)}"

@@ -1,5 +1,6 @@
 """Tables for people (``rich``): prices at their market's tick, money in USDC with two decimals
-(``numbers.py``), buys green and sells red, times in UTC. ``--json`` bypasses all of this.
+(``numbers.py``), buys green and sells red, times in UTC; a binary market's price also read as
+the chance of YES (``YES 62.0% / NO 38.0%``). ``--json`` bypasses all of this.
 
 Every table fits the terminal: columns are ranked, the least needed go first when the width runs
 short, and then long text (names, ids) is cut with an ellipsis down to a floor. Numbers are
@@ -20,7 +21,7 @@ from rich.text import Text
 
 from ..models import Balance, CanceledOrders, Fill, Market, Order, OrderFill, Position, Trade
 from ..orderbook import LocalOrderBook
-from .numbers import money_text, price_text
+from .numbers import money_text, no_price, price_text, yes_no_text
 
 __all__ = [
     "Column",
@@ -169,17 +170,26 @@ def tick_of(market: Market) -> Decimal | None:
     return market.rules.tick_size if market.rules else None
 
 
+def chance_price(market: Market) -> Decimal | None:
+    """The price a binary's chance is read from: the last trade's, else the book's mid."""
+    return market.last_price if market.last_price is not None else market.midpoint
+
+
 def markets_table(markets: Sequence[Market], width: int | None = None) -> RenderableType:
     if not markets:
         return nothing("markets")
+    # Binary only: the last price (or the mid) as the chance of YES, and NO's. Where it is
+    # shown it says what Last says, so Last gives way first, then the close time.
+    chance = any(market.type == "binary" for market in markets)
     columns = [
         Column("ID"),
-        Column("Name", rank=5, shrink=12),
+        Column("Name", rank=2, shrink=12),
         Column("Type", rank=6),
         Column("Status"),
         Column("Bid", right=True, style=BUY),
         Column("Ask", right=True, style=SELL),
         Column("Last", rank=4, right=True),
+        *([Column("Chance", rank=1)] if chance else []),
         Column("Vol 24h", rank=7, right=True),
         Column("Open int", rank=8, right=True),
         Column("Tick", rank=9, right=True),
@@ -188,6 +198,7 @@ def markets_table(markets: Sequence[Market], width: int | None = None) -> Render
     rows = []
     for market in markets:
         tick = tick_of(market)
+        binary = market.type == "binary"
         rows.append(
             [
                 cell(market.id),
@@ -197,6 +208,11 @@ def markets_table(markets: Sequence[Market], width: int | None = None) -> Render
                 cell(price_text(market.bid, tick)),
                 cell(price_text(market.ask, tick)),
                 cell(price_text(market.last_price, tick)),
+                *(
+                    [cell(yes_no_text(chance_price(market), tick) if binary else "")]
+                    if chance
+                    else []
+                ),
                 cell(num(market.volume_24h)),
                 cell(num(market.open_interest)),
                 cell(price_text(tick, tick)),
@@ -211,9 +227,12 @@ def book_view(
     status: str | None = None,
     tick: Decimal | None = None,
     width: int | None = None,
+    binary: bool = False,
 ) -> RenderableType:
     """The book side by side, best prices on the first row, with running totals; above it the
-    best bid and ask, spread, mid and sequence, and ``status`` (the connection's state)."""
+    best bid and ask, spread, mid and sequence, and ``status`` (the connection's state). On a
+    ``binary`` market a second line reads the mid as the chance of YES and says what YES and
+    NO cost now (a NO buy is a YES sell at 1 - price: it takes the best bid)."""
     bids, asks = book.bids, book.asks
     head = Text()
     head.append(book.market_id, style="bold")
@@ -221,7 +240,7 @@ def book_view(
     head.append(price_text(book.best_bid, tick), style=BUY)
     head.append("  ask ")
     head.append(price_text(book.best_ask, tick), style=SELL)
-    head.append(f"  spread {price_text(book.spread, tick)}  mid {num(book.mid)}")
+    head.append(f"  spread {price_text(book.spread, tick)}  mid {price_text(book.mid, tick)}")
     head.append(f"  seq {num(book.exchange_seq)}", style=DIM)
     if book.time is not None and (width is None or width >= 100):
         head.append(f"  {when(book.time)} UTC", style=DIM)
@@ -249,9 +268,24 @@ def book_view(
             right = [cell(price_text(asks[row].price, tick))]
             right += [cell(num(asks[row].size)), cell(num(ask_total))]
         rows.append([*left, *right])
+    lines: list[RenderableType] = [head]
+    if binary:
+        lines.append(_yes_no_line(book, tick))
     if not bids and not asks:
-        return Group(head, nothing("orders in the book"))
-    return Group(head, fit(columns, rows, width))
+        return Group(*lines, nothing("orders in the book"))
+    return Group(*lines, fit(columns, rows, width))
+
+
+def _yes_no_line(book: LocalOrderBook, tick: Decimal | None) -> Text:
+    line = Text()
+    if book.mid is not None:
+        line.append(yes_no_text(book.mid, tick), style="bold")
+        line.append(" (mid)  ", style=DIM)
+    line.append("buy YES at ")
+    line.append(price_text(book.best_ask, tick), style=SELL)
+    line.append("  buy NO at ")
+    line.append(price_text(no_price(book.best_bid), tick), style=BUY)
+    return line
 
 
 def trades_table(

@@ -42,7 +42,7 @@ export function fill(el, ...children) {
 //   stays 0.004, never 0.00), at most six (micro-USDC); thousands are grouped: 50,000.00.
 // - Contract counts are whole numbers, grouped.
 // - A binary market's price is the chance of YES: 0.625 reads 62.5% (as many decimals as the
-//   tick has beyond the percent), and NO is 1 − price.
+//   tick has beyond the percent), and NO is 1 − price: YES 62.5% / NO 37.5%.
 
 const USDC_PLACES = 6;
 
@@ -108,10 +108,10 @@ export function isBinary(market) {
   return market && market.type === "binary";
 }
 
-/** "YES 62.5% · NO 37.5%" for a binary price. */
+/** "YES 62.5% / NO 37.5%" for a binary price. */
 export function fmtYesNo(price, tick) {
   if (missing(price)) return "—";
-  return `YES ${fmtChance(price, tick)} · NO ${fmtChance(noPrice(price), tick)}`;
+  return `YES ${fmtChance(price, tick)} / NO ${fmtChance(noPrice(price), tick)}`;
 }
 
 export function signClass(value) {
