@@ -118,7 +118,7 @@ def test_snapshot_and_updates_rebuild_the_rest_book(live: LiveServer) -> None:
         # Ticker: its last word agrees with the market as REST shows it.
         ticker = early.data("ticker", market)[-1]["data"]
         shown = traders[0].get(f"/markets/{market}").json()
-        for field in ("bid", "ask", "last_price", "volume_24h"):
+        for field in ("bid", "ask", "midpoint", "last_price", "change_24h", "volume_24h"):
             assert ticker[field] == shown[field], field
         assert_gap_free(early.data("ticker", market))
 

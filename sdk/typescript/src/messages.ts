@@ -65,7 +65,7 @@ export interface OrderBookMessage extends ChannelBase<"orderbook"> {
 export interface TradesMessage extends ChannelBase<"trades"> {
   readonly trades: readonly Trade[];
 }
-/** `ticker`: sent when the bid, ask, last price or 24-hour volume changes. */
+/** `ticker`: sent when one of the ticker's fields changes. */
 export interface TickerMessage extends ChannelBase<"ticker"> {
   readonly ticker: Ticker;
 }

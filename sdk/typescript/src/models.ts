@@ -940,11 +940,15 @@ export interface RateLimit {
 
 // ------------------------------------------------------------------------------ stream data
 
-/** A market's best bid and ask, last trade price and 24-hour volume. */
+/** A market's best bid and ask, midpoint, last trade price, 24-hour change and volume. */
 export interface Ticker extends HasExtra {
   readonly bid: DecimalString | null;
   readonly ask: DecimalString | null;
+  /** Of the best bid and ask; null when a side is empty. */
+  readonly midpoint: DecimalString | null;
   readonly lastPrice: DecimalString | null;
+  /** `lastPrice` minus the last trade price a day ago; null without a trade then. */
+  readonly change24h: DecimalString | null;
   readonly volume24h: number;
 }
 
@@ -953,7 +957,9 @@ export function parseTicker(data: unknown): Ticker {
   return {
     bid: r.optDec("bid"),
     ask: r.optDec("ask"),
+    midpoint: r.optDec("midpoint"),
     lastPrice: r.optDec("last_price"),
+    change24h: r.optDec("change_24h"),
     volume24h: r.int("volume_24h", 0),
     extra: r.extra(),
   };

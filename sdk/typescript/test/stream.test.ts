@@ -133,6 +133,8 @@ test("trades and ticker messages are the REST models", async () => {
     const tick = ticks[ticks.length - 1];
     assert.ok(tick?.type === "update" && tick.channel === "ticker");
     assert.deepEqual([tick.ticker.ask, tick.ticker.lastPrice, tick.ticker.volume24h], ["0.55", "0.55", 3]);
+    // One side of the book and no trade a day ago: neither a midpoint nor a change yet.
+    assert.deepEqual([tick.ticker.midpoint, tick.ticker.change24h], [null, null]);
   } finally {
     await stream.close();
   }

@@ -69,11 +69,13 @@ def _now() -> datetime:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Ticker(Model):
-    """A market's best bid and ask, last trade price and 24-hour volume."""
+    """A market's best bid and ask, midpoint, last trade price, 24-hour change and volume."""
 
     bid: Decimal | None = None
     ask: Decimal | None = None
+    midpoint: Decimal | None = None  # of the best bid and ask; None when a side is empty
     last_price: Decimal | None = None
+    change_24h: Decimal | None = None  # last_price minus the last trade price a day ago
     volume_24h: int = 0
 
 
@@ -138,7 +140,7 @@ class TradesMessage(ChannelMessage):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TickerMessage(ChannelMessage):
-    """``ticker``: sent when the bid, ask, last price or 24-hour volume changes."""
+    """``ticker``: sent when one of the ticker's fields changes."""
 
     ticker: Ticker
 

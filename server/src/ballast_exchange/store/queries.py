@@ -506,6 +506,24 @@ def volume_by_second(conn: Connection, since_ms: int) -> list[tuple[str, int, in
     return [(m, int(s), int(v)) for m, s, v in conn.execute(query)]
 
 
+def last_prices_by_second(conn: Connection, since_ms: int) -> list[tuple[str, int, int]]:
+    """(market, Unix second, the price of its last trade in that second, in ticks) of every
+    second with trades since ``since_ms``, oldest first: the stream's day of last prices."""
+    second = (trades.c.created_at // 1000).label("second")
+    last = (
+        select(trades.c.market_id, second, func.max(trades.c.trade_id).label("last_id"))
+        .where(trades.c.created_at >= since_ms)
+        .group_by(trades.c.market_id, second)
+        .subquery()
+    )
+    query = (
+        select(last.c.market_id, last.c.second, trades.c.price)
+        .select_from(last.join(trades, trades.c.trade_id == last.c.last_id))
+        .order_by(last.c.second)
+    )
+    return [(m, int(s), int(p)) for m, s, p in conn.execute(query)]
+
+
 def deposited_with_ref(conn: Connection, account_id: str, ref: str) -> int:
     """Micro-USDC deposited to an account under one ref (the faucet's per-day ref, say)."""
     query = select(func.coalesce(func.sum(ledger_entries.c.amount), 0)).where(

@@ -21,7 +21,14 @@ from ..wire.errors import invalid_request
 from ..wire.money import ticks_to_price
 from ..wire.refs import iso
 from ..wire.usdc import micro_price, to_usdc
-from ..wire.views import fill_view, order_view, position_fields, trade_view
+from ..wire.views import (
+    change_24h,
+    fill_view,
+    midpoint,
+    order_view,
+    position_fields,
+    trade_view,
+)
 from .models import AccountChanges, Batch, MarketModel, Models, PositionModel
 
 DEFAULT_DEPTH = 20
@@ -157,11 +164,15 @@ class Trades(Channel):
 
 
 def ticker_view(models: Models, market: MarketModel, now: int) -> dict[str, Any]:
+    """The market object's price fields (``GET /v1/markets/{id}``), from the read models."""
     step = market.step
+    bid, ask, last = market.bids.best(), market.asks.best(), market.last_price
     return {
-        "bid": ticks_to_price(market.bids.best(), step),
-        "ask": ticks_to_price(market.asks.best(), step),
-        "last_price": ticks_to_price(market.last_price, step),
+        "bid": ticks_to_price(bid, step),
+        "ask": ticks_to_price(ask, step),
+        "midpoint": midpoint(bid, ask, step),
+        "last_price": ticks_to_price(last, step),
+        "change_24h": change_24h(last, market.prices.day_ago(now), step),
         "volume_24h": market.volume.since(now),
     }
 

@@ -62,6 +62,34 @@ class Volume:
         return self.total
 
 
+class LastPrices:
+    """The last trade price as it stood at the end of each second of the last 24 hours, kept
+    only where it changed, and ``reference``: the last price at or before a day ago (the base
+    of ``change_24h``; to the second, like ``Volume``)."""
+
+    __slots__ = ("buckets", "reference")
+
+    def __init__(self) -> None:
+        self.buckets: deque[list[int]] = deque()  # [second, price in ticks], oldest first
+        self.reference: int | None = None
+
+    def add(self, time_ms: int, price: int) -> None:
+        second = time_ms // 1000
+        buckets = self.buckets
+        if buckets and buckets[-1][0] == second:
+            buckets[-1][1] = price
+        elif (buckets[-1][1] if buckets else self.reference) != price:
+            buckets.append([second, price])
+
+    def day_ago(self, now_ms: int) -> int | None:
+        """The last trade price of a day before ``now_ms`` (None: nothing had traded then)."""
+        cutoff = now_ms // 1000 - DAY_S
+        buckets = self.buckets
+        while buckets and buckets[0][0] <= cutoff:
+            self.reference = buckets.popleft()[1]
+        return self.reference
+
+
 class Side:
     """One side of a market's aggregated book: price (ticks) → size, and the prices in order."""
 
@@ -120,6 +148,7 @@ class MarketModel:
     asks: Side = field(default_factory=lambda: Side(False))
     recent: deque[TradeRecord] = field(default_factory=lambda: deque(maxlen=RECENT_TRADES))
     volume: Volume = field(default_factory=Volume)
+    prices: LastPrices = field(default_factory=LastPrices)
 
     @property
     def step(self) -> Decimal:
@@ -227,7 +256,8 @@ class Models:
             self.accounts[order.account_id].orders[order.order_id] = row
 
     def load(self, conn: Connection, now_ms: int) -> None:
-        """Recent trades and the last day's volume from the store, once at start."""
+        """Recent trades and the last day's volume and last prices from the store, once at
+        start."""
         for market_id, market in self.markets.items():
             page = queries.list_trades(conn, market_id, limit=RECENT_TRADES)
             market.recent.extend(reversed(page.items))
@@ -235,6 +265,16 @@ class Models:
             found = self.markets.get(market_id)
             if found is not None:
                 found.volume.add(second * 1000, size)
+        # The reference as of the end of the second a day ago, then each later second's price.
+        since = (now_ms // 1000 - DAY_S + 1) * 1000
+        for market_id, price in queries.prices_at(conn, since - 1).items():
+            found = self.markets.get(market_id)
+            if found is not None:
+                found.prices.reference = price
+        for market_id, second, price in queries.last_prices_by_second(conn, since):
+            found = self.markets.get(market_id)
+            if found is not None:
+                found.prices.add(second * 1000, price)
 
     # ------------------------------------------------------------ reading
 
@@ -291,6 +331,7 @@ class Models:
                 market.last_price = e.price
                 market.recent.append(TradeRecord.of(e))
                 market.volume.add(e.time, e.size)
+                market.prices.add(e.time, e.price)
                 batch.touched[market_id] = None
                 new = batch.trades.get(market_id)
                 if new is None:

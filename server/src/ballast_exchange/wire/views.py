@@ -78,6 +78,17 @@ def trade_view(trade: TradeRecord, market: Market) -> dict[str, Any]:
     }
 
 
+def midpoint(bid: int | None, ask: int | None, step: Decimal) -> float | None:
+    """The mid of the best bid and ask (ticks); None when a side is empty. Half a tick when the
+    spread is odd: the mid is shown exactly, not rounded to the grid."""
+    return None if bid is None or ask is None else float((bid + ask) * step / 2)
+
+
+def change_24h(last: int | None, day_ago: int | None, step: Decimal) -> float | None:
+    """The last trade price less the one a day ago (ticks); None without a trade either time."""
+    return None if last is None or day_ago is None else float((last - day_ago) * step)
+
+
 def market_view(
     market: Market,
     details: dict[str, Any] | None,
@@ -104,11 +115,8 @@ def market_view(
         "last_price": ticks_to_price(last, step),
         "bid": ticks_to_price(bid, step),
         "ask": ticks_to_price(ask, step),
-        # Half a tick when the spread is odd: the mid is shown exactly, not rounded to the grid.
-        "midpoint": None if bid is None or ask is None else float((bid + ask) * step / 2),
-        "change_24h": (
-            None if last is None or price_24h_ago is None else float((last - price_24h_ago) * step)
-        ),
+        "midpoint": midpoint(bid, ask, step),
+        "change_24h": change_24h(last, price_24h_ago, step),
         "volume_24h": volume_24h,
         "open_interest": market.open_interest,
         "rules": {
