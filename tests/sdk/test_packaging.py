@@ -25,6 +25,8 @@ from tests.sdk.conftest import AccountFactory
 from tests.signed_client import SignedClient
 
 ROOT = Path(__file__).resolve().parents[2]
+# Where the source and the issues are (every distribution names the same repository).
+REPOSITORY = "https://github.com/ballast-markets/ballast"
 UV = ROOT / ".tools" / "bin" / "uv"
 
 
@@ -143,10 +145,31 @@ def test_the_sdk_wheel_carries_complete_metadata(wheel: Path) -> None:
     meta, licenses = wheel_metadata(wheel)
     assert meta["License-Expression"] == "Apache-2.0"
     assert meta["Author"] == "Ballast"
-    assert any(url.startswith("Homepage, https://") for url in meta.get_all("Project-URL"))
+    urls = dict(url.split(", ", 1) for url in meta.get_all("Project-URL"))
+    assert {"Homepage", "Documentation", "Repository", "Issues"} <= set(urls)
+    assert all(url.startswith("https://") for url in urls.values())
     assert meta["Description-Content-Type"] == "text/markdown"
     assert meta.get_payload().startswith("# ballast-markets")
     assert licenses == [f"ballast_markets-{meta['Version']}.dist-info/licenses/LICENSE"]
+
+
+def test_the_typescript_package_metadata_and_license() -> None:
+    """``@ballast/sdk`` says the same as the Python distributions: the license, where its
+    source and issues are, and it ships the license text."""
+    where = ROOT / "sdk" / "typescript"
+    package = json.loads((where / "package.json").read_text())
+    assert package["license"] == "Apache-2.0"
+    assert package["repository"] == {
+        "type": "git",
+        "url": f"git+{REPOSITORY}.git",
+        "directory": "sdk/typescript",
+    }
+    assert package["homepage"].startswith(f"{REPOSITORY}/")
+    assert package["bugs"] == {"url": f"{REPOSITORY}/issues"}
+    assert "LICENSE" in package["files"]
+    assert (where / "LICENSE").read_bytes() == (ROOT / "LICENSE").read_bytes()
+    lock = json.loads((where / "package-lock.json").read_text())
+    assert lock["packages"][""]["license"] == "Apache-2.0"
 
 
 def test_the_server_metadata_and_license() -> None:
@@ -155,7 +178,9 @@ def test_the_server_metadata_and_license() -> None:
     for project, where in ((server, ROOT / "server"), (sdk, ROOT / "sdk" / "python")):
         assert project["license"] == "Apache-2.0"
         assert project["authors"] == [{"name": "Ballast"}]
-        assert project["urls"]["Homepage"].startswith("https://")
+        urls = project["urls"]
+        assert all(urls[name].startswith("https://") for name in ("Homepage", "Documentation"))
+        assert urls["Repository"] == REPOSITORY and urls["Issues"] == f"{REPOSITORY}/issues"
         assert (where / project["readme"]).read_text().startswith(f"# {project['name']}")
         # Each distribution ships the repository's license text.
         assert (where / "LICENSE").read_bytes() == (ROOT / "LICENSE").read_bytes()

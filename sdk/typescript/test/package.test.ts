@@ -99,6 +99,7 @@ test("the packed tarball installs into an empty folder and works from .mjs, .cjs
       "dist/cjs/index.d.ts",
       "dist/cjs/package.json",
       "README.md",
+      "LICENSE",
       "package.json",
     ]) {
       assert.ok(files.includes(expected), expected);
