@@ -57,6 +57,7 @@ PRIVATE = (
     "/v1/settlements",
     "/v1/account",
     "/v1/heartbeat",
+    "/v1/order_groups",
 )
 PRICES = [round(0.01 * n, 2) for n in range(1, 100)]
 UNSCHEMATIC = ("cursor", "expire_at", "settlement_date")
@@ -96,6 +97,7 @@ class FuzzRun:
     statuses: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
     order_refs: list[str] = field(default_factory=list)  # every order the fuzzer placed
     open_refs: list[str] = field(default_factory=list)  # those that rested on the book
+    group_refs: list[str] = field(default_factory=list)  # every order group it created
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     after: str = ""  # the seeded key's GET /account/balance once fuzzing is over
@@ -157,9 +159,11 @@ def often(draw: Draw) -> bool:
 
 
 def steer_order(order: Any, draw: Draw) -> None:
-    """Point a generated order at the real market with a price on its grid, part of the time."""
+    """Point a generated order at the real market with a price on its grid, in no order group
+    (a made-up one is refused), part of the time."""
     if not isinstance(order, dict) or not often(draw):
         return
+    order.pop("order_group_id", None)
     order["market_id"] = MARKET
     order["size"] = draw(st.integers(1, 50))
     if order.get("type", "limit") == "limit" or "price" in order:
@@ -207,6 +211,10 @@ def steer(case: schemathesis.Case, draw: Draw, target: Target) -> None:
         refs = (target.run.open_refs if open_only else []) or target.run.order_refs
         if steer_it and refs:
             params["order_id"] = refs[index % len(refs)]
+    if "order_group_id" in params:
+        steer_it, index = often(draw), draw(st.integers(0, 10**6))
+        if steer_it and target.run.group_refs:
+            params["order_group_id"] = target.run.group_refs[index % len(target.run.group_refs)]
     if "account_id" in params and sometimes(draw):
         params["account_id"] = target.scratch_account
     if "api_key" in params and sometimes(draw):
@@ -254,6 +262,9 @@ def remember_orders(run: FuzzRun, label: str, response: schemathesis.Response) -
     if response.status_code not in (200, 201):
         return
     data = response.json()
+    if label == "POST /v1/order_groups":
+        run.group_refs.append(data["order_group_id"])
+        return
     if label == "POST /v1/orders":
         orders = [data]
     elif label == "POST /v1/orders/batch":
@@ -274,9 +285,12 @@ def remember_orders(run: FuzzRun, label: str, response: schemathesis.Response) -
 
 
 def order_of_play(operation: Any) -> int:
-    """Place and amend orders before cancelling one, then all; fuzz admin endpoints last."""
+    """Place and amend orders before cancelling one, then all, and read and reset order groups
+    before deleting one; fuzz admin endpoints last."""
     if operation.path.startswith("/v1/admin"):
         return 3
+    if operation.method.upper() == "DELETE" and operation.path.startswith("/v1/order_groups"):
+        return 1
     if operation.method.upper() == "DELETE" and operation.path.startswith("/v1/orders"):
         return 1 if "{order_id}" in operation.path else 2
     return 0

@@ -17,7 +17,17 @@ from .api.http_limits import HttpLimits, effective_max_connections, protocol_cla
 from .api.middleware import BodyLimitMiddleware, RateLimitMiddleware
 from .api.openapi import PUBLIC_DOCUMENT, documented_paths, package_version
 from .api.openapi import install as install_openapi
-from .api.routes import account, admin, faucet, heartbeat, orders, public, recovery, settlement
+from .api.routes import (
+    account,
+    admin,
+    faucet,
+    heartbeat,
+    order_groups,
+    orders,
+    public,
+    recovery,
+    settlement,
+)
 from .bootstrap import Runtime
 from .config import Settings
 from .dashboard import install as install_dashboard
@@ -64,6 +74,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         settlement.public_router,
         orders.router,
         heartbeat.router,
+        order_groups.router,
         account.router,
         admin.router,
         recovery.router,

@@ -214,6 +214,8 @@ class Runtime:
         self.hub.start()
         self.exchange.start()
         self.snapshotter.start()
+        # Before any command: the groups must hear of every fill from the first one on.
+        await self.state.order_groups.recover()
         await self.cancel_orphaned_guards()
         await self.state.dead_man.recover()
         # Whatever fell due while the server was down is done first, once.

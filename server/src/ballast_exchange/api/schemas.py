@@ -64,6 +64,9 @@ class Fill(Open):
 class Order(Open):
     order_id: str = Field(examples=["ord_123"])
     client_order_id: str | None
+    order_group_id: str | None = Field(
+        description="the order group it was placed in (its contract limit), if any"
+    )
     market_id: str
     side: str
     type: str
@@ -113,6 +116,29 @@ class Heartbeat(Open):
         examples=["2026-12-07T01:30:10.000Z"],
         description="When the switch fires unless another heartbeat comes; null when disarmed",
     )
+
+
+class OrderGroup(Open):
+    order_group_id: str = Field(examples=["grp_3f9a1c2b7d4e5f60"])
+    status: Literal["active", "triggered"]
+    max_filled_size: int = Field(description="the contract limit")
+    window_s: int = Field(description="the rolling window the limit applies over")
+    filled_in_window: int = Field(description="contracts its orders filled within the window")
+    open_orders: int = Field(description="its orders resting now")
+    created_at: str
+    triggered_at: str | None = Field(description="when it reached its limit; null while active")
+    reset_at: str | None = Field(description="its last reset; null if never reset")
+
+
+class OrderGroups(Open):
+    order_groups: list[OrderGroup]
+
+
+class DeletedOrderGroup(Open):
+    order_group_id: str
+    deleted: bool
+    canceled: list[str] = Field(description="its orders this canceled")
+    count: int
 
 
 class QueuePosition(Open):

@@ -9,11 +9,13 @@ stored too, so no answer ever describes state a crash could lose.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from time import perf_counter
+from typing import Protocol
 
 from sqlalchemy import Connection
 from sqlalchemy import Engine as SqlEngine
@@ -36,6 +38,17 @@ log = logging.getLogger(__name__)
 
 class ServiceUnavailable(Exception):
     """The exchange has stopped taking commands (its storage failed, or it is shutting down)."""
+
+
+class Policy(Protocol):
+    """A risk policy the exchange consults on every command it runs (``order_groups``)."""
+
+    def admit(self, command: Command) -> None:
+        """Raise ``DomainError`` to refuse ``command`` before it runs."""
+
+    def executed(self, item: JournalItem) -> Sequence[Command]:
+        """Hear of an accepted command before it is stored: add to ``item`` what must be
+        stored with it, and return commands to run right after it, before any other."""
 
 
 def at_time(command: Command) -> Callable[[int], Command]:
@@ -339,6 +352,8 @@ class Exchange:
             lambda: [((), float(self._command_no - self.projected_through))],
         )
         self.on_committed = on_committed
+        #: Consulted on every command, in order (``Policy``).
+        self.policies: list[Policy] = []
         self._committer: Committer | None = None
         self._projector: Projector | None = None
         self._last_future: asyncio.Future[None] | None = None
@@ -435,6 +450,13 @@ class Exchange:
                     "this client_order_id was used before",
                     {"client_order_id": command.client_order_id, "order_id": first},
                 )
+        policies = self.policies
+        for policy in policies:
+            try:
+                policy.admit(command)
+            except DomainError as error:
+                metrics.rejected(kind, error.code)
+                raise
         started = perf_counter()
         try:
             events = self.engine.execute(command)
@@ -445,8 +467,16 @@ class Exchange:
         remember_client_order(self.client_orders, command, events)
         self._command_no += 1
         item = JournalItem(self._command_no, command, events, command.time, guarded=guarded)
+        follow_ups: list[Command] = []
+        for policy in policies:
+            follow_ups += policy.executed(item)
         future = self.committer.submit(item)
         self._last_future = future
+        for follow_up in follow_ups:
+            # Journaled after the command and before anything else; one that can no longer
+            # apply (or a store that failed meanwhile) leaves the rest to run.
+            with contextlib.suppress(DomainError, ServiceUnavailable):
+                self.execute(at_time(follow_up))
         return events, future
 
     async def submit(self, build: Callable[[int], Command]) -> list[Event]:

@@ -8,7 +8,7 @@ lose. A read of the store waits for the projector first, so it shows the caller'
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -151,6 +151,21 @@ class Reads:
             for order_id in (*position.buys, *position.sells)
         )
 
+    def grouped_open_orders(self, account_ids: Iterable[str]) -> list[tuple[str, int, str]]:
+        """``(account_id, order_id, order_group_id)`` of every resting order of these accounts
+        that was placed in an order group."""
+        accounts = self.exchange.engine.accounts
+        found = []
+        for account_id in account_ids:
+            account = accounts.get(account_id)
+            if account is None:
+                continue
+            for position in account.positions.values():
+                for order in (*position.buys.values(), *position.sells.values()):
+                    if order.order_group_id is not None:
+                        found.append((account_id, order.order_id, order.order_group_id))
+        return found
+
     def resting(
         self, account_id: str, market_id: str
     ) -> tuple[list[OrderRecord], list[OrderRecord]]:
@@ -168,6 +183,11 @@ class Reads:
     def engine_name(self) -> str:
         """Which engine twin holds the state: ``compiled`` or ``reference``."""
         return engine_name(self.exchange.engine)
+
+    @property
+    def next_trade_id(self) -> int:
+        """The id the next trade will have."""
+        return self.exchange.engine.next_trade_id
 
     @property
     def seq(self) -> int:

@@ -119,6 +119,7 @@ def same_request(first: OrderRecord, retry: c.PlaceOrder) -> bool:
         and first.post_only == retry.post_only
         and first.reduce_only == retry.reduce_only
         and first.stp == retry.stp
+        and first.order_group_id == retry.order_group_id
     )
 
 

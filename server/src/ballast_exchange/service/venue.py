@@ -1,5 +1,6 @@
 """The venue as every entrypoint sees it: the exchange, its reads and trading desk, the faucet,
-key issuing and settlements, with the adapters they share (key ring, rate limits, replay cache).
+key issuing, settlements and the risk controls (dead-man switches, order groups), with the
+adapters they share (key ring, rate limits, replay cache).
 
 Built once at start (``bootstrap.Runtime``) and handed to REST, the stream, the dashboard and the
 sandbox, so none of them reaches past it into the engine or the store.
@@ -23,6 +24,7 @@ from .dead_man import DeadMan
 from .exchange import Exchange
 from .faucet import Faucet
 from .key_issuing import KeyIssuing
+from .order_groups import OrderGroups
 from .reads import Reads
 from .settlement import Settlements
 from .trading import Trading
@@ -46,6 +48,7 @@ class Venue:
     faucet: Faucet = field(init=False)
     issuing: KeyIssuing = field(init=False)
     dead_man: DeadMan = field(init=False)
+    order_groups: OrderGroups = field(init=False)
 
     def __post_init__(self) -> None:
         self.reads = Reads(self.exchange, self.database)
@@ -55,6 +58,8 @@ class Venue:
             self.settings.env, self.exchange, self.reads, self.keys, self.secrets
         )
         self.dead_man = DeadMan(self.reads, self.trading)
+        self.order_groups = OrderGroups(self.reads, self.trading)
+        self.exchange.policies.append(self.order_groups)
 
     def market(self, market_id: str) -> Market:
         """A listed market, or ``MARKET_NOT_FOUND``."""

@@ -36,6 +36,7 @@ class OrderRecord:
     stp: str
     created_at: int
     updated_at: int
+    order_group_id: str | None
 
     @classmethod
     def accepted(cls, e: ev.OrderAccepted) -> OrderRecord:
@@ -60,6 +61,7 @@ class OrderRecord:
             str(e.stp),
             e.time,
             e.time,
+            e.order_group_id,
         )
 
     @classmethod
@@ -86,6 +88,7 @@ class OrderRecord:
             order.stp.value,
             order.created_at,
             order.created_at if updated_at is None else updated_at,
+            order.order_group_id,
         )
 
     @classmethod
@@ -111,6 +114,7 @@ class OrderRecord:
             row["stp"],
             int(row["created_at"]),
             int(row["updated_at"]),
+            row["order_group_id"],
         )
 
     def row(self) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from ballast_exchange.domain import commands as cmd
 from ballast_exchange.domain import events as ev
 
 from .journal import encode_command
+from .order_groups import GroupTrigger, mark_triggered
 from .order_records import OrderRecord, TradeRecord
 from .records import upsert_market_details as upsert_market_details  # the caller's half
 from .schema import (
@@ -57,6 +58,7 @@ class JournalItem:
     ``last_seq`` is the engine's event seq after the command; left as None it is taken from
     the last event (or, for a command without events, carried over from before). ``guarded``
     marks a placement under cancel-on-disconnect: if it rests, it is stored as guarded.
+    ``group_triggers`` are the order groups its fills took to their limit, stored with it.
     """
 
     command_no: int
@@ -65,6 +67,7 @@ class JournalItem:
     time: int
     last_seq: int | None = None
     guarded: bool = False
+    group_triggers: tuple[GroupTrigger, ...] = ()
 
 
 @dataclass(slots=True)
@@ -115,13 +118,15 @@ def write_batch(conn: Connection, items: Sequence[JournalItem]) -> None:
 
 
 def write_journal(conn: Connection, items: Sequence[JournalItem]) -> None:
-    """The durable half, in the caller's transaction: one journal row per command, and the
-    guard of each resting order placed under cancel-on-disconnect (it must be as durable as
-    the order, and the journal holds commands only)."""
+    """The durable half, in the caller's transaction: one journal row per command, the guard of
+    each resting order placed under cancel-on-disconnect (it must be as durable as the order,
+    and the journal holds commands only), and each order group a command triggered (as
+    durable as the fills that caused it)."""
     if not items:
         return
     rows = []
     guards: list[dict[str, Any]] = []
+    triggers: list[GroupTrigger] = []
     last_seq: int | None = None
     for item in items:
         if item.last_seq is not None:
@@ -145,8 +150,11 @@ def write_journal(conn: Connection, items: Sequence[JournalItem]) -> None:
         )
         if item.guarded:
             _guard(guards, item)
+        if item.group_triggers:
+            triggers += item.group_triggers
     _insert_many(conn, journal, rows)
     _insert_many(conn, guarded_orders, guards)
+    mark_triggered(conn, triggers)
 
 
 def project(conn: Connection, items: Sequence[JournalItem]) -> None:

@@ -194,6 +194,25 @@ dead_man_switches = Table(
     Column("deadline", BigInteger, nullable=False),  # ms since the epoch
 )
 
+# Order groups with a contract limit (service/order_groups.py). Created, reset and deleted by
+# the service before it answers; a trigger is written in the same commit as the command whose
+# fills caused it. ``revision`` orders the writes: a write never replaces a later one.
+order_groups = Table(
+    "order_groups",
+    metadata,
+    Column("group_id", Text, primary_key=True),
+    Column("account_id", Text, nullable=False),
+    Column("max_filled_size", BigInteger, nullable=False),  # contracts
+    Column("window_ms", BigInteger, nullable=False),
+    Column("status", Text, nullable=False),  # active | triggered
+    Column("created_at", BigInteger, nullable=False),
+    Column("triggered_at", BigInteger, nullable=True),
+    Column("reset_at", BigInteger, nullable=True),
+    Column("first_trade_id", BigInteger, nullable=False),  # fills of this trade on count
+    Column("revision", BigInteger, nullable=False),
+    Index("ix_order_groups_account", "account_id", "created_at"),
+)
+
 orders = Table(
     "orders",
     metadata,
@@ -216,6 +235,7 @@ orders = Table(
     Column("stp", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("order_group_id", Text, nullable=True),  # its order group (contract limit), if any
     # NULLs never collide on either database, so orders without a client id are unconstrained.
     UniqueConstraint("account_id", "client_order_id"),
     Index("ix_orders_account_status", "account_id", "status", "order_id"),
@@ -309,6 +329,7 @@ ALL_TABLES = (
     snapshot_chunks,
     guarded_orders,
     dead_man_switches,
+    order_groups,
     accounts,
     api_keys,
     markets,

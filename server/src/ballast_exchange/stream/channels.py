@@ -19,6 +19,7 @@ from ..domain.market import Market
 from ..store.order_records import TradeRecord
 from ..wire.errors import invalid_request
 from ..wire.money import ticks_to_price
+from ..wire.order_groups import triggered_view
 from ..wire.refs import iso
 from ..wire.usdc import micro_price, to_usdc
 from ..wire.views import (
@@ -376,6 +377,22 @@ class Balance(Channel):
         return balance
 
 
+class OrderGroups(Channel):
+    """A message when one of the account's order groups triggers (its orders' cancels follow
+    on the ``orders`` channel); the groups themselves are listed by ``list_order_groups``."""
+
+    name = "order_groups"
+    scope = Scope.ACCOUNT
+
+    def snapshot(self, models: Models, feed: Feed, now: int) -> Any:
+        return {"order_groups": []}
+
+    def on_command(self, models: Models, feed: Feed, changes: AccountChanges, now: int) -> Any:
+        if not changes.order_groups:
+            return None
+        return {"order_groups": [triggered_view(trigger) for trigger in changes.order_groups]}
+
+
 # Public first: the order an unknown channel's error lists them in.
 CHANNELS: dict[str, Channel] = {
     channel.name: channel
@@ -388,5 +405,6 @@ CHANNELS: dict[str, Channel] = {
         Fills(),
         Positions(),
         Balance(),
+        OrderGroups(),
     )
 }

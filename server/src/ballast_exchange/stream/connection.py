@@ -25,10 +25,11 @@ from ..access.signing import AuthError, verify
 from ..domain import CancelReason, DomainError
 from ..service.exchange import ServiceUnavailable
 from ..service.venue import Venue
-from ..wire import strict_json, trading
+from ..wire import order_groups, strict_json, trading
 from ..wire.errors import ApiError, from_domain, from_validation, invalid_request
 from ..wire.heartbeat import HeartbeatRequest, heartbeat
 from ..wire.models import AmendOrderRequest, PlaceOrderRequest
+from ..wire.order_groups import CreateOrderGroupRequest, OrderGroupRef
 from ..wire.refs import iso, parse_order_ref
 from .channels import Scope
 from .hub import Hub, Stream, StreamKey, dumps
@@ -56,6 +57,10 @@ class OrderRef(BaseModel):
 
 class AmendParams(AmendOrderRequest):
     order_id: str
+
+
+class NoParams(BaseModel):
+    model_config = {"extra": "forbid"}
 
 
 def error_message(request_id: Any, op: str | None, error: ApiError) -> str:
@@ -362,17 +367,17 @@ class Connection:
             raise ApiError("UNAUTHORIZED", "send an 'auth' message first", {"op": "auth"})
         return record
 
-    async def _trader(self) -> KeyRecord:
-        """The key, checked as REST checks it: live, with the trade scope, within its limit."""
+    async def _trader(self, scope: str = TRADE) -> KeyRecord:
+        """The key, checked as REST checks it: live, with the scope, within its limit."""
         record = self._principal()
         if record.revoked:
             await self.close(CLOSE_REVOKED, "API key revoked")
             raise ApiError("UNAUTHORIZED", "unknown or revoked API key", {})
-        if TRADE not in record.scopes:
+        if scope not in record.scopes:
             raise ApiError(
                 "FORBIDDEN",
-                "this API key lacks the 'trade' scope",
-                {"required_scope": TRADE, "key_scopes": sorted(record.scopes)},
+                f"this API key lacks the {scope!r} scope",
+                {"required_scope": scope, "key_scopes": sorted(record.scopes)},
             )
         settings = self.hub.settings
         decision = await self.state.limiter.hit(
@@ -461,6 +466,39 @@ class Connection:
         )
         self._answer(request_id, "heartbeat", pending)
 
+    async def _create_order_group(self, request_id: Any, request: dict[str, Any]) -> None:
+        record = await self._trader()
+        params: CreateOrderGroupRequest = self._params(request, CreateOrderGroupRequest)
+        pending = order_groups.create(self.state.order_groups, record.account_id, params)
+        self._answer(request_id, "create_order_group", pending)
+
+    async def _list_order_groups(self, request_id: Any, request: dict[str, Any]) -> None:
+        record = await self._trader(READ)
+        self._params(request, NoParams)
+        pending = order_groups.list_groups(self.state.order_groups, record.account_id)
+        self._answer(request_id, "list_order_groups", pending)
+
+    async def _get_order_group(self, request_id: Any, request: dict[str, Any]) -> None:
+        record = await self._trader(READ)
+        params: OrderGroupRef = self._params(request, OrderGroupRef)
+        groups = self.state.order_groups
+        pending = order_groups.get(groups, record.account_id, params.order_group_id)
+        self._answer(request_id, "get_order_group", pending)
+
+    async def _reset_order_group(self, request_id: Any, request: dict[str, Any]) -> None:
+        record = await self._trader()
+        params: OrderGroupRef = self._params(request, OrderGroupRef)
+        groups = self.state.order_groups
+        pending = order_groups.reset(groups, record.account_id, params.order_group_id)
+        self._answer(request_id, "reset_order_group", pending)
+
+    async def _delete_order_group(self, request_id: Any, request: dict[str, Any]) -> None:
+        record = await self._trader()
+        params: OrderGroupRef = self._params(request, OrderGroupRef)
+        groups = self.state.order_groups
+        pending = order_groups.delete(groups, record.account_id, params.order_group_id)
+        self._answer(request_id, "delete_order_group", pending)
+
     _handlers: ClassVar[dict[str, Callable[[Connection, Any, dict[str, Any]], Awaitable[None]]]] = {
         "auth": _auth,
         "subscribe": _subscribe,
@@ -472,6 +510,11 @@ class Connection:
         "amend_order": _amend_order,
         "cancel_all": _cancel_all,
         "heartbeat": _heartbeat,
+        "create_order_group": _create_order_group,
+        "list_order_groups": _list_order_groups,
+        "get_order_group": _get_order_group,
+        "reset_order_group": _reset_order_group,
+        "delete_order_group": _delete_order_group,
     }
 
 

@@ -28,6 +28,7 @@ from ..domain import Engine
 from ..domain import events as ev
 from ..domain.ledger import cash_key, collateral_key, orders_key
 from ..store import queries
+from ..store.order_groups import GroupTrigger
 from ..store.order_records import OrderRecord, TradeRecord
 from ..store.projection import JournalItem, ledger_owner
 
@@ -188,6 +189,7 @@ class AccountChanges:
     fills: list[ev.Trade] = field(default_factory=list)
     positions: dict[str, None] = field(default_factory=dict)
     balance: bool = False
+    order_groups: list[GroupTrigger] = field(default_factory=list)  # groups it triggered
 
 
 def lifecycle_event(event: ev.Event) -> str | None:
@@ -398,6 +400,9 @@ class Models:
                 batch.lifecycle.append((e.market_id, "listed"))
             else:
                 self._lifecycle(e, batch)
+        for trigger in item.group_triggers:
+            if trigger.group.account_id in watched:
+                of(trigger.group.account_id).order_groups.append(trigger)
         if item.events:
             self.seq = item.events[-1].seq
         return changes

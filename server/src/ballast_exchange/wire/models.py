@@ -171,6 +171,14 @@ class PlaceOrderRequest(Strict):
         description="Your id for the order. A retry with the same id returns the first result.",
     )
     stp: Literal["cancel_newest", "cancel_oldest", "cancel_both", "decrement"] = "cancel_newest"
+    order_group_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Place the order in this order group of yours (POST /v1/order_groups): "
+        "its fills count toward the group's contract limit.",
+        examples=["grp_3f9a1c2b7d4e5f60"],
+    )
 
 
 class BatchOrdersRequest(Strict):

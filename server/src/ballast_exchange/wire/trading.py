@@ -53,6 +53,7 @@ def place_command(trading: Trading, account_id: str, body: PlaceOrderRequest) ->
         body.reduce_only,
         body.client_order_id,
         SelfTradePrevention(body.stp),
+        body.order_group_id,
     )
 
 

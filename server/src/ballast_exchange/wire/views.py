@@ -34,6 +34,7 @@ def order_view(order: OrderRecord, market: Market) -> dict[str, Any]:
     return {
         "order_id": order_ref(order.order_id),
         "client_order_id": order.client_order_id,
+        "order_group_id": order.order_group_id,
         "market_id": order.market_id,
         "side": order.side,
         "type": order.order_type,
