@@ -48,6 +48,7 @@ from .models import (
     CanceledOrders,
     Candle,
     DeadManSwitch,
+    DeletedOrderGroup,
     FaucetGrant,
     FeePeriod,
     Fill,
@@ -58,6 +59,7 @@ from .models import (
     Model,
     Order,
     OrderBook,
+    OrderGroup,
     Position,
     QueuePosition,
     RateLimit,
@@ -325,6 +327,7 @@ class OrderRequest:
     reduce_only: bool = False
     client_order_id: str | None = None
     stp: SelfTradePrevention | None = None
+    order_group_id: str | None = None
 
     def body(self) -> dict[str, Any]:
         """The JSON body, with a generated ``client_order_id`` when none was given."""
@@ -349,6 +352,8 @@ class OrderRequest:
         body["client_order_id"] = self.client_order_id
         if self.stp is not None:
             body["stp"] = str(self.stp).lower()
+        if self.order_group_id is not None:
+            body["order_group_id"] = self.order_group_id
         return body
 
 
@@ -1010,6 +1015,42 @@ class ClientCore:
     def _disarm_heartbeat(self) -> Op[DeadManSwitch]:
         data = yield from self._request("DELETE", "/heartbeat", auth="private", idempotent=True)
         return DeadManSwitch.from_dict(data)
+
+    def _create_order_group(self, max_filled_size: int, window_s: int | None) -> Op[OrderGroup]:
+        body: dict[str, Any] = {"max_filled_size": size_int(max_filled_size, "max_filled_size")}
+        if window_s is not None:
+            body["window_s"] = size_int(window_s, "window_s")
+        # Not retried: a retry after a lost answer would create a second group.
+        data = yield from self._request(
+            "POST", "/order_groups", body=body, auth="private", idempotent=False
+        )
+        return OrderGroup.from_dict(data)
+
+    def _get_order_groups(self) -> Op[list[OrderGroup]]:
+        data = yield from self._request("GET", "/order_groups", auth="private", idempotent=True)
+        return [OrderGroup.from_dict(g) for g in _items(data, "order_groups")]
+
+    def _get_order_group(self, order_group_id: str) -> Op[OrderGroup]:
+        data = yield from self._request(
+            "GET", f"/order_groups/{_segment(order_group_id)}", auth="private", idempotent=True
+        )
+        return OrderGroup.from_dict(data)
+
+    def _reset_order_group(self, order_group_id: str) -> Op[OrderGroup]:
+        # A repeated reset only starts the count afresh again: safe to retry.
+        data = yield from self._request(
+            "POST",
+            f"/order_groups/{_segment(order_group_id)}/reset",
+            auth="private",
+            idempotent=True,
+        )
+        return OrderGroup.from_dict(data)
+
+    def _delete_order_group(self, order_group_id: str) -> Op[DeletedOrderGroup]:
+        data = yield from self._request(
+            "DELETE", f"/order_groups/{_segment(order_group_id)}", auth="private", idempotent=True
+        )
+        return DeletedOrderGroup.from_dict(data)
 
     def _get_order(self, order_id: str) -> Op[Order]:
         data = yield from self._request(

@@ -41,6 +41,7 @@ from .models import (
     CanceledOrders,
     Candle,
     DeadManSwitch,
+    DeletedOrderGroup,
     FaucetGrant,
     FeePeriod,
     Fill,
@@ -49,6 +50,7 @@ from .models import (
     MarketGroup,
     Order,
     OrderBook,
+    OrderGroup,
     Position,
     QueuePosition,
     ServerTime,
@@ -283,12 +285,14 @@ class BallastClient(ClientCore):
         reduce_only: bool = False,
         client_order_id: str | None = None,
         stp: SelfTradePrevention | None = None,
+        order_group_id: str | None = None,
     ) -> Order:
         """``POST /orders``: place one order.
 
         ``price`` is the limit price (or a market order's protection price) as a ``Decimal``,
         ``str``, ``int`` or ``float``; ``size`` is in contracts. ``client_order_id`` defaults
         to a fresh id, which makes the call safe to retry: a retry returns the first result.
+        ``order_group_id`` places it in one of the account's order groups.
         """
         return self._run(
             self._place_order(
@@ -304,6 +308,7 @@ class BallastClient(ClientCore):
                     reduce_only,
                     client_order_id,
                     stp,
+                    order_group_id,
                 )
             )
         )
@@ -354,6 +359,31 @@ class BallastClient(ClientCore):
     def disarm_heartbeat(self) -> DeadManSwitch:
         """``DELETE /heartbeat``: disarm this key's dead-man switch."""
         return self._run(self._disarm_heartbeat())
+
+    def create_order_group(
+        self, max_filled_size: int, *, window_s: int | None = None
+    ) -> OrderGroup:
+        """``POST /order_groups``: a group whose orders may fill ``max_filled_size`` contracts
+        within a rolling ``window_s`` (1 to 86,400 s; the server's default is 15). Reaching it
+        cancels the group's open orders and refuses new ones until ``reset_order_group``."""
+        return self._run(self._create_order_group(max_filled_size, window_s))
+
+    def get_order_groups(self) -> list[OrderGroup]:
+        """``GET /order_groups``: the account's order groups, oldest first."""
+        return self._run(self._get_order_groups())
+
+    def get_order_group(self, order_group_id: str) -> OrderGroup:
+        """``GET /order_groups/{id}``."""
+        return self._run(self._get_order_group(order_group_id))
+
+    def reset_order_group(self, order_group_id: str) -> OrderGroup:
+        """``POST /order_groups/{id}/reset``: the count starts afresh and a triggered group
+        takes orders again."""
+        return self._run(self._reset_order_group(order_group_id))
+
+    def delete_order_group(self, order_group_id: str) -> DeletedOrderGroup:
+        """``DELETE /order_groups/{id}``: cancel the group's open orders and delete it."""
+        return self._run(self._delete_order_group(order_group_id))
 
     def get_order(self, order_id: str) -> Order:
         """``GET /orders/{id}``."""

@@ -40,6 +40,8 @@ __all__ = [
     "MethodNotAllowedError",
     "NetworkError",
     "NotFoundError",
+    "OrderGroupNotFoundError",
+    "OrderGroupTriggeredError",
     "OrderNotCancelableError",
     "OrderNotFoundError",
     "OrderRejectedError",
@@ -226,6 +228,13 @@ class OrderNotFoundError(NotFoundError):
     default_code = "ORDER_NOT_FOUND"
 
 
+class OrderGroupNotFoundError(NotFoundError):
+    """404 ``ORDER_GROUP_NOT_FOUND``: no such order group for this account (also when an order
+    names one)."""
+
+    default_code = "ORDER_GROUP_NOT_FOUND"
+
+
 class AccountNotFoundError(NotFoundError):
     """404 ``ACCOUNT_NOT_FOUND`` (operator API)."""
 
@@ -257,6 +266,13 @@ class OrderNotCancelableError(ConflictError):
     """409 ``ORDER_NOT_CANCELABLE``: the order is already filled, canceled or expired."""
 
     default_code = "ORDER_NOT_CANCELABLE"
+
+
+class OrderGroupTriggeredError(ConflictError):
+    """409 ``ORDER_GROUP_TRIGGERED``: the order's group reached its contract limit; reset the
+    group to place orders in it again."""
+
+    default_code = "ORDER_GROUP_TRIGGERED"
 
 
 class DuplicateClientOrderIdError(ConflictError):

@@ -24,6 +24,7 @@ from .models import (
     Fill,
     Model,
     Order,
+    OrderGroup,
     Position,
     Settlement,
     Trade,
@@ -40,6 +41,7 @@ __all__ = [
     "MarketState",
     "MarketsMessage",
     "OrderBookMessage",
+    "OrderGroupsMessage",
     "OrderUpdate",
     "OrdersMessage",
     "Pong",
@@ -179,6 +181,15 @@ class BalanceMessage(ChannelMessage):
     """``balance`` (private): the balance, and each change of it."""
 
     balance: Balance
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OrderGroupsMessage(ChannelMessage):
+    """``order_groups`` (private): an order group of the account that reached its limit, as
+    the trigger left it (``event`` ``"triggered"``); the snapshot is empty. The cancels of its
+    orders follow on ``orders``."""
+
+    order_groups: list[OrderGroup]
 
 
 # --------------------------------------------------------------------------- connection events
@@ -333,6 +344,10 @@ _PARSERS: dict[str, tuple[type[ChannelMessage], Callable[[dict[str, Any]], dict[
         lambda d: {"positions": [Position.from_dict(p) for p in _objects(d, "positions")]},
     ),
     "balance": (BalanceMessage, lambda d: {"balance": Balance.from_dict(d)}),
+    "order_groups": (
+        OrderGroupsMessage,
+        lambda d: {"order_groups": [OrderGroup.from_dict(g) for g in _objects(d, "order_groups")]},
+    ),
 }
 
 

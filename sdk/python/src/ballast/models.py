@@ -27,6 +27,7 @@ __all__ = [
     "CanceledOrders",
     "Candle",
     "DeadManSwitch",
+    "DeletedOrderGroup",
     "FaucetGrant",
     "Fill",
     "LedgerEntry",
@@ -36,6 +37,7 @@ __all__ = [
     "Order",
     "OrderBook",
     "OrderFill",
+    "OrderGroup",
     "Position",
     "QueuePosition",
     "RateLimit",
@@ -430,6 +432,7 @@ class Order(Model):
 
     order_id: str
     client_order_id: str | None = None
+    order_group_id: str | None = None
     market_id: str = ""
     side: str = ""
     type: str = "limit"
@@ -477,6 +480,42 @@ class DeadManSwitch(Model):
     armed: bool = False
     timeout_s: int = 0
     deadline: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OrderGroup(Model):
+    """An order group: its orders may fill ``max_filled_size`` contracts within a rolling
+    ``window_s``; reaching it cancels them and refuses new ones until a reset (``status``
+    ``triggered``). ``id`` is the same as ``order_group_id``."""
+
+    order_group_id: str
+    status: str = "active"
+    max_filled_size: int = 0
+    window_s: int = 0
+    filled_in_window: int = 0
+    open_orders: int = 0
+    created_at: datetime | None = None
+    triggered_at: datetime | None = None
+    reset_at: datetime | None = None
+    event: str | None = None  # "triggered" on the stream's order_groups channel
+
+    @property
+    def id(self) -> str:
+        return self.order_group_id
+
+    @property
+    def triggered(self) -> bool:
+        return self.status == "triggered"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeletedOrderGroup(Model):
+    """A deleted order group and the orders its deletion canceled."""
+
+    order_group_id: str
+    deleted: bool = True
+    canceled: list[str] = field(default_factory=list)
+    count: int = 0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

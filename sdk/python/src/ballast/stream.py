@@ -88,7 +88,7 @@ from .messages import (
     parse_heartbeat,
     parse_pong,
 )
-from .models import CanceledOrders, DeadManSwitch, Order
+from .models import CanceledOrders, DeadManSwitch, DeletedOrderGroup, Order, OrderGroup
 from .orderbook import LocalOrderBook
 from .signing import sign
 
@@ -108,7 +108,7 @@ log = logging.getLogger("ballast.stream")
 T = TypeVar("T")
 
 PUBLIC_CHANNELS = ("orderbook", "trades", "ticker", "markets")
-PRIVATE_CHANNELS = ("orders", "fills", "positions", "balance")
+PRIVATE_CHANNELS = ("orders", "fills", "positions", "balance", "order_groups")
 CLOSE_REVOKED = 4001
 CLOSE_SLOW_CONSUMER = 4008
 CLOSE_TOO_MANY_CONNECTIONS = 4029
@@ -1037,6 +1037,7 @@ class Stream:
         reduce_only: bool = False,
         client_order_id: str | None = None,
         stp: SelfTradePrevention | None = None,
+        order_group_id: str | None = None,
     ) -> Order:
         """``place_order`` over the socket: the same arguments, result and errors as
         ``client.place_order`` (a ``client_order_id`` is generated unless given; a retry with
@@ -1053,6 +1054,7 @@ class Stream:
             reduce_only,
             client_order_id,
             stp,
+            order_group_id,
         )
         return await self.place(request)
 
@@ -1093,6 +1095,41 @@ class Stream:
         client's ``heartbeat`` (``0`` disarms it). An open but silent socket lets it fire."""
         params = {"timeout_s": size_int(timeout_s, "timeout_s")}
         return DeadManSwitch.from_dict(await self._trade("heartbeat", params))
+
+    async def create_order_group(
+        self, max_filled_size: int, *, window_s: int | None = None
+    ) -> OrderGroup:
+        """``create_order_group`` over the socket, as ``client.create_order_group``."""
+        params: dict[str, Any] = {"max_filled_size": size_int(max_filled_size, "max_filled_size")}
+        if window_s is not None:
+            params["window_s"] = size_int(window_s, "window_s")
+        return OrderGroup.from_dict(await self._trade("create_order_group", params))
+
+    async def get_order_groups(self) -> list[OrderGroup]:
+        """``list_order_groups`` over the socket: the account's order groups, oldest first."""
+        data = await self._trade("list_order_groups", {})
+        groups = data.get("order_groups")
+        if not isinstance(groups, list):
+            raise InvalidResponseError(
+                "list_order_groups: no order_groups", details={"reply": data}
+            )
+        return [OrderGroup.from_dict(g) for g in groups]
+
+    async def get_order_group(self, order_group_id: str) -> OrderGroup:
+        """``get_order_group`` over the socket."""
+        params = {"order_group_id": order_group_id}
+        return OrderGroup.from_dict(await self._trade("get_order_group", params))
+
+    async def reset_order_group(self, order_group_id: str) -> OrderGroup:
+        """``reset_order_group`` over the socket: the count starts afresh and a triggered
+        group takes orders again."""
+        params = {"order_group_id": order_group_id}
+        return OrderGroup.from_dict(await self._trade("reset_order_group", params))
+
+    async def delete_order_group(self, order_group_id: str) -> DeletedOrderGroup:
+        """``delete_order_group`` over the socket: cancel the group's open orders, delete it."""
+        params = {"order_group_id": order_group_id}
+        return DeletedOrderGroup.from_dict(await self._trade("delete_order_group", params))
 
     async def set_cancel_on_disconnect(self, enabled: bool) -> bool:
         """Turn cancel-on-disconnect on or off for the orders placed from now on (kept across
@@ -1340,6 +1377,7 @@ class SyncStream:
         reduce_only: bool = False,
         client_order_id: str | None = None,
         stp: SelfTradePrevention | None = None,
+        order_group_id: str | None = None,
     ) -> Order:
         return self._call(
             self._s.place_order(
@@ -1354,6 +1392,7 @@ class SyncStream:
                 reduce_only=reduce_only,
                 client_order_id=client_order_id,
                 stp=stp,
+                order_group_id=order_group_id,
             )
         )
 
@@ -1373,6 +1412,23 @@ class SyncStream:
 
     def heartbeat(self, timeout_s: int) -> DeadManSwitch:
         return self._call(self._s.heartbeat(timeout_s))
+
+    def create_order_group(
+        self, max_filled_size: int, *, window_s: int | None = None
+    ) -> OrderGroup:
+        return self._call(self._s.create_order_group(max_filled_size, window_s=window_s))
+
+    def get_order_groups(self) -> list[OrderGroup]:
+        return self._call(self._s.get_order_groups())
+
+    def get_order_group(self, order_group_id: str) -> OrderGroup:
+        return self._call(self._s.get_order_group(order_group_id))
+
+    def reset_order_group(self, order_group_id: str) -> OrderGroup:
+        return self._call(self._s.reset_order_group(order_group_id))
+
+    def delete_order_group(self, order_group_id: str) -> DeletedOrderGroup:
+        return self._call(self._s.delete_order_group(order_group_id))
 
     def set_cancel_on_disconnect(self, enabled: bool) -> bool:
         return self._call(self._s.set_cancel_on_disconnect(enabled))
