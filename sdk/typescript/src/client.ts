@@ -20,6 +20,7 @@ import {
   type CanceledOrders,
   type Candle,
   type DeadManSwitch,
+  type DeletedOrderGroup,
   type FaucetGrant,
   type FeePeriod,
   type Fill,
@@ -29,12 +30,14 @@ import {
   type MarketRules,
   type Order,
   type OrderBook,
+  type OrderGroup,
   type Position,
   parseBalance,
   parseBatchResult,
   parseCanceledOrders,
   parseCandle,
   parseDeadManSwitch,
+  parseDeletedOrderGroup,
   parseFaucetGrant,
   parseFeePeriod,
   parseFill,
@@ -43,6 +46,7 @@ import {
   parseMarketGroup,
   parseOrder,
   parseOrderBook,
+  parseOrderGroup,
   parsePosition,
   parseQueuePosition,
   parseServerTime,
@@ -60,11 +64,13 @@ import {
   amendBody,
   type BatchAmendParams,
   type CandleInterval,
+  type CreateOrderGroupParams,
   checkOrder,
   type MarketStatus,
   type MarketType,
   type OrderStatus,
   orderBody,
+  orderGroupBody,
   type PlaceOrderParams,
   priceText,
   type TimeLike,
@@ -916,6 +922,54 @@ export class BallastClient {
   async disarmHeartbeat(): Promise<DeadManSwitch> {
     const data = await this.#request("DELETE", "/heartbeat", { auth: "private", idempotent: true });
     return parseDeadManSwitch(data);
+  }
+
+  /**
+   * `POST /order_groups`: a group whose orders may fill `maxFilledSize` contracts within a rolling
+   * `windowS` (1 to 86,400 s; the server's default is 15). Reaching it cancels the group's open
+   * orders and refuses new ones until `resetOrderGroup`. Not retried after a network failure:
+   * a retry could create a second group.
+   */
+  async createOrderGroup(params: CreateOrderGroupParams): Promise<OrderGroup> {
+    const data = await this.#request("POST", "/order_groups", {
+      body: orderGroupBody(params),
+      auth: "private",
+      idempotent: false,
+    });
+    return parseOrderGroup(data);
+  }
+
+  /** `GET /order_groups`: the account's order groups, oldest first. */
+  async getOrderGroups(): Promise<OrderGroup[]> {
+    const data = await this.#request("GET", "/order_groups", { auth: "private", idempotent: true });
+    return items(data, "order_groups").map(parseOrderGroup);
+  }
+
+  /** `GET /order_groups/{id}`. */
+  async getOrderGroup(orderGroupId: string): Promise<OrderGroup> {
+    const data = await this.#request("GET", `/order_groups/${encodeComponent(orderGroupId)}`, {
+      auth: "private",
+      idempotent: true,
+    });
+    return parseOrderGroup(data);
+  }
+
+  /** `POST /order_groups/{id}/reset`: the count starts afresh and a triggered group takes orders again. */
+  async resetOrderGroup(orderGroupId: string): Promise<OrderGroup> {
+    const data = await this.#request("POST", `/order_groups/${encodeComponent(orderGroupId)}/reset`, {
+      auth: "private",
+      idempotent: true, // a repeated reset only starts the count afresh again
+    });
+    return parseOrderGroup(data);
+  }
+
+  /** `DELETE /order_groups/{id}`: cancel the group's open orders and delete it. */
+  async deleteOrderGroup(orderGroupId: string): Promise<DeletedOrderGroup> {
+    const data = await this.#request("DELETE", `/order_groups/${encodeComponent(orderGroupId)}`, {
+      auth: "private",
+      idempotent: true,
+    });
+    return parseDeletedOrderGroup(data);
   }
 
   /** `GET /orders/{id}`. */

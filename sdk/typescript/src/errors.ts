@@ -138,6 +138,10 @@ export class MarketNotFoundError extends NotFoundError {
 export class OrderNotFoundError extends NotFoundError {
   static override readonly defaultCode: string | null = "ORDER_NOT_FOUND";
 }
+/** 404 `ORDER_GROUP_NOT_FOUND`: no such order group for this account (also when an order names one). */
+export class OrderGroupNotFoundError extends NotFoundError {
+  static override readonly defaultCode: string | null = "ORDER_GROUP_NOT_FOUND";
+}
 /** 404 `ACCOUNT_NOT_FOUND` (operator API). */
 export class AccountNotFoundError extends NotFoundError {
   static override readonly defaultCode: string | null = "ACCOUNT_NOT_FOUND";
@@ -164,6 +168,10 @@ export class OrderNotCancelableError extends ConflictError {
 /** 409 `DUPLICATE_CLIENT_ORDER_ID`: another order already uses this id. */
 export class DuplicateClientOrderIdError extends ConflictError {
   static override readonly defaultCode: string | null = "DUPLICATE_CLIENT_ORDER_ID";
+}
+/** 409 `ORDER_GROUP_TRIGGERED`: the order's group reached its contract limit; reset it first. */
+export class OrderGroupTriggeredError extends ConflictError {
+  static override readonly defaultCode: string | null = "ORDER_GROUP_TRIGGERED";
 }
 /** 409 `INVALID_TRANSITION` (operator API). */
 export class InvalidTransitionError extends ConflictError {
@@ -269,12 +277,14 @@ const CLASSES: (ErrorClass & { defaultCode: string | null })[] = [
   ForbiddenError,
   MarketNotFoundError,
   OrderNotFoundError,
+  OrderGroupNotFoundError,
   AccountNotFoundError,
   KeyNotFoundError,
   MethodNotAllowedError,
   MarketClosedError,
   OrderNotCancelableError,
   DuplicateClientOrderIdError,
+  OrderGroupTriggeredError,
   InvalidTransitionError,
   MarketExistsError,
   AccountExistsError,

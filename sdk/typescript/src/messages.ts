@@ -16,6 +16,7 @@ import {
   type BookLevel,
   type Fill,
   type MarketState,
+  type OrderGroup,
   type OrderUpdate,
   type Position,
   parseBalance,
@@ -23,6 +24,7 @@ import {
   parseDate,
   parseFill,
   parseMarketState,
+  parseOrderGroup,
   parseOrderUpdate,
   parsePosition,
   parseTicker,
@@ -32,7 +34,7 @@ import {
 } from "./models.js";
 
 export const PUBLIC_CHANNELS = ["orderbook", "trades", "ticker", "markets"] as const;
-export const PRIVATE_CHANNELS = ["orders", "fills", "positions", "balance"] as const;
+export const PRIVATE_CHANNELS = ["orders", "fills", "positions", "balance", "order_groups"] as const;
 export type PublicChannel = (typeof PUBLIC_CHANNELS)[number];
 export type PrivateChannel = (typeof PRIVATE_CHANNELS)[number];
 export type Channel = PublicChannel | PrivateChannel;
@@ -90,6 +92,14 @@ export interface BalanceMessage extends ChannelBase<"balance"> {
   readonly balance: Balance;
 }
 
+/**
+ * `order_groups` (private): an order group of the account that reached its limit, as the trigger
+ * left it (`event` `triggered`); the snapshot is empty. Its orders' cancels follow on `orders`.
+ */
+export interface OrderGroupsMessage extends ChannelBase<"order_groups"> {
+  readonly orderGroups: readonly OrderGroup[];
+}
+
 /** A `snapshot` or `update` of one subscription. */
 export type ChannelMessage =
   | OrderBookMessage
@@ -99,7 +109,8 @@ export type ChannelMessage =
   | OrdersMessage
   | FillsMessage
   | PositionsMessage
-  | BalanceMessage;
+  | BalanceMessage
+  | OrderGroupsMessage;
 
 /**
  * The stream is connected (and authenticated, when the client has a key). `reconnect` is false
@@ -256,6 +267,8 @@ export function parseChannelMessage(message: JsonObject): ChannelMessage {
       return { ...common, channel, positions: objects(data, "positions").map(parsePosition) };
     case "balance":
       return { ...common, channel, balance: parseBalance(data) };
+    case "order_groups":
+      return { ...common, channel, orderGroups: objects(data, "order_groups").map(parseOrderGroup) };
   }
 }
 

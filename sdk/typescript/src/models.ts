@@ -614,6 +614,8 @@ export interface Order extends HasExtra {
   readonly id: string;
   readonly orderId: string;
   readonly clientOrderId: string | null;
+  /** The order group it was placed in, if any. */
+  readonly orderGroupId: string | null;
   readonly marketId: string;
   readonly side: string;
   readonly type: string;
@@ -644,6 +646,7 @@ function readOrder(r: Reader): Omit<Order, "extra"> {
     id: orderId,
     orderId,
     clientOrderId: r.optStr("client_order_id"),
+    orderGroupId: r.optStr("order_group_id"),
     marketId: r.str("market_id", ""),
     side: r.str("side", ""),
     type,
@@ -696,6 +699,66 @@ export function parseDeadManSwitch(data: unknown): DeadManSwitch {
     armed: r.bool("armed"),
     timeoutS: r.int("timeout_s", 0),
     deadline: r.optDate("deadline"),
+    extra: r.extra(),
+  };
+}
+
+/**
+ * An order group: its orders may fill `maxFilledSize` contracts within a rolling `windowS`;
+ * reaching it cancels them and refuses new ones until a reset (`status` `triggered`).
+ */
+export interface OrderGroup extends HasExtra {
+  readonly id: string;
+  readonly orderGroupId: string;
+  readonly status: string;
+  readonly triggered: boolean;
+  readonly maxFilledSize: number;
+  readonly windowS: number;
+  readonly filledInWindow: number;
+  readonly openOrders: number;
+  readonly createdAt: Date | null;
+  readonly triggeredAt: Date | null;
+  readonly resetAt: Date | null;
+  /** `triggered` on the stream's `order_groups` channel. */
+  readonly event: string | null;
+}
+
+export function parseOrderGroup(data: unknown): OrderGroup {
+  const r = new Reader("OrderGroup", data);
+  const orderGroupId = r.str("order_group_id");
+  const status = r.str("status", "active");
+  return {
+    id: orderGroupId,
+    orderGroupId,
+    status,
+    triggered: status === "triggered",
+    maxFilledSize: r.int("max_filled_size", 0),
+    windowS: r.int("window_s", 0),
+    filledInWindow: r.int("filled_in_window", 0),
+    openOrders: r.int("open_orders", 0),
+    createdAt: r.optDate("created_at"),
+    triggeredAt: r.optDate("triggered_at"),
+    resetAt: r.optDate("reset_at"),
+    event: r.optStr("event"),
+    extra: r.extra(),
+  };
+}
+
+/** A deleted order group and the orders its deletion canceled. */
+export interface DeletedOrderGroup extends HasExtra {
+  readonly orderGroupId: string;
+  readonly deleted: boolean;
+  readonly canceled: readonly string[];
+  readonly count: number;
+}
+
+export function parseDeletedOrderGroup(data: unknown): DeletedOrderGroup {
+  const r = new Reader("DeletedOrderGroup", data);
+  return {
+    orderGroupId: r.str("order_group_id"),
+    deleted: r.bool("deleted"),
+    canceled: r.strings("canceled"),
+    count: r.int("count", 0),
     extra: r.extra(),
   };
 }

@@ -49,6 +49,25 @@ export interface PlaceOrderParams {
    */
   clientOrderId?: string;
   stp?: SelfTradePrevention;
+  /** Place it in one of the account's order groups (`createOrderGroup`): its fills count toward the group's limit. */
+  orderGroupId?: string;
+}
+
+/** The arguments of `createOrderGroup`. */
+export interface CreateOrderGroupParams {
+  /** Contracts the group's orders may fill within the window (reaching it triggers the group). */
+  maxFilledSize: number;
+  /** The rolling window in seconds, 1 to 86,400 (the server's default is 15). */
+  windowS?: number;
+}
+
+/** The JSON body of `createOrderGroup`. */
+export function orderGroupBody(params: CreateOrderGroupParams): JsonObject {
+  const body: JsonObject = { max_filled_size: sizeInt(params.maxFilledSize, "max_filled_size") };
+  if (params.windowS !== undefined) {
+    body.window_s = sizeInt(params.windowS, "window_s");
+  }
+  return body;
 }
 
 /** The arguments of `amendOrder`: a new price and/or a new total size. */
@@ -157,6 +176,9 @@ export function orderBody(params: PlaceOrderParams): JsonObject {
   body.client_order_id = params.clientOrderId ?? newClientOrderId();
   if (params.stp !== undefined) {
     body.stp = String(params.stp).toLowerCase();
+  }
+  if (params.orderGroupId !== undefined) {
+    body.order_group_id = params.orderGroupId;
   }
   return body;
 }

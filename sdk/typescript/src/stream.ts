@@ -45,13 +45,24 @@ import {
 import {
   type CanceledOrders,
   type DeadManSwitch,
+  type DeletedOrderGroup,
   type Order,
+  type OrderGroup,
   parseCanceledOrders,
   parseDeadManSwitch,
+  parseDeletedOrderGroup,
   parseOrder,
+  parseOrderGroup,
 } from "./models.js";
 import { LocalOrderBook } from "./orderbook.js";
-import { type AmendOrderParams, amendBody, orderBody, type PlaceOrderParams } from "./orders.js";
+import {
+  type AmendOrderParams,
+  amendBody,
+  type CreateOrderGroupParams,
+  orderBody,
+  orderGroupBody,
+  type PlaceOrderParams,
+} from "./orders.js";
 import { type RetryPolicy, sleep } from "./retry.js";
 import { abortSocket, frameText, type SocketLike, socketConstructor } from "./websocket.js";
 
@@ -1347,6 +1358,36 @@ export class Stream implements AsyncIterable<StreamMessage> {
    */
   async heartbeat(timeoutS: number): Promise<DeadManSwitch> {
     return parseDeadManSwitch(await this.#trade("heartbeat", { timeout_s: timeoutS }));
+  }
+
+  /** `create_order_group` over the socket, as the client's `createOrderGroup`. */
+  async createOrderGroup(params: CreateOrderGroupParams): Promise<OrderGroup> {
+    return parseOrderGroup(await this.#trade("create_order_group", orderGroupBody(params)));
+  }
+
+  /** `list_order_groups` over the socket: the account's order groups, oldest first. */
+  async getOrderGroups(): Promise<OrderGroup[]> {
+    const data = await this.#trade("list_order_groups", {});
+    const groups = data.order_groups;
+    if (!Array.isArray(groups)) {
+      throw new InvalidResponseError("list_order_groups: no order_groups", { details: { reply: data } });
+    }
+    return groups.map(parseOrderGroup);
+  }
+
+  /** `get_order_group` over the socket. */
+  async getOrderGroup(orderGroupId: string): Promise<OrderGroup> {
+    return parseOrderGroup(await this.#trade("get_order_group", { order_group_id: orderGroupId }));
+  }
+
+  /** `reset_order_group` over the socket: the count starts afresh and a triggered group takes orders again. */
+  async resetOrderGroup(orderGroupId: string): Promise<OrderGroup> {
+    return parseOrderGroup(await this.#trade("reset_order_group", { order_group_id: orderGroupId }));
+  }
+
+  /** `delete_order_group` over the socket: cancel the group's open orders and delete it. */
+  async deleteOrderGroup(orderGroupId: string): Promise<DeletedOrderGroup> {
+    return parseDeletedOrderGroup(await this.#trade("delete_order_group", { order_group_id: orderGroupId }));
   }
 
   /** Turn cancel-on-disconnect on or off for the orders placed from now on (kept across reconnects). */
