@@ -469,7 +469,10 @@ class Exchange:
         item = JournalItem(self._command_no, command, events, command.time, guarded=guarded)
         follow_ups: list[Command] = []
         for policy in policies:
-            follow_ups += policy.executed(item)
+            try:
+                follow_ups += policy.executed(item)
+            except Exception:  # the engine has moved on: the command must be stored regardless
+                log.exception("policy %r failed on command %d", policy, item.command_no)
         future = self.committer.submit(item)
         self._last_future = future
         for follow_up in follow_ups:
