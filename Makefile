@@ -46,7 +46,7 @@ chromium:
 	fi
 
 pytest: $(VENV)/.synced chromium
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n auto --maxprocesses 4 --dist loadscope --durations 15
 
 # The TypeScript SDK (sdk/typescript, `@ballast/sdk`): npm dependencies from its lockfile, then
 # tsc --strict, biome, the ESM + CommonJS build, and its tests against real `ballast serve`

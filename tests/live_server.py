@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
+import random
 import socket
 import threading
 import time
@@ -28,11 +31,37 @@ NO_LIMITS = {"public_rate_limit": 10**9, "private_rate_limit": 10**9}
 sqlite_only = pytest.mark.parametrize("live", ["sqlite"], indirect=True)
 
 
+# Ports for test servers come from a block of their own per pytest-xdist worker, below the
+# kernel's ephemeral range: a port handed out here is free until its server binds it a moment
+# (or, for a `ballast serve` subprocess, a second) later, and in that gap neither the other
+# worker nor an outgoing connection's ephemeral port can take it.
+_PORT_BASE, _PORT_TOP = 10_000, 32_000
+
+
+def _port_block() -> range:
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    size = (_PORT_TOP - _PORT_BASE) // max(workers, 1)
+    start = _PORT_BASE + worker * size
+    return range(start, start + size)
+
+
+_ports = itertools.cycle(_port_block())
+for _ in range(random.randrange(len(_port_block()))):  # a rerun does not reuse the last run's ports
+    next(_ports)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback port nothing listens on, from this worker's block."""
+    for _ in range(len(_port_block())):
+        port = next(_ports)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in this worker's block")
 
 
 class LiveServer:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,17 +21,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.live_server import free_port
 from tests.signed_client import SignedClient
 
 BALLAST = str(Path(sys.executable).with_name("ballast"))
 CLOSE_TIME = "2099-12-31T00:00:00Z"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def clean_env() -> dict[str, str]:
