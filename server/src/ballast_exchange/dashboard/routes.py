@@ -33,7 +33,13 @@ from starlette.staticfiles import StaticFiles
 from ..service.venue import Venue
 from ..store import queries
 from ..wire import trading
-from ..wire.account_pages import StatusFilter, fills_page, ledger_page, orders_page
+from ..wire.account_pages import (
+    StatusFilter,
+    fills_page,
+    ledger_page,
+    orders_page,
+    settlements_page,
+)
 from ..wire.dependencies import current_venue
 from ..wire.errors import ApiError
 from ..wire.models import PlaceOrderRequest, Strict
@@ -43,7 +49,6 @@ from ..wire.views import (
     issued_key_view,
     key_view,
     positions_view,
-    settled_position_view,
 )
 from . import users
 from .login_guard import login_failures
@@ -256,30 +261,6 @@ async def logout(session: Guarded, request: Request, response: Response, state: 
 
 
 # ---- the account ----------------------------------------------------------------------------
-
-
-async def settlements_page(
-    state: Venue,
-    account_id: str,
-    *,
-    market_id: str | None = None,
-    limit: int = 100,
-    cursor: str | None = None,
-) -> dict[str, Any]:
-    """Positions a settlement paid out, newest first, as ``GET /v1/settlements`` shows them."""
-    if market_id is not None:
-        state.market(market_id)
-    page = await state.page(
-        queries.list_position_settlements,
-        account_id,
-        market_id=market_id,
-        limit=limit,
-        cursor=cursor,
-    )
-    return {
-        "settlements": [settled_position_view(row) for row in page.items],
-        "next_cursor": page.next_cursor,
-    }
 
 
 @api.get("/account")

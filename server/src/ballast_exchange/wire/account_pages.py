@@ -1,4 +1,4 @@
-"""An account's paged histories (orders, fills, ledger) as REST and the dashboard show them."""
+"""An account's paged histories (orders, fills, settlements, ledger) for REST and the dashboard."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from ..store import queries
 from .refs import iso
 from .timeutil import parse_time_param
 from .usdc import to_usdc
-from .views import fill_view, order_view
+from .views import fill_view, order_view, settled_position_view
 
 StatusFilter = Literal["open", "filled", "canceled", "expired", "rejected", "all"]
 
@@ -77,6 +77,35 @@ async def fills_page(
     )
     return {
         "fills": [fill_view(fill, venue.market(fill.market_id)) for fill in page.items],
+        "next_cursor": page.next_cursor,
+    }
+
+
+async def settlements_page(
+    venue: Venue,
+    account_id: str,
+    *,
+    market_id: str | None = None,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Positions a settlement paid out, newest first."""
+    if market_id is not None:
+        venue.market(market_id)
+    start_ms, end_ms = _window(start_date, end_date)
+    page = await venue.page(
+        queries.list_position_settlements,
+        account_id,
+        market_id=market_id,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        limit=limit,
+        cursor=cursor,
+    )
+    return {
+        "settlements": [settled_position_view(row) for row in page.items],
         "next_cursor": page.next_cursor,
     }
 

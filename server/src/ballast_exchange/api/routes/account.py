@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from ...store import queries
-from ...wire.account_pages import fills_page, ledger_page
+from ...wire.account_pages import fills_page, ledger_page, settlements_page
 from ...wire.errors import invalid_request
 from ...wire.timeutil import TimeParam, parse_time_param
 from ...wire.views import (
@@ -16,7 +16,6 @@ from ...wire.views import (
     fee_periods,
     positions_view,
     settled_position_fields,
-    settled_position_view,
 )
 from ..schemas import (
     PRIVATE_ERRORS,
@@ -86,21 +85,15 @@ async def settlements(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> Any:
-    if market_id is not None:
-        state.market(market_id)
-    page = await state.page(
-        queries.list_position_settlements,
+    return await settlements_page(
+        state,
         principal.account_id,
         market_id=market_id,
-        start_ms=parse_time_param(start_date, "start_date"),
-        end_ms=parse_time_param(end_date, "end_date", end=True),
+        start_date=start_date,
+        end_date=end_date,
         limit=limit,
         cursor=cursor,
     )
-    return {
-        "settlements": [settled_position_view(row) for row in page.items],
-        "next_cursor": page.next_cursor,
-    }
 
 
 @router.get(
