@@ -47,6 +47,49 @@ class Recorder:
             self.run(command)
 
 
+HOUR = 3_600_000
+
+
+def day_of_trades(now: int) -> Recorder:
+    """Two days of history ending at ``now``, for the market's price reads: ``suez`` traded 0.30
+    and 0.40 before a day ago, 0.45 and 0.55 within it, and rests 3 @ 0.500 / 4 @ 0.611;
+    ``fresh`` traded only within the day (0.42) and bids 0.41; ``empty`` never traded."""
+    rec = Recorder()
+    t = now - 50 * HOUR
+    for name in ("alice", "bob"):
+        rec.run(c.CreateAccount(t, name))
+        rec.run(c.Deposit(t, name, 10_000 * USDC))
+    for market_id in ("suez", "fresh", "empty"):
+        rec.run(c.CreateMarket(t, market_id, MarketKind.BINARY, 1_000, 0, 1_000, FAR))
+        rec.run(c.ChangeMarketStatus(t, market_id, MarketStatus.OPEN))
+
+    def trade(at: int, market_id: str, price: int) -> None:
+        rec.run(c.PlaceOrder(at, "alice", market_id, Side.BUY, 5, price))
+        rec.run(c.PlaceOrder(at, "bob", market_id, Side.SELL, 5, price))
+
+    trade(now - 48 * HOUR, "suez", 300)
+    trade(now - 30 * HOUR, "suez", 400)  # the reference: the last trade before a day ago
+    trade(now - 3 * HOUR, "suez", 450)
+    trade(now - 2 * HOUR, "suez", 550)
+    trade(now - 1 * HOUR, "fresh", 420)  # traded only within the day: no reference
+    rec.run(c.PlaceOrder(now - HOUR, "alice", "suez", Side.BUY, 3, 500))
+    rec.run(c.PlaceOrder(now - HOUR, "bob", "suez", Side.SELL, 4, 611))
+    rec.run(c.PlaceOrder(now - HOUR, "alice", "fresh", Side.BUY, 3, 410))  # one side only
+    assert rec.rejected == 0
+    return rec
+
+
+def write_history(database_url: str, rec: Recorder) -> None:
+    """Store ``rec``'s journal in a new database, as a server that ran it would have."""
+    db = Database(database_url)
+    try:
+        db.upgrade()
+        with db.engine.begin() as conn:
+            write_batch(conn, rec.items)
+    finally:
+        db.dispose()
+
+
 def store_in_batches(db: Database, items: Sequence[JournalItem], sizes: Sequence[int]) -> None:
     """Commit ``items`` in consecutive batches, cycling through ``sizes``."""
     start = 0

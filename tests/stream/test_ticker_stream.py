@@ -16,44 +16,14 @@ from typing import Any
 import httpx
 import pytest
 
-from ballast_exchange.domain import MarketKind, MarketStatus, Side
-from ballast_exchange.domain import commands as c
-from ballast_exchange.store import Database, write_batch
 from ballast_exchange.stream.models import DAY_S, LastPrices
 from tests.databases import fresh_database
 from tests.live_server import NO_LIMITS, LiveServer, live_server
 from tests.signed_client import Admin
-from tests.store.helpers import FAR, USDC, Recorder
+from tests.store.helpers import day_of_trades, write_history
 from tests.stream.stream_client import StreamClient
 
-HOUR = 3_600_000
 FIELDS = ("bid", "ask", "midpoint", "last_price", "change_24h", "volume_24h")
-
-
-def history(now: int) -> Recorder:
-    rec = Recorder()
-    t = now - 50 * HOUR
-    for name in ("alice", "bob"):
-        rec.run(c.CreateAccount(t, name))
-        rec.run(c.Deposit(t, name, 10_000 * USDC))
-    for market_id in ("suez", "fresh", "empty"):
-        rec.run(c.CreateMarket(t, market_id, MarketKind.BINARY, 1_000, 0, 1_000, FAR))
-        rec.run(c.ChangeMarketStatus(t, market_id, MarketStatus.OPEN))
-
-    def trade(at: int, market_id: str, price: int) -> None:
-        rec.run(c.PlaceOrder(at, "alice", market_id, Side.BUY, 5, price))
-        rec.run(c.PlaceOrder(at, "bob", market_id, Side.SELL, 5, price))
-
-    trade(now - 48 * HOUR, "suez", 300)
-    trade(now - 30 * HOUR, "suez", 400)  # the reference: the last trade before a day ago
-    trade(now - 3 * HOUR, "suez", 450)
-    trade(now - 2 * HOUR, "suez", 550)
-    trade(now - 1 * HOUR, "fresh", 420)  # traded only within the day: no reference
-    rec.run(c.PlaceOrder(now - HOUR, "alice", "suez", Side.BUY, 3, 500))
-    rec.run(c.PlaceOrder(now - HOUR, "bob", "suez", Side.SELL, 4, 611))
-    rec.run(c.PlaceOrder(now - HOUR, "alice", "fresh", Side.BUY, 3, 410))  # one side only
-    assert rec.rejected == 0
-    return rec
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -62,14 +32,7 @@ def live(
 ) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp(f"ticker-{request.param}")
     with fresh_database(request.param, tmp) as url:
-        rec = history(int(time.time() * 1000))
-        db = Database(url)
-        try:
-            db.upgrade()
-            with db.engine.begin() as conn:
-                write_batch(conn, rec.items)
-        finally:
-            db.dispose()
+        write_history(url, day_of_trades(int(time.time() * 1000)))
         with live_server(tmp / "var", database_url=url, **NO_LIMITS) as server:
             yield server
 
