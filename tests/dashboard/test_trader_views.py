@@ -9,6 +9,8 @@
   the market's status live; the settlement box says when the dispute window ends; a settled
   position stays on the account page.
 - One number rule: the page's helpers write numbers as the command line's do.
+- The markets list says where each market belongs (category · series · event) and finds
+  markets by category, and by series, event or tag as well as by name.
 
 This module runs its own server with a 2 s dispute window, so a settlement can be finalized.
 """
@@ -327,3 +329,42 @@ def test_the_page_writes_numbers_as_the_command_line_does(server: LiveServer, co
     ]
     assert written["chance"] == [*python, 0.38]
     assert python == ["62.5%", "62%", "YES 62.0% / NO 38.0%"]
+
+
+def test_the_markets_list_finds_markets_by_category_series_event_and_tag(
+    server: LiveServer, admin: Admin, context: Any
+) -> None:
+    week, tag = unique("wk"), unique("canals")
+    suez, port = unique("suez"), unique("port")
+    admin.market(
+        suez,
+        name=f"Suez open ({suez})",
+        category=f"Chokepoints {week}",
+        tags=[tag],
+        series={"id": f"suez-weekly-{week}", "title": f"Suez weekly availability {week}"},
+        event={"id": f"week-{week}", "title": f"Week of {week}"},
+    )
+    admin.market(port, name=f"Shanghai congestion ({port})", kind="index", category=f"Ports {week}")
+    page = context.new_page()
+    errors = watch_errors(page)
+    page.goto("/")
+    rows = page.locator("tr.market-row")
+    page.locator(f'tr.market-row[data-market="{suez}"]').wait_for()
+    # Each market says where it belongs: category · series · event.
+    place = page.locator(f'tr.market-row[data-market="{suez}"] .place')
+    assert place.inner_text() == (
+        f"Chokepoints {week} · Suez weekly availability {week} · Week of {week}"
+    )
+
+    def listed() -> set[str]:
+        return set(rows.evaluate_all("rows => rows.map(r => r.dataset.market)"))
+
+    # The category choice offers the categories the listed markets carry.
+    page.select_option("#markets-category", f"Ports {week}")
+    eventually(lambda: listed() == {port})
+    page.select_option("#markets-category", "")
+    # The filter box searches the series, the event and the tags as well as the names.
+    for words in (f"suez weekly availability {week}", f"week of {week}", tag.upper()):
+        page.fill("#markets-filter", words)
+        eventually(lambda: listed() == {suez})
+    assert errors == []

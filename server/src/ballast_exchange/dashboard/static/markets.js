@@ -1,7 +1,7 @@
 // Every market: its question, rules, status, prices and settlement evidence hash.
 
 import {
-  api, every, fill, fmtPrice, fmtSize, fmtTime, fmtYesNo, h, isBinary, notice, panel, short, statusTag, table,
+  api, every, fill, fmtPrice, fmtSize, fmtTime, fmtYesNo, h, isBinary, notice, panel, short, signClass, statusTag, table,
 } from "./lib.js";
 
 export function rulesText(market) {
@@ -33,6 +33,26 @@ export function chancePrice(market) {
   return market.last_price ?? market.midpoint ?? null;
 }
 
+/** The change over 24 h at the tick, signed ("+0.150", "-0.020"); "—" when there is none. */
+export function fmtChange(change, tick) {
+  if (change === null || change === undefined) return "—";
+  const text = fmtPrice(Math.abs(change), tick);
+  return change > 0 ? `+${text}` : change < 0 ? `-${text}` : text;
+}
+
+/** Where a market belongs: its category, series and event, as one line. */
+export function placeText(market) {
+  return [market.category, market.series?.title, market.event?.title].filter(Boolean).join(" · ");
+}
+
+/** Everything the filter box searches: names, question, category, tags, series and event. */
+function searchText(m) {
+  return [m.name, m.id, m.question, m.category, ...(m.tags || []), m.series?.title, m.series?.id, m.event?.title, m.event?.id]
+    .filter(Boolean)
+    .join(" ")
+    .toLowerCase();
+}
+
 export function settlementCell(market) {
   const s = market.settlement;
   if (!s) return h("span", { class: "muted" }, "—");
@@ -51,20 +71,34 @@ export function mount(root) {
   document.title = "Markets · Ballast";
   const message = h("p", { class: "notice" });
   const body = h("div", { id: "markets-table" }, h("p", { class: "muted pad" }, "Loading markets…"));
-  const search = h("input", { id: "markets-filter", type: "search", placeholder: "Filter: name, id, question", autocomplete: "off" });
+  const search = h("input", {
+    id: "markets-filter",
+    type: "search",
+    placeholder: "Filter: name, question, tag, series, event",
+    autocomplete: "off",
+  });
   search.setAttribute("aria-label", "Filter markets");
   const status = h(
     "select",
     { id: "markets-status" },
     ["all", "open", "halted", "closed", "resolving", "settled", "pending"].map((v) => h("option", { value: v }, v === "all" ? "any status" : v)),
   );
+  const category = h("select", { id: "markets-category" }, h("option", { value: "" }, "any category"));
+  category.setAttribute("aria-label", "Category");
   let last = [];
-  search.addEventListener("input", () => render(last));
-  status.addEventListener("input", () => render(last));
+  for (const control of [search, status, category]) control.addEventListener("input", () => render(last));
   fill(
     root,
-    panel("Markets", [search, status, h("span", { class: "muted small", id: "markets-count" })], message, body),
+    panel("Markets", [search, category, status, h("span", { class: "muted small", id: "markets-count" })], message, body),
   );
+
+  /** The category choices are the categories listed markets carry (kept: the choice made stays). */
+  function categories(all) {
+    const names = [...new Set(all.map((m) => m.category).filter(Boolean))].sort();
+    const chosen = category.value;
+    fill(category, h("option", { value: "" }, "any category"), ...names.map((n) => h("option", { value: n }, n)));
+    category.value = names.includes(chosen) ? chosen : "";
+  }
 
   async function load() {
     try {
@@ -77,12 +111,14 @@ export function mount(root) {
   }
 
   function render(all) {
+    if (all !== last) categories(all);
     last = all;
     const words = search.value.trim().toLowerCase();
     const list = all.filter(
       (m) =>
         (status.value === "all" || m.status === status.value) &&
-        (!words || `${m.name} ${m.id} ${m.question || ""}`.toLowerCase().includes(words)),
+        (!category.value || m.category === category.value) &&
+        (!words || searchText(m).includes(words)),
     );
     document.getElementById("markets-count").textContent =
       list.length === all.length ? `${all.length} markets` : `${list.length} of ${all.length} markets`;
@@ -93,6 +129,7 @@ export function mount(root) {
       { label: "Bid", cls: "num" },
       { label: "Ask", cls: "num" },
       { label: "Last", cls: "num" },
+      { label: "24h", cls: "num wide" },
       { label: "Chance (binary)" },
       { label: "Vol 24h", cls: "num wide" },
       { label: "Open int.", cls: "num wide" },
@@ -117,12 +154,14 @@ export function mount(root) {
             h("span", { class: "mono" }, m.id),
             m.question ? ` · ${m.question}` : "",
           ),
+          placeText(m) ? h("div", { class: "line place muted small", title: (m.tags || []).join(", ") }, placeText(m)) : "",
         ),
         h("td", { class: "wide" }, m.type),
         h("td", {}, statusTag(m.status)),
         h("td", { class: "num bid" }, fmtPrice(m.bid, t)),
         h("td", { class: "num ask" }, fmtPrice(m.ask, t)),
         h("td", { class: "num" }, fmtPrice(m.last_price, t)),
+        h("td", { class: `num wide change ${signClass(m.change_24h)}` }, fmtChange(m.change_24h, t)),
         h(
           "td",
           { class: "mono small chance", title: "the last price (or the mid) read as the chance of YES; NO is 1 − price" },
