@@ -7,7 +7,7 @@
 - ``INSUFFICIENT_BALANCE`` in the ticket says what the order needs and what is available.
 - A closed or resolving market refuses orders on the ticket and says why; the header follows
   the market's status live; the settlement box says when the dispute window ends; a settled
-  position stays on the account page.
+  position stays on the account page, and so do the fees and rebates of each month.
 - One number rule: the page's helpers write numbers as the command line's do.
 - The markets list says where each market belongs (category · series · event) and finds
   markets by category, and by series, event or tag as well as by name.
@@ -368,3 +368,40 @@ def test_the_markets_list_finds_markets_by_category_series_event_and_tag(
         page.fill("#markets-filter", words)
         eventually(lambda: listed() == {suez})
     assert errors == []
+
+
+def test_the_account_page_sums_fees_and_rebates_by_month(
+    server: LiveServer, admin: Admin, context: Any
+) -> None:
+    market_id = unique("fees")
+    busy_market(admin, market_id)  # maker fee -5 bps (a rebate), taker fee 20 bps
+    user = signed_in(server, context)
+    # Taking from the asks pays the taker fee; a bid another account then sells into earns the
+    # maker rebate.
+    take = {"market_id": market_id, "side": "buy", "price": "0.39", "size": 100}
+    assert user.request("POST", "/orders", {**take, "time_in_force": "IOC"}).status_code == 201
+    rest = {"market_id": market_id, "side": "buy", "price": "0.31", "size": 50}  # the best bid
+    assert user.request("POST", "/orders", rest).status_code == 201
+    seller = admin.account(unique("seller"), 1_000)
+    hit = {"market_id": market_id, "side": "sell", "price": "0.31", "size": 50}
+    assert seller.post("/orders", {**hit, "time_in_force": "IOC"}).status_code == 201
+    seller.close()
+
+    page = context.new_page()
+    errors = watch_errors(page)
+    page.goto("/#/account")
+    month = page.locator("#fees tr.fee-row").first
+    month.wait_for()
+    cells = month.locator("td").all_inner_texts()
+    summary = user.request("GET", "/account").json()["fees"]["periods"][0]
+    assert cells == [
+        summary["period_start"][:7],
+        money_text(Decimal(str(summary["fees_paid"]))),
+        money_text(Decimal(str(summary["rebates_earned"]))),
+        money_text(Decimal(str(summary["net_fees"]))),
+        f"{summary['fee_count']} / {summary['rebate_count']}",
+    ]
+    assert summary["rebates_earned"] > 0 and summary["rebate_count"] == 1
+    assert summary["fees_paid"] > 0 and summary["fee_count"] >= 1
+    assert errors == []
+    user.close()

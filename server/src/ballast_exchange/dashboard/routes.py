@@ -35,6 +35,7 @@ from ..store import queries
 from ..wire import trading
 from ..wire.account_pages import (
     StatusFilter,
+    fees_page,
     fills_page,
     ledger_page,
     orders_page,
@@ -266,8 +267,8 @@ async def logout(session: Guarded, request: Request, response: Response, state: 
 @api.get("/account")
 async def account(session: SignedIn, state: State) -> Any:
     """Everything the account page shows, in one request: balance, open positions, open
-    orders, settled positions, recent fills, ledger entries and order history (each list with
-    its ``next_cursor``)."""
+    orders, settled positions, recent fills, ledger entries, order history (each list with
+    its ``next_cursor``) and fees and rebates for its twelve latest months with any."""
     account_id, reads = session.account_id, state.reads
     balance, positions = await state.view(
         lambda: (balance_view(reads.balance(account_id)), positions_view(reads, account_id))
@@ -277,6 +278,7 @@ async def account(session: SignedIn, state: State) -> Any:
     fills = await fills_page(state, account_id, limit=50)
     ledger = await ledger_page(state, account_id, limit=50)
     settled = await settlements_page(state, account_id, limit=50)
+    fees = await fees_page(state, account_id, period="month", limit=12)
     return {
         "account_id": account_id,
         "email": session.email,
@@ -284,6 +286,7 @@ async def account(session: SignedIn, state: State) -> Any:
         "positions": positions["positions"],
         "open_orders": open_orders["orders"],
         "settlements": settled,
+        "fees": fees,
         "orders": history,
         "fills": fills,
         "ledger": ledger,

@@ -1,4 +1,5 @@
-"""An account's paged histories (orders, fills, settlements, ledger) for REST and the dashboard."""
+"""An account's paged histories (orders, fills, settlements, ledger, fees) for REST and the
+dashboard."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ from typing import Any, Literal
 
 from ..service.venue import Venue
 from ..store import queries
+from .errors import invalid_request
 from .refs import iso
 from .timeutil import parse_time_param
 from .usdc import to_usdc
-from .views import fill_view, order_view, settled_position_view
+from .views import fee_period_view, fee_periods, fill_view, order_view, settled_position_view
 
+FeePeriod = Literal["day", "month"]
 StatusFilter = Literal["open", "filled", "canceled", "expired", "rejected", "all"]
 
 
@@ -145,4 +148,34 @@ async def ledger_page(
             for row in page.items
         ],
         "next_cursor": page.next_cursor,
+    }
+
+
+async def fees_page(
+    venue: Venue,
+    account_id: str,
+    *,
+    period: FeePeriod = "day",
+    start_date: str | None = None,
+    end_date: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Fees paid and rebates earned per UTC day or month, newest first."""
+    start_ms, end_ms = _window(start_date, end_date)
+    rows = await venue.read(queries.fees_by_day, account_id, start_ms=start_ms, end_ms=end_ms)
+    periods = fee_periods(rows, period)
+    if cursor:
+        try:
+            before = queries.decode_cursor(f"fees_{period}", cursor)
+        except ValueError:
+            raise invalid_request("cursor", "the cursor is not one this server gave out") from None
+        periods = [p for p in periods if p["start"] < before]
+    shown = periods[:limit]
+    return {
+        "period": period,
+        "periods": [fee_period_view(totals, period) for totals in shown],
+        "next_cursor": queries.encode_cursor(f"fees_{period}", shown[-1]["start"])
+        if len(periods) > limit
+        else None,
     }

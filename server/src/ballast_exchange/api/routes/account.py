@@ -7,13 +7,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from ...store import queries
-from ...wire.account_pages import fills_page, ledger_page, settlements_page
-from ...wire.errors import invalid_request
-from ...wire.timeutil import TimeParam, parse_time_param
+from ...wire.account_pages import FeePeriod, fees_page, fills_page, ledger_page, settlements_page
+from ...wire.timeutil import TimeParam
 from ...wire.views import (
     balance_view,
-    fee_period_view,
-    fee_periods,
     positions_view,
     settled_position_fields,
 )
@@ -106,32 +103,19 @@ async def fees(
     state: State,
     start_date: TimeParam = None,
     end_date: TimeParam = None,
-    period: Literal["day", "month"] = "day",
+    period: FeePeriod = "day",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> Any:
-    rows = await state.read(
-        queries.fees_by_day,
+    return await fees_page(
+        state,
         principal.account_id,
-        start_ms=parse_time_param(start_date, "start_date"),
-        end_ms=parse_time_param(end_date, "end_date", end=True),
+        period=period,
+        start_date=start_date,
+        end_date=end_date,
+        limit=limit,
+        cursor=cursor,
     )
-    periods = fee_periods(rows, period)
-    if cursor:
-        try:
-            before = queries.decode_cursor(f"fees_{period}", cursor)
-        except ValueError:
-            raise invalid_request("cursor", "the cursor is not one this server gave out") from None
-        periods = [p for p in periods if p["start"] < before]
-    shown = periods[:limit]
-    more = len(periods) > limit
-    return {
-        "period": period,
-        "periods": [fee_period_view(totals, period) for totals in shown],
-        "next_cursor": queries.encode_cursor(f"fees_{period}", shown[-1]["start"])
-        if more
-        else None,
-    }
 
 
 @router.get(

@@ -1,5 +1,5 @@
 // The account: balance, open positions with PnL, open orders (cancel), settled positions,
-// fills, ledger, order history. Prices at their market's tick (from the public market list);
+// fees and rebates by month, fills, ledger, order history. Prices at their market's tick (from the public market list);
 // a binary position is shown as the YES or NO contracts it holds.
 
 import {
@@ -21,6 +21,7 @@ export function mount(root) {
   const positions = h("div", { id: "positions" });
   const openOrders = h("div", { id: "open-orders" });
   const settled = h("div", { id: "settled" });
+  const fees = h("div", { id: "fees" });
   let settledMore = null;
   let settledPaged = false;
   const markets = new Map(); // id -> market (public): ticks and types
@@ -70,6 +71,7 @@ export function mount(root) {
       panel("Open orders", cancelAll, openOrders),
     ),
     panel("Settled positions", h("span", { class: "muted small" }, "paid out at settlement"), settled),
+    panel("Fees and rebates", h("span", { class: "muted small" }, "by month (UTC); a rebate is a negative maker fee"), fees),
     panel("History", h("div", { class: "segs" }, tabButtons), tabsBody),
   );
 
@@ -157,6 +159,7 @@ export function mount(root) {
       ),
     );
     renderSettled();
+    renderFees();
     fill(
       openOrders,
       table(
@@ -199,6 +202,34 @@ export function mount(root) {
   /** Contracts held: "7 YES" / "7 NO" on a binary, signed on an index. */
   function held(size, binary) {
     return binary ? `${fmtSize(Math.abs(size))} ${size > 0 ? "YES" : "NO"}` : fmtSize(size);
+  }
+
+  function renderFees() {
+    const rows = data.fees.periods.map((f) =>
+      h(
+        "tr",
+        { class: "fee-row", dataset: { period: f.period_start.slice(0, 7) } },
+        h("td", { class: "mono" }, f.period_start.slice(0, 7)),
+        num(fmtMoney(f.fees_paid)),
+        num(fmtMoney(f.rebates_earned), f.rebates_earned > 0 ? "pos" : ""),
+        num(fmtMoney(f.net_fees), signClass(-f.net_fees)),
+        num(`${fmtSize(f.fee_count)} / ${fmtSize(f.rebate_count)}`),
+      ),
+    );
+    fill(
+      fees,
+      table(
+        [
+          { label: "Month" },
+          { label: "Fees paid", cls: "num" },
+          { label: "Rebates earned", cls: "num" },
+          { label: "Net fees", cls: "num" },
+          { label: "Fills: fee / rebate", cls: "num" },
+        ],
+        rows,
+        { empty: "No fees or rebates yet" },
+      ),
+    );
   }
 
   function renderSettled() {
