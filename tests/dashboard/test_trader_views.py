@@ -3,7 +3,8 @@
 - A 390 px phone: no sideways scroll on any page, the market panel readable.
 - Binary markets in YES/NO terms: the chance of YES in the header and the list, a ticket that
   buys YES or NO (a NO buy is a YES sell at 1 − price) and shows cost and payout first.
-- The book marks the user's own orders; the market page shows the position.
+- The book marks the user's own orders, the open orders say how much rests ahead of each, and
+  the market page shows the position.
 - ``INSUFFICIENT_BALANCE`` in the ticket says what the order needs and what is available.
 - A closed or resolving market refuses orders on the ticket and says why; the header follows
   the market's status live; the settlement box says when the dispute window ends; a settled
@@ -116,6 +117,10 @@ def test_binary_ticket_buys_yes_or_no_and_the_page_shows_my_orders_and_position(
 ) -> None:
     market_id = unique("yesno")
     busy_market(admin, market_id)  # asks 0.36–0.39, bids 0.26–0.30, last 0.36
+    first = admin.account(unique("first"), 1_000)  # rests 7 at 0.45 before the user does
+    ask = {"market_id": market_id, "side": "sell", "price": "0.45", "size": 7}
+    assert first.post("/orders", ask).status_code == 201
+    first.close()
     user = signed_in(server, context)
     page = context.new_page()
     errors = watch_errors(page)
@@ -165,6 +170,8 @@ def test_binary_ticket_buys_yes_or_no_and_the_page_shows_my_orders_and_position(
     assert page.locator("#book .lvl.mine").count() == 1  # others' levels are not marked
     order_row = page.locator(f'#my-orders tr.order-row[data-order="{order_id}"]')
     assert "BUY NO" in order_row.inner_text() and "0.550" in order_row.inner_text()
+    # Its place in the queue: the 7 contracts that came first at that price.
+    assert order_row.locator("td.ahead").inner_text() == "7"
 
     # A level clicked puts its price on the ticket in the ticket's terms (here NO).
     page.locator('#book-bids .lvl[data-price="0.300"]').click()

@@ -44,6 +44,7 @@ from ..wire.account_pages import (
 from ..wire.dependencies import current_venue
 from ..wire.errors import ApiError
 from ..wire.models import PlaceOrderRequest, Strict
+from ..wire.refs import parse_order_ref
 from ..wire.views import (
     balance_view,
     faucet_grant_view,
@@ -296,12 +297,25 @@ async def account(session: SignedIn, state: State) -> Any:
 @api.get("/markets/{market_id}/mine")
 async def mine_in_market(market_id: str, session: SignedIn, state: State) -> Any:
     """The market page's private part in one request (it polls): the user's open orders in
-    this market and the position held there (``null`` when flat)."""
+    this market, each with the contracts resting ahead of it at its price (``queue_ahead``,
+    ``null`` once it is no longer resting), and the position held there (``null`` when flat)."""
     state.market(market_id)
     account_id, reads = session.account_id, state.reads
-    positions = await state.view(lambda: positions_view(reads, account_id))
-    held = next((p for p in positions["positions"] if p["market_id"] == market_id), None)
     orders = await orders_page(state, account_id, status="open", market_id=market_id, limit=1000)
+
+    def live() -> tuple[dict[str, Any], dict[str, int]]:
+        ahead = {}
+        for order in orders["orders"]:
+            number = parse_order_ref(order["order_id"])
+            found = None if number is None else reads.queue_position(account_id, number)
+            if found is not None:
+                ahead[order["order_id"]] = found.contracts_ahead
+        return positions_view(reads, account_id), ahead
+
+    positions, ahead = await state.view(live)
+    held = next((p for p in positions["positions"] if p["market_id"] == market_id), None)
+    for order in orders["orders"]:
+        order["queue_ahead"] = ahead.get(order["order_id"])
     return {"market_id": market_id, "orders": orders["orders"], "position": held}
 
 

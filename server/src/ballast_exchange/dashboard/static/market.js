@@ -220,6 +220,7 @@ export function mount(root, marketId) {
           h("td", { class: "num", title: binary ? `YES ${o.side} at ${px(o.price)}` : null }, binary && o.side === "sell" ? px(noPrice(o.price)) : px(o.price)),
           h("td", { class: "num" }, fmtSize(o.remaining_size)),
           h("td", { class: "num" }, fmtSize(o.filled_size)),
+          h("td", { class: "num ahead", title: "contracts resting ahead of this order at its price" }, o.queue_ahead === null || o.queue_ahead === undefined ? "—" : fmtSize(o.queue_ahead)),
           h("td", {}, o.time_in_force),
           h("td", {}, h("button", { class: "btn tiny danger cancel", onclick: (e) => cancel(o.order_id, e.target) }, "Cancel")),
         ),
@@ -227,7 +228,7 @@ export function mount(root, marketId) {
       fill(
         mineBody,
         table(
-          [{ label: "Side" }, { label: "Price", cls: "num" }, { label: "Open", cls: "num" }, { label: "Filled", cls: "num" }, { label: "TIF" }, { label: "" }],
+          [{ label: "Side" }, { label: "Price", cls: "num" }, { label: "Open", cls: "num" }, { label: "Filled", cls: "num" }, { label: "Ahead", cls: "num" }, { label: "TIF" }, { label: "" }],
           rows,
           { empty: "No open orders in this market", cls: "compact" },
         ),
