@@ -19,6 +19,17 @@ For each database:
    recovery it reports (snapshot used, commands replayed). Then, on that live server, one
    snapshot through the admin API: the fork pause and the duration it reports.
 
+To compare builds on the same data, build once and restart as often as needed:
+
+    .venv/bin/python bench/recovery.py --keep /tmp/rb --no-pause          # build, keep, restart
+    .venv/bin/python bench/recovery.py --reuse /tmp/rb --restarts 3       # restart copies of it
+    .venv/bin/python bench/recovery.py --reuse /tmp/rb --server-src /tmp/old/server/src
+
+``--reuse`` restarts a fresh copy of the kept database each time (the SQLite file copied, a
+PostgreSQL ``CREATE DATABASE ... TEMPLATE``), so a restart's own writes (the live snapshot)
+never reach the next. ``--server-src`` runs the server from another source tree (its
+``PYTHONPATH``), e.g. an export of an older commit with its compiled engine.
+
 And once, in this process, **the matching pause**: the same engine executes a steady stream of
 placements and cancels while a snapshot is forked every ``--pause-every`` seconds (the
 snapshotter's own ``fork_encoder``, child encoding and sending its bytes back, read by a thread
@@ -34,6 +45,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,6 +67,7 @@ from ballast_exchange.domain import commands as c
 from ballast_exchange.domain import snapshot_codec as codec
 from ballast_exchange.domain.events import OrderAccepted
 from ballast_exchange.domain.types import Side
+from ballast_exchange.service import forking
 from ballast_exchange.service.exchange import ClientOrders, remember_client_order
 from ballast_exchange.service.forking import fork_encoder, freeze_recovered, wait_child
 from ballast_exchange.store import snapshots as snapshot_store
@@ -175,19 +188,36 @@ def store(database: Database, state: State, commands: Iterator[c.Command]) -> in
 # ------------------------------------------------------------------------------ databases
 
 
+KEPT_POSTGRES = "ballast_bench_kept"  # the database --keep builds and --reuse copies
+
+
+def _postgres_url(name: str) -> str:
+    return POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
 @contextmanager
-def fresh_database(kind: str, directory: Path) -> Iterator[str]:
+def fresh_database(
+    kind: str, directory: Path, keep: bool = False, template: str | None = None
+) -> Iterator[str]:
+    """An empty database (or a copy of ``template``'s), dropped after unless ``keep``."""
     if kind == "sqlite":
+        if template is not None:
+            for path in Path(template).parent.glob("ballast.db*"):
+                shutil.copyfile(path, directory / path.name)
         yield f"sqlite:///{directory / 'ballast.db'}"
         return
-    name = f"ballast_bench_{uuid.uuid4().hex[:10]}"
+    name = KEPT_POSTGRES if keep else f"ballast_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        if keep:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        copy = f' TEMPLATE "{template}"' if template is not None else ""
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')
+    try:
+        yield _postgres_url(name)
+    finally:
+        if not keep:
+            with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def database_bytes(database: Database, directory: Path) -> int:
@@ -221,9 +251,11 @@ def warm_bytecode() -> None:
     )
 
 
-def restart(url: str, directory: Path) -> dict[str, Any]:
+def restart(url: str, directory: Path, server_src: str | None = None) -> dict[str, Any]:
     port = free_port()
     env = dict(os.environ)
+    if server_src is not None:
+        env["PYTHONPATH"] = server_src
     env.update(BALLAST_SNAPSHOT_EVERY_COMMANDS="0", BALLAST_SNAPSHOT_EVERY_S="0")
     env.update(BALLAST_JOURNAL_RETENTION="keep")
     # Bytecode compiled once, as an installed server has it (PYTHONDONTWRITEBYTECODE would
@@ -250,6 +282,8 @@ def restart(url: str, directory: Path) -> dict[str, Any]:
                 pass
             time.sleep(0.02)
         ready_s = time.monotonic() - started
+        load = os.getloadavg()[0]
+        cpu_s = _cpu_s(process.pid)
         recovery = response.json()["recovery"]
         token = (data_dir / "admin.token").read_text().strip()
         taken = httpx.post(
@@ -267,6 +301,9 @@ def restart(url: str, directory: Path) -> dict[str, Any]:
         recovery["exchange_recovery_s"] = round(recovery_s, 2)
         return {
             "ready_s": round(ready_s, 2),
+            "load_average_1m": round(load, 2),
+            # CPU the server used until ready: steadier than wall time on a shared machine.
+            "cpu_s_to_ready": round(cpu_s, 2),
             "recovery": recovery,
             "live_snapshot": taken,
             "server_rss_mb": rss,
@@ -276,6 +313,13 @@ def restart(url: str, directory: Path) -> dict[str, Any]:
         process.wait()
         kept = Path(tempfile.gettempdir()) / f"ballast-bench-recovery-{directory.name}.log"
         kept.write_bytes(logfile.read_bytes())
+
+
+def _cpu_s(pid: int) -> float:
+    """User and system CPU seconds of a process so far (its waited-for children included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mb(pid: int) -> float:
@@ -297,6 +341,11 @@ def matching_pause(state: State, args: argparse.Namespace) -> dict[str, Any]:
     """
     rng = random.Random(7)
     freeze_recovered()
+    # As the server: free pages handed back after recovery, and the heap readied for each
+    # fork in a worker thread while commands run on (older builds have neither).
+    if hasattr(forking, "trim_heap"):
+        forking.trim_heap()
+    trim = None if args.no_ready_to_fork else getattr(forking, "ready_to_fork", None)
 
     def run(seconds: float, snapshots: bool) -> dict[str, Any]:
         forks: list[float] = []
@@ -304,6 +353,9 @@ def matching_pause(state: State, args: argparse.Namespace) -> dict[str, Any]:
         took_all: list[float] = []
         executed = 0
         waiter: threading.Thread | None = None
+        trimmer: threading.Thread | None = None
+        readied: list[tuple[float, float]] = []  # (its time, the longest command meanwhile)
+        ready_started = ready_max = 0.0
         deadline = time.perf_counter() + seconds
         next_fork = time.perf_counter() + args.pause_every / 2
         window_max = 0.0
@@ -314,7 +366,15 @@ def matching_pause(state: State, args: argparse.Namespace) -> dict[str, Any]:
             if waiter is not None and not waiter.is_alive():
                 while_child.append(window_max)
                 waiter = None
-            if snapshots and waiter is None and now >= next_fork and now < deadline:
+            due = snapshots and waiter is None and now >= next_fork and now < deadline
+            if due and trim is not None and trimmer is None:
+                trimmer = threading.Thread(target=trim)
+                ready_started, ready_max = now, 0.0
+                trimmer.start()
+            if due and (trimmer is None or not trimmer.is_alive()):
+                if trimmer is not None:
+                    readied.append((now - ready_started, ready_max))
+                trimmer = None
                 started = time.perf_counter()
                 pid, fd = fork_encoder(state, state.command_no)
                 forks.append(time.perf_counter() - started)
@@ -329,6 +389,8 @@ def matching_pause(state: State, args: argparse.Namespace) -> dict[str, Any]:
             took_all.append(took)
             if waiter is not None:
                 window_max = max(window_max, took)
+            if trimmer is not None:
+                ready_max = max(ready_max, took)
             executed += 1
         took_all.sort()
         return {
@@ -338,6 +400,9 @@ def matching_pause(state: State, args: argparse.Namespace) -> dict[str, Any]:
             "commands_over_5ms": sum(1 for t in took_all if t > 0.005),
             "fork_ms": [round(f * 1000, 2) for f in forks],
             "longest_while_child_runs_ms": [round(w * 1000, 2) for w in while_child],
+            # ready_to_fork in its worker thread, and the longest command while it ran
+            "ready_to_fork_s": [round(r, 2) for r, _ in readied],
+            "longest_while_readying_ms": [round(m * 1000, 2) for _, m in readied],
         }
 
     gc.collect()
@@ -349,84 +414,146 @@ def matching_pause(state: State, args: argparse.Namespace) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ main
 
 
-def bench(kind: str, args: argparse.Namespace) -> tuple[dict[str, Any], State]:
-    result: dict[str, Any] = {"database": kind}
+def bench(kind: str, args: argparse.Namespace) -> tuple[dict[str, Any], State | None]:
+    """Build (or, with ``--reuse``, take the kept build) and restart ``--restarts`` times."""
+    if args.reuse is not None:
+        kept = Path(args.reuse)
+        result = json.loads((kept / f"{kind}.json").read_text())
+        template = str(kept / "sqlite" / "ballast.db") if kind == "sqlite" else KEPT_POSTGRES
+        result["restarts"] = [restart_copy(kind, template, args) for _ in range(args.restarts)]
+        return result, None
+    if args.keep is not None:
+        directory = Path(args.keep) / kind
+        directory.mkdir(parents=True, exist_ok=True)
+        for old in directory.glob("ballast.db*"):
+            old.unlink()
+        with fresh_database(kind, directory, keep=True) as url:
+            result, state = build(kind, url, directory, args)
+        (Path(args.keep) / f"{kind}.json").write_text(json.dumps(result, indent=2))
+        template = str(directory / "ballast.db") if kind == "sqlite" else KEPT_POSTGRES
+        result["restarts"] = [restart_copy(kind, template, args) for _ in range(args.restarts)]
+        return result, state
     with tempfile.TemporaryDirectory(prefix="ballast-recovery-") as tmp:
         directory = Path(tmp)
         with fresh_database(kind, directory) as url:
-            database = Database(url)
-            database.upgrade()
-            empty = database_bytes(database, directory)
-            state = State(select_engine().new())
-            rng = random.Random(1)
-            started = time.monotonic()
-            store(database, state, setup_commands(args.accounts, args.markets))
-            before_orders = database_bytes(database, directory)
-            log(f"{kind}: storing {args.orders} resting orders")
-            store(
-                database,
-                state,
-                (resting_order(rng, n, args.accounts, args.markets) for n in range(args.orders)),
-            )
-            built = database_bytes(database, directory)
-            result["build_s"] = round(time.monotonic() - started, 1)
-            result["resting_orders"] = len(state.engine.orders)
-            result["database_bytes"] = {
-                "empty": empty,
-                "accounts_and_markets": before_orders,
-                "with_orders": built,
-            }
-            result["database_growth_per_million_orders_mb"] = round(
-                (built - before_orders) / args.orders * 1_000_000 / 2**20, 1
-            )
-            log(f"{kind}: snapshot of {len(state.engine.orders)} orders")
-            started = time.perf_counter()
-            encoded = codec.encode(state.engine, state.client_orders, state.command_no)
-            encode_s = time.perf_counter() - started
-            started = time.perf_counter()
-            chunks = snapshot_store.write_chunks(database.engine, state.command_no, encoded.data)
-            snapshot_store.publish(
-                database.engine,
-                snapshot_store.StoredSnapshot(
-                    command_no=state.command_no,
-                    version=codec.VERSION,
-                    checksum=encoded.checksum,
-                    digest=encoded.digest,
-                    size_bytes=len(encoded.data),
-                    payload_bytes=encoded.payload_bytes,
-                    chunks=chunks,
-                    engine="compiled",
-                    created_at=int(time.time() * 1000),
-                    duration_ms=int(encode_s * 1000),
-                ),
-            )
-            write_s = time.perf_counter() - started
-            result["snapshot"] = {
-                "command_no": state.command_no,
-                "bytes": len(encoded.data),
-                "payload_bytes": encoded.payload_bytes,
-                "bytes_per_resting_order": round(len(encoded.data) / len(state.engine.orders), 1),
-                "encode_s": round(encode_s, 2),
-                "write_s": round(write_s, 2),
-                "client_orders": len(state.client_orders),
-            }
-            log(f"{kind}: storing a tail of {args.tail} commands")
-            tail = store(
-                database, state, (tail_command(rng, n, state, args) for n in range(args.tail))
-            )
-            with database.engine.connect() as conn:
-                projected = conn.execute(
-                    projection_state.select().where(projection_state.c.id == 1)
-                ).one()
-            assert projected.command_no == state.command_no
-            result["tail_commands"] = tail
-            result["journal_commands"] = state.command_no
-            result["database_bytes"]["with_snapshot_and_tail"] = database_bytes(database, directory)
-            database.dispose()
-            log(f"{kind}: restarting ballast serve")
-            result["restart"] = restart(url, directory)
-            log(f"{kind}: ready in {result['restart']['ready_s']} s")
+            result, state = build(kind, url, directory, args)
+            result["restarts"] = [restart_copy(kind, url, args) for _ in range(args.restarts)]
     return result, state
+
+
+def restart_copy(kind: str, template: str, args: argparse.Namespace) -> dict[str, Any]:
+    """``ballast serve`` on a fresh copy of a built database (sqlite: its file; postgresql:
+    the database to copy)."""
+    with tempfile.TemporaryDirectory(prefix="ballast-recovery-") as tmp:
+        directory = Path(tmp)
+        if kind == "sqlite" and template.startswith("sqlite:///"):
+            template = template.removeprefix("sqlite:///")
+        elif kind == "postgresql" and "/" in template:
+            template = template.rsplit("/", 1)[1]
+        with fresh_database(kind, directory, template=template) as url:
+            log(f"{kind}: restarting ballast serve on a copy")
+            found = restart(url, directory, args.server_src)
+            log(
+                f"{kind}: ready in {found['ready_s']} s, {found['cpu_s_to_ready']} CPU s "
+                f"(load average {found['load_average_1m']})"
+            )
+            return found
+
+
+def build(
+    kind: str, url: str, directory: Path, args: argparse.Namespace
+) -> tuple[dict[str, Any], State]:
+    """The database with ``--orders`` resting orders, a snapshot of them and the tail."""
+    result: dict[str, Any] = {"database": kind}
+    database = Database(url)
+    database.upgrade()
+    empty = database_bytes(database, directory)
+    state = State(select_engine().new())
+    rng = random.Random(1)
+    started = time.monotonic()
+    store(database, state, setup_commands(args.accounts, args.markets))
+    before_orders = database_bytes(database, directory)
+    log(f"{kind}: storing {args.orders} resting orders")
+    store(
+        database,
+        state,
+        (resting_order(rng, n, args.accounts, args.markets) for n in range(args.orders)),
+    )
+    built = database_bytes(database, directory)
+    result["build_s"] = round(time.monotonic() - started, 1)
+    result["resting_orders"] = len(state.engine.orders)
+    result["database_bytes"] = {
+        "empty": empty,
+        "accounts_and_markets": before_orders,
+        "with_orders": built,
+    }
+    result["database_growth_per_million_orders_mb"] = round(
+        (built - before_orders) / args.orders * 1_000_000 / 2**20, 1
+    )
+    log(f"{kind}: snapshot of {len(state.engine.orders)} orders")
+    started = time.perf_counter()
+    encoded = codec.encode(state.engine, state.client_orders, state.command_no)
+    encode_s = time.perf_counter() - started
+    started = time.perf_counter()
+    chunks = snapshot_store.write_chunks(database.engine, state.command_no, encoded.data)
+    snapshot_store.publish(
+        database.engine,
+        snapshot_store.StoredSnapshot(
+            command_no=state.command_no,
+            version=codec.VERSION,
+            checksum=encoded.checksum,
+            digest=encoded.digest,
+            size_bytes=len(encoded.data),
+            payload_bytes=encoded.payload_bytes,
+            chunks=chunks,
+            engine="compiled",
+            created_at=int(time.time() * 1000),
+            duration_ms=int(encode_s * 1000),
+        ),
+    )
+    write_s = time.perf_counter() - started
+    result["snapshot"] = {
+        "command_no": state.command_no,
+        "bytes": len(encoded.data),
+        "payload_bytes": encoded.payload_bytes,
+        "bytes_per_resting_order": round(len(encoded.data) / len(state.engine.orders), 1),
+        "encode_s": round(encode_s, 2),
+        "write_s": round(write_s, 2),
+        "client_orders": len(state.client_orders),
+    }
+    log(f"{kind}: storing a tail of {args.tail} commands")
+    tail = store(database, state, (tail_command(rng, n, state, args) for n in range(args.tail)))
+    with database.engine.connect() as conn:
+        projected = conn.execute(projection_state.select().where(projection_state.c.id == 1)).one()
+    assert projected.command_no == state.command_no
+    result["tail_commands"] = tail
+    result["journal_commands"] = state.command_no
+    result["database_bytes"]["with_snapshot_and_tail"] = database_bytes(database, directory)
+    database.dispose()
+    return result, state
+
+
+def kept_state(kept: Path) -> State:
+    """The state a ``--keep`` build snapshotted, restored from that snapshot (for the pause:
+    minutes faster than executing a million orders again)."""
+    sqlite = kept / "sqlite" / "ballast.db"
+    url = f"sqlite:///{sqlite}" if sqlite.exists() else _postgres_url(KEPT_POSTGRES)
+    database = Database(url)
+    with database.engine.connect() as conn:
+        found = snapshot_store.newest(conn)
+        assert found is not None, "the kept build has no snapshot"
+        data = snapshot_store.read(conn, found)
+    database.dispose()
+    log(f"restoring the kept snapshot of command {found.command_no}")
+    engine, client_orders, header = codec.decode(data, select_engine().restorer)
+    del data
+    return State(
+        engine,
+        client_orders,
+        header.command_no,
+        T0 + 10 * header.command_no,
+        list(engine.orders),
+    )
 
 
 def main() -> None:
@@ -443,6 +570,13 @@ def main() -> None:
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--no-pause", action="store_true", help="restarts only")
     parser.add_argument("--only-pause", action="store_true", help="the matching pause alone")
+    parser.add_argument(
+        "--no-ready-to-fork", action="store_true", help="the pause without ready_to_fork"
+    )
+    parser.add_argument("--restarts", type=int, default=1, help="restarts per database")
+    parser.add_argument("--keep", metavar="DIR", help="build into DIR and keep it for --reuse")
+    parser.add_argument("--reuse", metavar="DIR", help="restart copies of a --keep build")
+    parser.add_argument("--server-src", metavar="PATH", help="the server's source (PYTHONPATH)")
     args = parser.parse_args()
     results: dict[str, Any] = {"args": vars(args), "runs": []}
     warm_bytecode()
@@ -456,10 +590,15 @@ def main() -> None:
             execute(state, resting_order(rng, n, args.accounts, args.markets))
     kinds = ([] if args.no_sqlite else ["sqlite"]) + ([] if args.no_postgres else ["postgresql"])
     for kind in [] if args.only_pause else kinds:
-        run, state = bench(kind, args)
+        run, built = bench(kind, args)
+        state = built or state
         results["runs"].append(run)
         print(json.dumps(run), file=sys.stderr, flush=True)
-    assert state is not None
+    if state is None and args.reuse is not None and not args.no_pause:
+        state = kept_state(Path(args.reuse))
+    if state is None:  # --reuse --no-pause: nothing built in this process
+        print(json.dumps(results, indent=2))
+        return
     gc.enable()
     gc.collect()
     if args.no_pause:

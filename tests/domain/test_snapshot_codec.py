@@ -225,3 +225,67 @@ def test_order_groups_survive_a_snapshot_and_cannot_be_written_as_format_1() -> 
     assert {o.order_id: o.order_group_id for o in restored.orders.values()} == groups
     with pytest.raises(codec.SnapshotUnsupported):
         codec.state_digest(engine, bound, version=1)
+
+
+def rewritten(encoded: codec.Encoded, change: object) -> bytes:
+    """``encoded`` with its payload's skeleton and columns changed by ``change`` and the header
+    digest made to match: bytes only the restore itself can refuse."""
+    payload = zlib.decompress(encoded.data[codec.HEADER_BYTES :])
+    skeleton, columns = codec._split(payload)
+    change(skeleton, columns)  # type: ignore[operator]
+    text = json.dumps(skeleton, separators=(",", ":")).encode()
+    parts = [struct.pack("<QI", len(text), len(columns)), text]
+    parts.append(struct.pack(f"<{len(columns)}Q", *(len(col) for col in columns)))
+    parts += [col.tobytes() for col in columns]
+    body = b"".join(parts)
+    head = struct.pack(
+        "<8sHHQQ32s",
+        codec.MAGIC,
+        codec.VERSION,
+        0,
+        encoded.command_no,
+        len(body),
+        __import__("hashlib").sha256(body).digest(),
+    )
+    return head + zlib.compress(body)
+
+
+def _first_market_with_orders(skeleton: dict[str, object]) -> dict[str, object]:
+    return next(m for m in skeleton["markets"] if m["client_order_ids"])  # type: ignore[attr-defined]
+
+
+def _account_out_of_range(skeleton: dict[str, object], columns: list[object]) -> None:
+    market = _first_market_with_orders(skeleton)
+    columns[market["orders"][1]][0] = len(skeleton["accounts"])  # type: ignore[index]
+
+
+def _account_without_position(skeleton: dict[str, object], columns: list[object]) -> None:
+    market = _first_market_with_orders(skeleton)
+    held = set(columns[market["positions"][0]])  # type: ignore[index]
+    idle = next(i for i in range(len(skeleton["accounts"])) if i not in held)  # type: ignore[arg-type]
+    columns[market["orders"][1]][0] = idle  # type: ignore[index]
+
+
+def _two_positions_of_one_account(skeleton: dict[str, object], columns: list[object]) -> None:
+    market = _first_market_with_orders(skeleton)
+    accounts = columns[market["positions"][0]]  # type: ignore[index]
+    accounts[1] = accounts[0]
+
+
+@pytest.mark.parametrize("target", ["reference", "compiled"])
+@pytest.mark.parametrize(
+    "change", [_account_out_of_range, _account_without_position, _two_positions_of_one_account]
+)
+def test_a_digest_valid_payload_that_does_not_hold_together_is_refused(
+    target: str, change: object
+) -> None:
+    """The restore looks accounts and positions up by their index in the payload (the compiled
+    twin without a dict lookup per order): an index past the accounts, an order whose account
+    holds no position in its market, or one account's two positions in a market is refused
+    whole, never half a state."""
+    engine = Engine()
+    run(engine, [c.CreateAccount(1, "idle")])  # an account with no position anywhere
+    bound = run(engine, resting_books(random.Random(13), orders=300))
+    data = rewritten(codec.encode(engine, bound, 7), change)
+    with pytest.raises(codec.SnapshotUnreadable):
+        codec.decode(data, restorer(target))  # type: ignore[arg-type]

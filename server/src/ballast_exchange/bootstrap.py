@@ -29,6 +29,7 @@ from .domain import CancelReason, MarketStatus
 from .domain import commands as c
 from .sandbox import Sandbox
 from .service.exchange import Exchange, RecoveryProgress, at_time
+from .service.forking import building_long_lived
 from .service.metrics import Metrics
 from .service.settlement import Settlements
 from .service.snapshotter import SnapshotPolicy, Snapshotter
@@ -183,17 +184,20 @@ class Runtime:
             )
         token, self.admin_token_created = admin_token(s.data_dir)
         progress = RecoveryProgress()
-        # Until the engine is rebuilt, the port answers 503 saying how far recovery is.
-        with recovery_probe(s.host, s.port, progress.describe):
-            self.exchange = Exchange(
-                self.database.engine,
-                projection_sql=self.database.projection_engine,
-                metrics=self.metrics,
-                progress=progress,
-            )
+        # The engine and the stream's read models: millions of long-lived objects at a million
+        # resting orders, built without the cycle collector and then frozen (ADR 0016).
+        with building_long_lived():
+            # Until the engine is rebuilt, the port answers 503 saying how far recovery is.
+            with recovery_probe(s.host, s.port, progress.describe):
+                self.exchange = Exchange(
+                    self.database.engine,
+                    projection_sql=self.database.projection_engine,
+                    metrics=self.metrics,
+                    progress=progress,
+                )
+            # The stream sees a command once it is stored, never before (DESIGN §6).
+            self.hub = Hub(self.exchange, s, self.metrics)
         self.snapshotter = Snapshotter(self.exchange, snapshot_policy(s), self.metrics)
-        # The stream sees a command once it is stored, never before (DESIGN §6).
-        self.hub = Hub(self.exchange, s, self.metrics)
         self.exchange.on_committed = self.hub.committed
         self.settlements = Settlements(self.exchange, self.database.engine, s.dispute_window_ms)
         self.state = Venue(

@@ -165,6 +165,8 @@ def _restore(data: dict[str, Any]) -> Engine:
         engine.markets[market.market_id] = market
         for p in m["positions"]:
             account = engine.accounts[p["account_id"]]
+            if account.account_id in market.positions:
+                raise ValueError(f"two positions of {account.account_id} in {market.market_id}")
             position = Position(
                 account.account_id,
                 market.market_id,

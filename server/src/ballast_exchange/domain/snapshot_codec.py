@@ -372,13 +372,17 @@ def _restore(
         }
     )
     if fast:
+        # The accounts by their index in the payload: the compiled twin looks each order's
+        # account and position up by index, not by name.
+        account_objects = [engine.accounts[account_id] for account_id in accounts]
         for m, gids in zip(skeleton["markets"], group_ids, strict=True):
-            engine._restore_positions(
-                m["market_id"], accounts, [columns[i] for i in m["positions"]]
+            positions = engine._restore_positions(
+                m["market_id"], account_objects, [columns[i] for i in m["positions"]]
             )
             engine._restore_orders(
                 m["market_id"],
-                accounts,
+                account_objects,
+                positions,
                 [columns[i] for i in m["orders"]],
                 m["client_order_ids"],
                 gids,

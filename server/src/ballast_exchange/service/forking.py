@@ -31,7 +31,8 @@ import select
 import signal
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from time import perf_counter
 from typing import Any, NoReturn, Protocol
 
@@ -80,6 +81,86 @@ def freeze_recovered() -> None:
     position); what is pinned is only cyclic garbage not yet collected at a freeze.
     """
     gc.freeze()
+
+
+@contextlib.contextmanager
+def building_long_lived() -> Iterator[None]:
+    """Build the state that lives as long as the process (the recovered engine, the stream's
+    read models) with the cycle collector off, then freeze it all and hand the heap's free
+    pages back to the system.
+
+    Millions of objects are built here and none is garbage: each full collection would walk
+    all those built so far (measured: half of the stream models' build at a million orders).
+    What the imports and migrations left as cyclic garbage is collected first, so the freeze
+    at the end pins only what this block leaves. The trim matters to every later snapshot:
+    the fork copies the page tables of every page still held (``trim_heap``).
+    """
+    gc.collect()
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        freeze_recovered()
+        trim_heap()
+        if collecting:
+            gc.enable()
+
+
+def trim_heap() -> None:
+    """Return the allocator's free pages to the system (glibc's ``malloc_trim``; elsewhere a
+    no-op). A fork's pause grows with the pages the parent holds, free or not: after a
+    recovery decoded a snapshot of a million orders, this took the fork from about 57 ms to
+    30 ms. ctypes releases the GIL for the call, so a worker thread can run it."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
+
+
+_MADV_COLLAPSE = 25  # Linux 6.1+: make the range's pages huge pages now, synchronously
+_HUGE_PAGE = 1 << 21
+
+
+def ready_to_fork() -> None:
+    """Shrink what the next fork copies, off the loop (a worker thread: the calls release the
+    GIL): free pages handed back (``trim_heap``), then the heap's pages gathered into 2 MiB
+    huge pages (``collapse_heap``)."""
+    trim_heap()
+    collapse_heap()
+
+
+def collapse_heap() -> None:
+    """Back the process's private anonymous memory (the Python heap) with 2 MiB huge pages
+    where the kernel can (``madvise(MADV_COLLAPSE)``; a no-op before Linux 6.1 or without
+    transparent huge pages).
+
+    A fork copies one page-table entry per 4 KiB page, and takes a reference on each page:
+    with huge pages it copies one per 2 MiB. Measured at a million resting orders (a 0.9 GB
+    heap): the fork from about 50 ms to 10-17 ms. Copy-on-write splits the huge pages the
+    parent writes while a child runs, so this runs again before every fork; it costs about
+    1.5 s of CPU per GB in the calling thread. Only ``MADV_COLLAPSE``, never
+    ``MADV_HUGEPAGE``: new allocations keep faulting in small pages, with no compaction
+    stall on the order path.
+    """
+    try:
+        madvise = ctypes.CDLL(None).madvise
+        maps = Path("/proc/self/maps").read_text().splitlines()
+    except (OSError, AttributeError):  # not Linux
+        return
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    madvise.restype = ctypes.c_int
+    for line in maps:
+        fields = line.split()
+        if len(fields) < 5 or fields[1] != "rw-p":
+            continue
+        if len(fields) > 5 and fields[5] != "[heap]":
+            continue  # a file's pages, a stack, the vdso: not the heap
+        low, high = (int(x, 16) for x in fields[0].split("-"))
+        start = -(-low // _HUGE_PAGE) * _HUGE_PAGE
+        end = high // _HUGE_PAGE * _HUGE_PAGE
+        if end > start:
+            # A failure (no MADV_COLLAPSE before Linux 6.1, huge pages off, none free) leaves
+            # small pages: the fork just copies more.
+            madvise(start, end - start, _MADV_COLLAPSE)
 
 
 def _fork(run: Callable[[int], None]) -> tuple[int, int]:

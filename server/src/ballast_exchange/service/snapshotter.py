@@ -30,7 +30,7 @@ from ..domain import snapshot_codec as codec
 from ..store import journal_archive
 from ..store import snapshots as snapshot_store
 from .exchange import Exchange, ServiceUnavailable
-from .forking import ChildFailed, fork_digest, fork_encoder, wait_child
+from .forking import ChildFailed, fork_digest, fork_encoder, ready_to_fork, wait_child
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -203,9 +203,14 @@ class Snapshotter:
 
     async def _take(self) -> Taken:
         exchange = self.exchange
+        loop = asyncio.get_running_loop()
+        # The fork copies a page-table entry for every page the process holds: free pages go
+        # back to the system and the rest into huge pages first, in a worker thread while the
+        # loop runs on (forking.ready_to_fork).
+        await loop.run_in_executor(None, ready_to_fork)
+        # Nothing awaited from here to the fork: the child sees exactly command_no's state.
         command_no = exchange.command_no
         resting = len(exchange.engine.orders)
-        loop = asyncio.get_running_loop()
         started = perf_counter()
         pid, read_end = fork_encoder(exchange, command_no)
         pause = perf_counter() - started

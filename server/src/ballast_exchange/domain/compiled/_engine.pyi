@@ -238,7 +238,8 @@ class Engine:
     def _restore_orders(
         self,
         market_id: str,
-        account_ids: list[str],
+        accounts: list[Account],
+        positions: list[Position | None],
         columns: list[array[int]],
         coids: list[str | None],
         gids: list[str | None],
@@ -249,8 +250,8 @@ class Engine:
     ) -> None: ...
     def _export_positions(self, market_id: str, accounts: dict[str, int]) -> list[array[int]]: ...
     def _restore_positions(
-        self, market_id: str, account_ids: list[str], columns: list[array[int]]
-    ) -> None: ...
+        self, market_id: str, accounts: list[Account], columns: list[array[int]]
+    ) -> list[Position | None]: ...
     def _finish_restore(self) -> None: ...
 
 def restore(data: dict[str, Any]) -> Engine: ...
