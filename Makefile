@@ -6,15 +6,18 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: test run lint typecheck pytest typescript bench-engine clean chromium
+.PHONY: test run lint typecheck pytest typescript bench-engine clean chromium bytecode
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# --compile-bytecode: the installed packages' .pyc are written once here, not left to each
+# process (which cannot cache them where PYTHONDONTWRITEBYTECODE is set, and then compiles
+# FastAPI, SQLAlchemy, pydantic... again: seconds for every `ballast` process a test starts).
 $(VENV)/.synced: $(UV) uv.lock pyproject.toml server/pyproject.toml server/setup.py sdk/python/pyproject.toml \
 		server/src/ballast_exchange/domain/compiled/_engine.pyx
-	$(UV) sync --locked --all-packages --group dev
+	$(UV) sync --locked --all-packages --group dev --compile-bytecode
 	touch $@
 
 test: lint typecheck pytest typescript
@@ -45,14 +48,18 @@ chromium:
 		echo "chromium is missing and cannot be installed here (not root, no sudo)" >&2; \
 	fi
 
-pytest: $(VENV)/.synced chromium
+# Our own sources' .pyc too, for the same reason (a source edited later is recompiled as usual).
+bytecode: $(VENV)/.synced
+	$(VENV)/bin/python -m compileall -q server/src sdk/python/src
+
+pytest: $(VENV)/.synced chromium bytecode
 	$(VENV)/bin/pytest -n auto --maxprocesses 4 --dist loadscope --durations 15
 
 # The TypeScript SDK (sdk/typescript, `@ballast/sdk`): npm dependencies from its lockfile, then
 # tsc --strict, biome, the ESM + CommonJS build, and its tests against real `ballast serve`
 # processes from .venv (started on free loopback ports by the tests themselves).
 TS_SDK := sdk/typescript
-typescript: $(VENV)/.synced
+typescript: $(VENV)/.synced bytecode
 	cd $(TS_SDK) && npm ci --no-audit --no-fund
 	cd $(TS_SDK) && npm run typecheck
 	cd $(TS_SDK) && npm run lint
@@ -61,7 +68,7 @@ typescript: $(VENV)/.synced
 
 # The engine benchmark also replays the stream through third-party engines (the `bench` group).
 bench-engine: $(UV)
-	$(UV) sync --locked --all-packages --group dev --group bench
+	$(UV) sync --locked --all-packages --group dev --group bench --compile-bytecode
 	$(VENV)/bin/python bench/engine.py
 
 clean:
