@@ -40,8 +40,10 @@ class Admin:
 
 @pytest.fixture(scope="module")
 def admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Admin]:
+    """One ``ballast serve`` for the module, with no dispute window, so that the README's
+    walk-through finalizes at once; each test lists its own markets and accounts."""
     data_dir = tmp_path_factory.mktemp("admin-text") / "var"
-    with serving(data_dir) as (url, _):
+    with serving(data_dir, env={"BALLAST_DISPUTE_WINDOW_S": "0"}) as (url, _):
         yield Admin(data_dir, url)
 
 
@@ -164,20 +166,17 @@ def readme_walkthrough() -> str:
     return section[start : section.index("\n```", start)]
 
 
-def test_the_readme_settlement_walkthrough_runs_as_written(tmp_path: Path) -> None:
+def test_the_readme_settlement_walkthrough_runs_as_written(admin: Admin, tmp_path: Path) -> None:
     script = readme_walkthrough()
     assert "notice.json <<'EOF'" in script and "markets close" in script
-    data_dir = tmp_path / "var"
-    # A dispute window of 0 s, so the last step needs no waiting.
-    with serving(data_dir, env={"BALLAST_DISPUTE_WINDOW_S": "0"}) as (url, _):
-        done = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script.replace(".venv/bin/ballast", BALLAST)],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=admin_env(data_dir, url),
-        )
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script.replace(".venv/bin/ballast", BALLAST)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=admin.env,
+    )
     assert done.returncode == 0, done
     assert done.stdout.count("(matches the evidence)") >= 2, done.stdout
     assert "panama-may-2031  status settled" in done.stdout, done.stdout
