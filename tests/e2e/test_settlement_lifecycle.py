@@ -139,12 +139,13 @@ def test_list_trade_close_propose_overturn_finalize_across_restarts(
     tmp_path: Path, database_url: str
 ) -> None:
     venue = Venue(tmp_path / "var", database_url)
-    # Room for the set-up below on a loaded machine: the GTD order must still be live when placed
-    # (it expires 2 s before the close), and the close must pass while the server is down.
-    close_at = int(time.time() * 1000) + 12_000
 
     # 1. List an index market and trade it from two accounts.
     with venue.up() as server:
+        # Room for the set-up below on a loaded machine, counted once the server is up: the GTD
+        # order must still be live when placed (it expires 2 s before the close), and the close
+        # must pass while the server is down.
+        close_at = int(time.time() * 1000) + 8_000
         admin = Admin(server.api, server.admin_token)
         admin.post(
             "/markets",
