@@ -9,7 +9,8 @@ reservations, the double-entry ledger, positions, fees and events. The neutral s
 turned into engine commands (untimed, as the sequencer receives them decoded): cancels and
 amends need the engine's order ids, which both twins issue identically. Throughput is the best
 of ``--repeat`` passes of ``execute`` per command without per-command timers, and of
-``execute_many`` in batches (the third-party engines get the same best-of); the latency
+``execute_many`` and ``execute_batch`` (events kept as the compiled twin's records, built or
+not) in batches (the third-party engines get the same best-of); the latency
 percentiles come from another pass that times every command; ``replay``
 is the old measure, building each command from the stream inside the timed loop. The stream
 and the prepared commands are frozen out of the cycle collector (``gc.freeze``) before any
@@ -199,17 +200,39 @@ def run_execute_many(
     return time.perf_counter() - start, engine
 
 
+def run_execute_batch(
+    commands: list[c.Command], accounts: int, factory: Any, build: bool
+) -> tuple[float, Engine]:
+    """One timed pass of ``execute_batch`` over batches of ``BATCH`` commands; with ``build``,
+    every batch's Python events are built too (``results()``), as a consumer reading them all
+    would."""
+    engine = fresh_engine(accounts, factory)
+    execute_batch = engine.execute_batch
+    gc.collect()
+    start = time.perf_counter()
+    if build:
+        for first in range(0, len(commands), BATCH):
+            execute_batch(commands[first : first + BATCH]).results()
+    else:
+        for first in range(0, len(commands), BATCH):
+            execute_batch(commands[first : first + BATCH])
+    return time.perf_counter() - start, engine
+
+
 def throughput(
     commands: list[c.Command], accounts: int, factory: Any, repeat: int
 ) -> dict[str, Any]:
     """The best of ``repeat`` passes of each (other work on the machine only ever slows one),
     alternating the two so that a busy spell does not fall on one of them only."""
-    seconds = many_seconds = float("inf")
+    seconds = many_seconds = batch_seconds = built_seconds = float("inf")
     for _ in range(repeat):
         one, engine, rejected = run_execute(commands, accounts, factory)
         many, batched = run_execute_many(commands, accounts, factory)
+        batch, unbuilt = run_execute_batch(commands, accounts, factory, build=False)
+        built, _ = run_execute_batch(commands, accounts, factory, build=True)
         seconds, many_seconds = min(seconds, one), min(many_seconds, many)
-    assert digest(batched) == digest(engine)
+        batch_seconds, built_seconds = min(batch_seconds, batch), min(built_seconds, built)
+    assert digest(batched) == digest(engine) == digest(unbuilt)
     book = engine.markets[MARKET].book
     return {
         "commands": len(commands),
@@ -217,6 +240,9 @@ def throughput(
         "commands_per_s": round(len(commands) / seconds),
         "execute_many_commands_per_s": round(len(commands) / many_seconds),
         "execute_many_batch": BATCH,
+        # Events kept as the compiled twin's records, never built (docs/adr/0008).
+        "execute_batch_commands_per_s": round(len(commands) / batch_seconds),
+        "execute_batch_built_commands_per_s": round(len(commands) / built_seconds),
         "best_of": repeat,
         "rejected": rejected,
         "resting_orders_at_end": sum(1 for _ in book.orders()),
@@ -333,15 +359,21 @@ def main() -> None:
                 if (again.get("commands_per_s") or 0) > (row.get("commands_per_s") or 0):
                     row.update(again)
         ratios: dict[str, dict[str, float]] = {name: {} for name in engines}
+        batch_ratios: dict[str, dict[str, float]] = {name: {} for name in engines}
         for row in others:
             if row.get("commands_per_s"):
                 for name, ours in engines.items():
                     ratio = round(ours["commands_per_s"] / row["commands_per_s"], 2)
                     row[f"{name}_ratio"] = ratio
                     ratios[name][row["engine"]] = ratio
+                    batch_ratios[name][row["engine"]] = round(
+                        ours["execute_batch_commands_per_s"] / row["commands_per_s"], 2
+                    )
         result["third_party"] = others
-        # Ballast twin ÷ engine, commands/s on the same stream in this run.
+        # Ballast twin ÷ engine, commands/s on the same stream in this run: `execute` per
+        # command (Python events), and `execute_batch` (events as records, not built).
         result["ratios"] = ratios
+        result["ratios_execute_batch"] = batch_ratios
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(result, indent=2))
 

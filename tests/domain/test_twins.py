@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import sys
 from typing import Any
 
 import pytest
@@ -189,6 +190,64 @@ def test_execute_many_is_execute_in_a_loop() -> None:
                 got.append(tuple(event_key(e) for e in result))
         assert got == expected
         assert digest(many) == digest(one)
+
+
+def result_key(result: list[Event] | DomainError) -> tuple[Any, ...]:
+    if isinstance(result, DomainError):
+        return ("rejected", result.code, result.message, repr(result.details))
+    return tuple(event_key(e) for e in result)
+
+
+def test_execute_batch_is_execute_many_built_or_not() -> None:
+    """``execute_batch`` answers what ``execute_many`` does, in both twins, and leaves the same
+    state whether or not a batch's events are ever built."""
+    commands = random_commands(random.Random(22), 3_000)
+    for factory in (Engine, type(compiled_engine())):
+        many, batched, unread = factory(), factory(), factory()
+        expected = [result_key(r) for r in many.execute_many(commands)]
+        got: list[Any] = []
+        for first in range(0, len(commands), 32):
+            chunk = commands[first : first + 32]
+            batch = batched.execute_batch(chunk)
+            assert len(batch) == len(chunk)
+            results = batch.results()
+            assert batch.results() is results  # built once
+            assert batch.event_count == sum(
+                len(r) for r in results if not isinstance(r, DomainError)
+            )
+            got.extend(result_key(r) for r in results)
+            unread.execute_batch(chunk)  # dropped unbuilt
+        assert got == expected
+        assert digest(batched) == digest(many) == digest(unread)
+        assert unread.seq == many.seq
+
+
+def test_a_compiled_batch_gives_back_every_reference_it_held() -> None:
+    """Event records hold references (ids, the command's time); once a batch is gone, built or
+    not, its references are too: the engine keeps exactly what ``execute`` leaves it holding
+    (a proposed settlement keeps its time)."""
+
+    def held(mode: str) -> int:
+        compiled = compiled_engine()
+        when = int("1000001")  # an int object of its own, counted
+        commands = [
+            dataclasses.replace(command, time=when)
+            for command in random_commands(random.Random(23), 2_000)
+        ]
+        before = sys.getrefcount(when)
+        for first in range(0, len(commands), 64):
+            chunk = commands[first : first + 64]
+            if mode == "execute":
+                compiled.execute_many(chunk)
+                continue
+            batch = compiled.execute_batch(chunk)
+            if mode == "built":
+                assert batch.results()
+            del batch
+        assert compiled.seq > 1_000
+        return sys.getrefcount(when) - before
+
+    assert held("unbuilt") == held("built") == held("execute")
 
 
 def test_unknown_commands_and_bad_times_are_refused_alike() -> None:

@@ -17,7 +17,7 @@ on demand (``docs/adr/0008-compiled-engine.md``).
 """
 
 from cpython.object cimport PyObject, PyTypeObject
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memmove
@@ -78,6 +78,7 @@ cdef extern from "Python.h":
     object _PyObject_GC_New(PyTypeObject *t)
     object PyUnicode_FromStringAndSize(const char *u, Py_ssize_t size)
     PyObject *PyList_GET_ITEM(object list, Py_ssize_t i)
+    PyObject *_new_int "PyLong_FromLongLong"(long long v)
 
 SOURCE_SHA256 = ballast_source_sha256.decode("ascii")
 
@@ -177,9 +178,10 @@ cdef class _Layout:
     cdef PyTypeObject *tp
     cdef Py_ssize_t off[16]
     cdef int n
+    cdef unsigned int int_mask  # slots an event record holds as C integers, boxed when built
     cdef readonly tuple names
 
-    def __init__(self, type cls, tuple expected):
+    def __init__(self, type cls, tuple expected, tuple ints=()):
         names = tuple(f.name for f in dataclasses.fields(cls))
         if names != expected:
             raise ImportError(f"{cls.__name__} fields changed: {names}")
@@ -190,6 +192,8 @@ cdef class _Layout:
         self.n = len(names)
         for i, name in enumerate(names):
             self.off[i] = _offset(cls, name)
+            if name in ints:
+                self.int_mask |= 1u << i
 
 
 cdef inline void _put(object o, Py_ssize_t off, object v) noexcept:
@@ -204,15 +208,17 @@ cdef inline object _get(object o, Py_ssize_t off, str name):
     return <object>v
 
 
-cdef _Layout L_ACCOUNT = _Layout(ev.AccountCreated, ("seq", "time", "account_id"))
+cdef _Layout L_ACCOUNT = _Layout(ev.AccountCreated, ("seq", "time", "account_id"), ("seq",))
 cdef _Layout L_MARKET = _Layout(
-    ev.MarketCreated, ("seq", "time", "market_id", "kind", "floor", "cap", "tick_value", "close_time")
+    ev.MarketCreated,
+    ("seq", "time", "market_id", "kind", "floor", "cap", "tick_value", "close_time"),
+    ("seq",),
 )
 cdef _Layout L_STATUS = _Layout(
-    ev.MarketStatusChanged, ("seq", "time", "market_id", "old_status", "new_status")
+    ev.MarketStatusChanged, ("seq", "time", "market_id", "old_status", "new_status"), ("seq",)
 )
 cdef _Layout L_LEDGER = _Layout(
-    ev.LedgerEntry, ("seq", "time", "debit", "credit", "amount", "kind", "ref")
+    ev.LedgerEntry, ("seq", "time", "debit", "credit", "amount", "kind", "ref"), ("seq", "amount")
 )
 cdef _Layout L_ACCEPTED = _Layout(
     ev.OrderAccepted,
@@ -221,14 +227,17 @@ cdef _Layout L_ACCEPTED = _Layout(
         "size", "time_in_force", "expire_at", "post_only", "reduce_only", "client_order_id",
         "stp", "order_group_id",
     ),
+    ("seq", "size"),
 )
 cdef _Layout L_AMENDED = _Layout(
     ev.OrderAmended,
     ("seq", "time", "order_id", "account_id", "market_id", "price", "size", "remaining", "requeued"),
+    ("seq", "size", "remaining"),
 )
 cdef _Layout L_CLOSED = _Layout(
     ev.OrderClosed,
     ("seq", "time", "order_id", "account_id", "market_id", "status", "reason", "filled", "remaining"),
+    ("seq", "filled", "remaining"),
 )
 cdef _Layout L_TRADE = _Layout(
     ev.Trade,
@@ -236,11 +245,16 @@ cdef _Layout L_TRADE = _Layout(
         "seq", "time", "trade_id", "market_id", "price", "size", "taker_side", "maker_order_id",
         "taker_order_id", "maker_account_id", "taker_account_id", "maker_fee", "taker_fee",
     ),
+    ("seq", "trade_id", "size", "maker_fee", "taker_fee"),
 )
 cdef _Layout L_POSITION = _Layout(
-    ev.PositionChanged, ("seq", "time", "account_id", "market_id", "size", "collateral", "realized_pnl")
+    ev.PositionChanged,
+    ("seq", "time", "account_id", "market_id", "size", "collateral", "realized_pnl"),
+    ("seq", "size", "collateral", "realized_pnl"),
 )
-cdef _Layout L_LEVEL = _Layout(ev.BookLevelChanged, ("seq", "time", "market_id", "side", "price", "size"))
+cdef _Layout L_LEVEL = _Layout(
+    ev.BookLevelChanged, ("seq", "time", "market_id", "side", "price", "size"), ("seq", "size")
+)
 
 # Command layouts (read side): the slots of the frozen command dataclasses.
 cdef _Layout C_PLACE = _Layout(
@@ -277,6 +291,127 @@ cdef inline object _new(_Layout layout):
     for i in range(layout.n):  # no slot may be read before it is written
         (<PyObject **>((<char *><PyObject *>e) + layout.off[i]))[0] = NULL
     return e
+
+
+# ---------------------------------------------------------------- event records
+#
+# The rules write each event as a C record: its layout and one slot per field, a C integer
+# where the layout says so (seq, sizes, amounts), else an owned reference (ids, strings, the
+# command's time). ``execute`` builds the dataclasses from them at the end of the command;
+# ``execute_batch`` keeps them until its caller asks (docs/adr/0008-compiled-engine.md).
+# Building an event is most of what it costs: its allocation, the int objects of its fields,
+# and later freeing both (docs/benchmarks.md).
+
+cdef union _Slot:
+    long long i
+    PyObject *o
+
+ctypedef struct _Rec:
+    PyObject *layout  # a _Layout (module-level, never freed); NULL: a built event in f[0]
+    _Slot f[16]
+
+
+cdef class _Records:
+    """A growable array of event records that owns the references in them."""
+
+    cdef _Rec *recs
+    cdef Py_ssize_t n
+    cdef Py_ssize_t cap
+
+    def __dealloc__(self):
+        self.release(0)
+        free(self.recs)
+
+    cdef inline _Rec *push(self, _Layout layout) except NULL:
+        cdef _Rec *r
+        if self.n == self.cap:
+            self.cap = 64 if self.cap == 0 else self.cap * 2
+            r = <_Rec *>realloc(self.recs, self.cap * sizeof(_Rec))
+            if r is NULL:
+                raise MemoryError()
+            self.recs = r
+        r = &self.recs[self.n]
+        self.n += 1
+        r.layout = <PyObject *>layout
+        return r
+
+    cdef int reserve(self, Py_ssize_t cap) except -1:
+        """Room for ``cap`` records, allocated once rather than grown by copying."""
+        cdef _Rec *r
+        if cap > self.cap:
+            r = <_Rec *>realloc(self.recs, cap * sizeof(_Rec))
+            if r is NULL:
+                raise MemoryError()
+            self.recs = r
+            self.cap = cap
+        return 0
+
+    cdef int push_event(self, object event) except -1:
+        """An event already built as a Python object (the rare settlement ones)."""
+        cdef _Rec *r = self.push(L_ACCOUNT)
+        r.layout = NULL
+        Py_INCREF(event)
+        r.f[0].o = <PyObject *>event
+        return 0
+
+    cdef void release(self, Py_ssize_t start) noexcept:
+        """Drop the records from ``start`` on, unbuilt."""
+        cdef Py_ssize_t j
+        cdef int i
+        cdef _Rec *r
+        cdef _Layout layout
+        for j in range(start, self.n):
+            r = &self.recs[j]
+            if r.layout is NULL:
+                Py_XDECREF(r.f[0].o)
+                continue
+            layout = <_Layout>r.layout
+            for i in range(layout.n):
+                if not layout.int_mask & (1u << i):
+                    Py_XDECREF(r.f[i].o)
+        self.n = start
+
+    cdef list build(self, Py_ssize_t start, Py_ssize_t stop):
+        """The events of records ``start`` to ``stop``; their references pass to the events,
+        so the caller must drop these records without releasing them."""
+        cdef list out = []
+        cdef Py_ssize_t j
+        for j in range(start, stop):
+            out.append(_build(&self.recs[j]))
+        return out
+
+
+cdef object _build(_Rec *r):
+    cdef PyObject *o
+    cdef _Layout layout
+    cdef int i
+    cdef PyObject **slot
+    cdef bint failed = False
+    if r.layout is NULL:
+        e = <object>r.f[0].o
+        Py_XDECREF(r.f[0].o)  # the record's reference; ``e`` holds its own
+        return e
+    layout = <_Layout>r.layout
+    e = _PyObject_GC_New(layout.tp)
+    for i in range(layout.n):
+        slot = <PyObject **>((<char *><PyObject *>e) + layout.off[i])
+        if layout.int_mask & (1u << i):
+            o = _new_int(r.f[i].i)
+            if o is NULL:
+                failed = True
+                o = <PyObject *>None
+                Py_INCREF(None)
+            slot[0] = o
+        else:
+            slot[0] = r.f[i].o
+    if failed:
+        raise MemoryError()
+    return e
+
+
+cdef inline void _own(_Rec *r, int i, object v) noexcept:
+    Py_INCREF(v)
+    r.f[i].o = <PyObject *>v
 
 
 # ---------------------------------------------------------------- integers
@@ -1104,6 +1239,57 @@ cdef class Account:
     __slots__ = ("account_id", "cash_key", "client_order_ids", "orders_key", "positions")
 
 
+cdef class EventBatch:
+    """``execute_batch``'s answer: per command, its events or the ``DomainError`` that rejected
+    it (as ``execute_many``), held as records until ``results()`` builds them, once."""
+
+    cdef _Records recs
+    cdef Py_ssize_t *ends  # each command's records end here
+    cdef readonly Py_ssize_t count
+    cdef Py_ssize_t cap
+    cdef dict errors  # command index -> DomainError
+    cdef list built
+
+    def __dealloc__(self):
+        free(self.ends)
+
+    cdef int push_end(self, Py_ssize_t end) except -1:
+        cdef Py_ssize_t *grown
+        if self.count == self.cap:
+            self.cap = 32 if self.cap == 0 else self.cap * 2
+            grown = <Py_ssize_t *>realloc(self.ends, self.cap * sizeof(Py_ssize_t))
+            if grown is NULL:
+                raise MemoryError()
+            self.ends = grown
+        self.ends[self.count] = end
+        self.count += 1
+        return 0
+
+    def __len__(self):
+        return self.count
+
+    @property
+    def event_count(self):
+        """How many events the batch's accepted commands emitted."""
+        return self.ends[self.count - 1] if self.count else 0
+
+    def results(self):
+        """One entry per command: its list of events, or its ``DomainError``."""
+        cdef Py_ssize_t i, start = 0
+        cdef list out
+        if self.built is None:
+            out = []
+            for i in range(self.count):
+                if self.errors and i in self.errors:
+                    out.append(self.errors[i])
+                else:
+                    out.append(self.recs.build(start, self.ends[i]))
+                start = self.ends[i]
+            self.recs.n = 0  # the references now belong to the events
+            self.built = out
+        return self.built
+
+
 # ---------------------------------------------------------------- the engine
 
 cdef inline long long _closable(Position position, bint is_buy) noexcept:
@@ -1132,7 +1318,8 @@ cdef class Engine:
     cdef readonly dict markets
     cdef readonly dict orders
     cdef list _gtd
-    cdef list _out
+    cdef _Records _recs  # this command's events, as records
+    cdef Py_ssize_t _batch_records  # the most records a batch has needed: the next one's room
     cdef Cell external
     cdef dict _handlers
 
@@ -1145,7 +1332,7 @@ cdef class Engine:
         self.markets = {}
         self.orders = {}
         self._gtd = []
-        self._out = []
+        self._recs = _Records()
         self.external = self.ledger.cell(EXTERNAL)
         self._handlers = {
             cmd.CreateAccount: 1,
@@ -1181,6 +1368,44 @@ cdef class Engine:
         return results
 
     cdef list _execute(self, object command):
+        cdef _Records recs = self._recs
+        cdef Py_ssize_t start = recs.n
+        try:
+            self._run(command)
+        except BaseException:
+            recs.release(start)  # a rejected command emitted nothing, but never leave any
+            raise
+        out = recs.build(start, recs.n)
+        recs.n = start
+        return out
+
+    def execute_batch(self, commands):
+        """Apply commands in order, as ``execute_many``, keeping the events as compact records:
+        an ``EventBatch`` builds the Python events only when its ``results()`` is asked for."""
+        cdef EventBatch batch = EventBatch.__new__(EventBatch)
+        cdef _Records saved = self._recs
+        cdef _Records recs = _Records()
+        cdef Py_ssize_t start
+        batch.recs = recs
+        batch.errors = {}
+        recs.reserve(self._batch_records)
+        self._recs = recs
+        try:
+            for command in commands:
+                start = recs.n
+                try:
+                    self._run(command)
+                except DomainError as error:
+                    recs.release(start)
+                    batch.errors[batch.count] = error
+                batch.push_end(recs.n)
+        finally:
+            self._recs = saved
+        if recs.n > self._batch_records:
+            self._batch_records = recs.n
+        return batch
+
+    cdef int _run(self, object command) except -1:
         cdef object kind
         cdef object time_obj
         cdef type t = type(command)
@@ -1202,8 +1427,6 @@ cdef class Engine:
         cdef long long time
         if not _fits(time_obj, &time) or not 0 <= time <= C_MAX_TIME_MS:
             raise invalid("time", "must be milliseconds between 1970 and 9999")
-        cdef list out = []
-        self._out = out
         cdef int k = kind
         if k == 6:
             self._place_order(command, time_obj, time)
@@ -1231,7 +1454,7 @@ cdef class Engine:
             self._overturn_settlement(command, time_obj)
         else:
             self._finalize_settlement(command, time_obj)
-        return out
+        return 0
 
     # ------------------------------------------------------------ reading state
 
@@ -1287,8 +1510,9 @@ cdef class Engine:
 
     # ------------------------------------------------------------ primitives (state.py)
 
-    cdef inline void _emit(self, object event):
-        self._out.append(event)
+    cdef inline int _emit(self, object event) except -1:
+        """An event built as a Python object (settlement's rare ones)."""
+        return self._recs.push_event(event)
 
     cdef int _move(self, Cell debit, Cell credit, long long amount, str kind, str ref,
                    object time) except -1:
@@ -1297,28 +1521,26 @@ cdef class Engine:
         debit.present = True
         credit.present = True
         self.seq += 1
-        e = _new(L_LEDGER)
-        _put(e, L_LEDGER.off[0], self.seq)
-        _put(e, L_LEDGER.off[1], time)
-        _put(e, L_LEDGER.off[2], debit.key)
-        _put(e, L_LEDGER.off[3], credit.key)
-        _put(e, L_LEDGER.off[4], amount)
-        _put(e, L_LEDGER.off[5], kind)
-        _put(e, L_LEDGER.off[6], ref)
-        self._out.append(e)
+        cdef _Rec *r = self._recs.push(L_LEDGER)
+        r.f[0].i = self.seq
+        _own(r, 1, time)
+        _own(r, 2, debit.key)
+        _own(r, 3, credit.key)
+        r.f[4].i = amount
+        _own(r, 5, kind)
+        _own(r, 6, ref)
         return 0
 
     cdef int _set_status(self, Market market, object status, object time) except -1:
         old = market.status
         market.status = status
         self.seq += 1
-        e = _new(L_STATUS)
-        _put(e, L_STATUS.off[0], self.seq)
-        _put(e, L_STATUS.off[1], time)
-        _put(e, L_STATUS.off[2], market.market_id)
-        _put(e, L_STATUS.off[3], old.value)
-        _put(e, L_STATUS.off[4], status.value)
-        self._out.append(e)
+        cdef _Rec *r = self._recs.push(L_STATUS)
+        r.f[0].i = self.seq
+        _own(r, 1, time)
+        _own(r, 2, market.market_id)
+        _own(r, 3, old.value)
+        _own(r, 4, status.value)
         return 0
 
     cdef int _check_trading(self, Market market, long long time) except -1:
@@ -1371,17 +1593,16 @@ cdef class Engine:
     cdef int _close(self, Order order, object status, object reason, object time) except -1:
         order.status = status
         self.seq += 1
-        e = _new(L_CLOSED)
-        _put(e, L_CLOSED.off[0], self.seq)
-        _put(e, L_CLOSED.off[1], time)
-        _put(e, L_CLOSED.off[2], order.id_obj)
-        _put(e, L_CLOSED.off[3], order.account_id)
-        _put(e, L_CLOSED.off[4], order.market_id)
-        _put(e, L_CLOSED.off[5], _val(status))
-        _put(e, L_CLOSED.off[6], _val(reason) if reason is not None else None)
-        _put(e, L_CLOSED.off[7], order.filled)
-        _put(e, L_CLOSED.off[8], order.size - order.filled)
-        self._out.append(e)
+        cdef _Rec *r = self._recs.push(L_CLOSED)
+        r.f[0].i = self.seq
+        _own(r, 1, time)
+        _own(r, 2, order.id_obj)
+        _own(r, 3, order.account_id)
+        _own(r, 4, order.market_id)
+        _own(r, 5, _val(status))
+        _own(r, 6, _val(reason) if reason is not None else None)
+        r.f[7].i = order.filled
+        r.f[8].i = order.size - order.filled
         return 0
 
     cdef int _expire(self, Order order, object time) except -1:
@@ -1392,17 +1613,16 @@ cdef class Engine:
 
     cdef int _emit_amended(self, Order order, bint requeued, object time) except -1:
         self.seq += 1
-        e = _new(L_AMENDED)
-        _put(e, L_AMENDED.off[0], self.seq)
-        _put(e, L_AMENDED.off[1], time)
-        _put(e, L_AMENDED.off[2], order.id_obj)
-        _put(e, L_AMENDED.off[3], order.account_id)
-        _put(e, L_AMENDED.off[4], order.market_id)
-        _put(e, L_AMENDED.off[5], order.mkt.price_obj(order.price))
-        _put(e, L_AMENDED.off[6], order.size)
-        _put(e, L_AMENDED.off[7], order.remaining)
-        _put(e, L_AMENDED.off[8], True if requeued else False)
-        self._out.append(e)
+        cdef _Rec *r = self._recs.push(L_AMENDED)
+        r.f[0].i = self.seq
+        _own(r, 1, time)
+        _own(r, 2, order.id_obj)
+        _own(r, 3, order.account_id)
+        _own(r, 4, order.market_id)
+        _own(r, 5, order.mkt.price_obj(order.price))
+        r.f[6].i = order.size
+        r.f[7].i = order.remaining
+        _own(r, 8, True if requeued else False)
         return 0
 
     cdef int _flush_book(self, Market market, object time) except -1:
@@ -1410,18 +1630,18 @@ cdef class Engine:
         cdef Py_ssize_t i
         cdef bint is_buy
         cdef long long price
+        cdef _Rec *r
         for i in range(book.t_n):
             is_buy = book.t_buy[i]
             price = book.t_price[i]
             self.seq += 1
-            e = _new(L_LEVEL)
-            _put(e, L_LEVEL.off[0], self.seq)
-            _put(e, L_LEVEL.off[1], time)
-            _put(e, L_LEVEL.off[2], market.market_id)
-            _put(e, L_LEVEL.off[3], V_BUY if is_buy else V_SELL)
-            _put(e, L_LEVEL.off[4], market.price_obj(price))
-            _put(e, L_LEVEL.off[5], book.level_size(is_buy, price))
-            self._out.append(e)
+            r = self._recs.push(L_LEVEL)
+            r.f[0].i = self.seq
+            _own(r, 1, time)
+            _own(r, 2, market.market_id)
+            _own(r, 3, V_BUY if is_buy else V_SELL)
+            _own(r, 4, market.price_obj(price))
+            r.f[5].i = book.level_size(is_buy, price)
         book.t_n = 0
         return 0
 
@@ -1652,21 +1872,20 @@ cdef class Engine:
         taker.remaining -= quantity
         taker.filled += quantity
         self.seq += 1
-        e = _new(L_TRADE)
-        _put(e, L_TRADE.off[0], self.seq)
-        _put(e, L_TRADE.off[1], time)
-        _put(e, L_TRADE.off[2], trade_id)
-        _put(e, L_TRADE.off[3], market.market_id)
-        _put(e, L_TRADE.off[4], market.price_obj(price))
-        _put(e, L_TRADE.off[5], quantity)
-        _put(e, L_TRADE.off[6], V_BUY if taker.is_buy else V_SELL)
-        _put(e, L_TRADE.off[7], maker.id_obj)
-        _put(e, L_TRADE.off[8], taker.id_obj)
-        _put(e, L_TRADE.off[9], maker.account_id)
-        _put(e, L_TRADE.off[10], taker.account_id)
-        _put(e, L_TRADE.off[11], maker_fee)
-        _put(e, L_TRADE.off[12], taker_fee)
-        self._out.append(e)
+        cdef _Rec *r = self._recs.push(L_TRADE)
+        r.f[0].i = self.seq
+        _own(r, 1, time)
+        r.f[2].i = trade_id
+        _own(r, 3, market.market_id)
+        _own(r, 4, market.price_obj(price))
+        r.f[5].i = quantity
+        _own(r, 6, V_BUY if taker.is_buy else V_SELL)
+        _own(r, 7, maker.id_obj)
+        _own(r, 8, taker.id_obj)
+        _own(r, 9, maker.account_id)
+        _own(r, 10, taker.account_id)
+        r.f[11].i = maker_fee
+        r.f[12].i = taker_fee
         cdef str ref = _trade_ref(trade_id)
         cdef long long longs_before = max(taker_position.size, 0) + max(maker_position.size, 0)
         self._book_fill(market, taker.acct, taker_position, taker.is_buy, price, quantity,
@@ -1725,15 +1944,14 @@ cdef class Engine:
             self._move(market.fees, cash, -fee, K_REBATE, ref, time)
         position.size = size + quantity if is_buy else size - quantity
         self.seq += 1
-        e = _new(L_POSITION)
-        _put(e, L_POSITION.off[0], self.seq)
-        _put(e, L_POSITION.off[1], time)
-        _put(e, L_POSITION.off[2], position.account_id)
-        _put(e, L_POSITION.off[3], position.market_id)
-        _put(e, L_POSITION.off[4], position.size)
-        _put(e, L_POSITION.off[5], position.collateral)
-        _put(e, L_POSITION.off[6], position.realized_pnl)
-        self._out.append(e)
+        cdef _Rec *r = self._recs.push(L_POSITION)
+        r.f[0].i = self.seq
+        _own(r, 1, time)
+        _own(r, 2, position.account_id)
+        _own(r, 3, position.market_id)
+        r.f[4].i = position.size
+        r.f[5].i = position.collateral
+        r.f[6].i = position.realized_pnl
         return 0
 
     # ------------------------------------------------------------ order entry (order_entry.py)
@@ -1933,24 +2151,23 @@ cdef class Engine:
         # ---- accepted: from here on the command changes state.
         self.next_order_id += 1
         self.seq += 1
-        e = _new(L_ACCEPTED)
-        _put(e, L_ACCEPTED.off[0], self.seq)
-        _put(e, L_ACCEPTED.off[1], time_obj)
-        _put(e, L_ACCEPTED.off[2], order.id_obj)
-        _put(e, L_ACCEPTED.off[3], account.account_id)
-        _put(e, L_ACCEPTED.off[4], market.market_id)
-        _put(e, L_ACCEPTED.off[5], V_BUY if is_buy else V_SELL)
-        _put(e, L_ACCEPTED.off[6], _val(order_type))
-        _put(e, L_ACCEPTED.off[7], market.price_obj(order.price))
-        _put(e, L_ACCEPTED.off[8], size)
-        _put(e, L_ACCEPTED.off[9], _val(tif))
-        _put(e, L_ACCEPTED.off[10], expire_at)
-        _put(e, L_ACCEPTED.off[11], post_only)
-        _put(e, L_ACCEPTED.off[12], reduce_only)
-        _put(e, L_ACCEPTED.off[13], client_order_id)
-        _put(e, L_ACCEPTED.off[14], _val(stp))
-        _put(e, L_ACCEPTED.off[15], order_group_id)
-        self._out.append(e)
+        cdef _Rec *r = self._recs.push(L_ACCEPTED)
+        r.f[0].i = self.seq
+        _own(r, 1, time_obj)
+        _own(r, 2, order.id_obj)
+        _own(r, 3, account.account_id)
+        _own(r, 4, market.market_id)
+        _own(r, 5, V_BUY if is_buy else V_SELL)
+        _own(r, 6, _val(order_type))
+        _own(r, 7, market.price_obj(order.price))
+        r.f[8].i = size
+        _own(r, 9, _val(tif))
+        _own(r, 10, expire_at)
+        _own(r, 11, post_only)
+        _own(r, 12, reduce_only)
+        _own(r, 13, client_order_id)
+        _own(r, 14, _val(stp))
+        _own(r, 15, order_group_id)
         if fok_unfillable:
             self._close(order, S_CANCELED, R_FOK, time_obj)
             return 0
@@ -2145,11 +2362,10 @@ cdef class Engine:
             )
         self.accounts[account_id] = self._new_account(account_id)
         self.seq += 1
-        e = _new(L_ACCOUNT)
-        _put(e, L_ACCOUNT.off[0], self.seq)
-        _put(e, L_ACCOUNT.off[1], time)
-        _put(e, L_ACCOUNT.off[2], account_id)
-        self._out.append(e)
+        cdef _Rec *r = self._recs.push(L_ACCOUNT)
+        r.f[0].i = self.seq
+        _own(r, 1, time)
+        _own(r, 2, account_id)
         return 0
 
     cdef int _deposit(self, object c, object time) except -1:
@@ -2183,15 +2399,14 @@ cdef class Engine:
         debit.present = True
         credit.present = True
         self.seq += 1
-        e = _new(L_LEDGER)
-        _put(e, L_LEDGER.off[0], self.seq)
-        _put(e, L_LEDGER.off[1], time)
-        _put(e, L_LEDGER.off[2], debit.key)
-        _put(e, L_LEDGER.off[3], credit.key)
-        _put(e, L_LEDGER.off[4], amount)
-        _put(e, L_LEDGER.off[5], kind)
-        _put(e, L_LEDGER.off[6], ref)
-        self._out.append(e)
+        cdef _Rec *r = self._recs.push(L_LEDGER)
+        r.f[0].i = self.seq
+        _own(r, 1, time)
+        _own(r, 2, debit.key)
+        _own(r, 3, credit.key)
+        r.f[4].i = amount
+        _own(r, 5, kind)
+        _own(r, 6, ref)
         return 0
 
     cdef Market _new_market(self, str market_id, object kind, long long tick_value,
@@ -2283,16 +2498,15 @@ cdef class Engine:
         )
         self.markets[market_id] = market
         self.seq += 1
-        e = _new(L_MARKET)
-        _put(e, L_MARKET.off[0], self.seq)
-        _put(e, L_MARKET.off[1], time)
-        _put(e, L_MARKET.off[2], market_id)
-        _put(e, L_MARKET.off[3], kind.value)
-        _put(e, L_MARKET.off[4], c.floor)
-        _put(e, L_MARKET.off[5], c.cap)
-        _put(e, L_MARKET.off[6], c.tick_value)
-        _put(e, L_MARKET.off[7], c.close_time)
-        self._out.append(e)
+        cdef _Rec *r = self._recs.push(L_MARKET)
+        r.f[0].i = self.seq
+        _own(r, 1, time)
+        _own(r, 2, market_id)
+        _own(r, 3, kind.value)
+        _own(r, 4, c.floor)
+        _own(r, 5, c.cap)
+        _own(r, 6, c.tick_value)
+        _own(r, 7, c.close_time)
         return 0
 
     cdef int _change_market_status(self, object c, object time_obj, long long time) except -1:
@@ -2353,7 +2567,7 @@ cdef class Engine:
         final_after = time + dispute_window
         market.settlement = Settlement(value, evidence_hash, proposer, time, final_after)
         self.seq += 1
-        self._out.append(
+        self._emit(
             ev.SettlementProposed(
                 self.seq, time, market.market_id, value, evidence_hash, proposer, final_after
             )
@@ -2375,7 +2589,7 @@ cdef class Engine:
         market.settlement = None
         self._set_status(market, M_CLOSED, time)
         self.seq += 1
-        self._out.append(
+        self._emit(
             ev.SettlementOverturned(
                 self.seq, time, market.market_id, settlement.value, settlement.evidence_hash, by
             )
@@ -2421,7 +2635,7 @@ cdef class Engine:
             position.size = 0
             total += payout
             self.seq += 1
-            self._out.append(
+            self._emit(
                 ev.PositionChanged(
                     self.seq, time, position.account_id, market.market_id, 0, 0,
                     position.realized_pnl,
@@ -2430,7 +2644,7 @@ cdef class Engine:
         market.open_interest = 0
         self._set_status(market, M_SETTLED, time)
         self.seq += 1
-        self._out.append(
+        self._emit(
             ev.SettlementFinalized(
                 self.seq, time, market.market_id, value, settlement.evidence_hash, total
             )
