@@ -136,8 +136,8 @@ def collapse_heap() -> None:
     A fork copies one page-table entry per 4 KiB page, and takes a reference on each page:
     with huge pages it copies one per 2 MiB. Measured at a million resting orders (a 0.9 GB
     heap): the fork from about 50 ms to 10-17 ms. Copy-on-write splits the huge pages the
-    parent writes while a child runs, so this runs again before every fork; it costs about
-    1.5 s of CPU per GB in the calling thread. Only ``MADV_COLLAPSE``, never
+    parent writes while a child runs, so this runs again before every fork; it costs 1.5-3 s
+    per GB in the calling thread the first time, less after. Only ``MADV_COLLAPSE``, never
     ``MADV_HUGEPAGE``: new allocations keep faulting in small pages, with no compaction
     stall on the order path.
     """
