@@ -43,6 +43,7 @@ def plugin_commands() -> dict[str, EntryPoint]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ballast`` with ``argv`` (default: the process's arguments); the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
+    skip_httpx_command_line()
     if args and not args[0].startswith("-"):
         entry = plugin_commands().get(args[0])
         if entry is not None:
@@ -60,3 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .commands import run
 
     return run(args)
+
+
+def skip_httpx_command_line() -> None:
+    """httpx imports its own command line (click, rich's syntax highlighting, pygments) with the
+    package whenever those are installed, a third of the time a ``ballast`` command takes to
+    start; no ``ballast`` command runs it. Leaves it out, if httpx is not imported yet."""
+    if "httpx" not in sys.modules:
+        # None in sys.modules makes the import fail, and httpx then defines a stub instead.
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
