@@ -64,10 +64,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while True:
             assert process.poll() is None, (data_dir.parent / "serve.log").read_text()
-            assert time.monotonic() < deadline, "ballast serve did not come up in 30 s"
+            assert time.monotonic() < deadline, "ballast serve did not come up in 120 s"
             try:
                 if (data_dir / "server.json").exists() and httpx.get(f"{url}/healthz").is_success:
                     break

@@ -36,7 +36,7 @@ DEPOSIT = 10_000
 WITHDRAWAL = 100
 ACCOUNTS = 3
 THREADS_PER_ACCOUNT = 2
-LOAD_SECONDS = 1.5  # the kill comes this long after the load starts
+KILL_AFTER_REQUESTS = 150  # answered requests before the kill: the traders are mid-way then
 MAX_REQUESTS_PER_THREAD = 250  # at most 6 × 250 + the reader's = well under 2,000
 MICRO = Decimal(1_000_000)
 TERMINAL = ("filled", "canceled", "expired", "rejected")
@@ -85,7 +85,7 @@ def serve(data_dir: Path, database_url: str, log: Path, pycache: Path) -> Iterat
         kill(process)
 
 
-def wait_ready(served: Served, timeout: float = 30) -> None:
+def wait_ready(served: Served, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     ready = served.api.removesuffix("/v1") + "/readyz"
     while True:
@@ -357,7 +357,7 @@ def test_sigkill_mid_load_loses_nothing_acknowledged(
     with serve(data_dir, database_url, log, pycache) as served:
         accounts = setup_exchange(served, data_dir)
         stop = threading.Event()
-        deadline = time.monotonic() + 3  # the load is bounded even if the kill never came
+        deadline = time.monotonic() + 120  # the load is bounded even if the kill never came
         traders = [
             Trader(n, n % ACCOUNTS, accounts[n % ACCOUNTS], served.api, record, stop, deadline)
             for n in range(ACCOUNTS * THREADS_PER_ACCOUNT)
@@ -366,7 +366,10 @@ def test_sigkill_mid_load_loses_nothing_acknowledged(
         threads: list[threading.Thread] = [*traders, Reader(reader_clients, record, stop, deadline)]
         for thread in threads:
             thread.start()
-        time.sleep(LOAD_SECONDS)
+        # The kill comes once the load is well under way: a count, not a guessed time (on a
+        # loaded machine the traders may take seconds to get going).
+        while record.requests < KILL_AFTER_REQUESTS and any(t.is_alive() for t in traders):
+            time.sleep(0.01)
         still_loading = sum(t.is_alive() for t in traders)
         kill(served.process)  # mid-load, with requests in flight
         stop.set()

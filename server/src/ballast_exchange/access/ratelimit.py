@@ -21,7 +21,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .redis_breaker import RedisBreaker, redis_client
+from .redis_breaker import REDIS_TIMEOUT_S, RedisBreaker, redis_client
 
 __all__ = [
     "Decision",
@@ -161,8 +161,10 @@ return count
 class RedisRateLimiter:
     """Counters in Redis, shared by every server process that points at the same instance."""
 
-    def __init__(self, url: str, *, key_prefix: str = KEY_PREFIX) -> None:
-        self._redis: aioredis.Redis = redis_client(url)
+    def __init__(
+        self, url: str, *, key_prefix: str = KEY_PREFIX, timeout_s: float = REDIS_TIMEOUT_S
+    ) -> None:
+        self._redis: aioredis.Redis = redis_client(url, timeout_s)
         self._script = self._redis.register_script(_HIT_SCRIPT)
         self._key_prefix = key_prefix
 
