@@ -64,7 +64,10 @@ def trade(server: LiveServer) -> tuple[dict[str, str], dict[str, str]]:
         ok(alice.patch(f"/orders/{a4['order_id']}", {"price": 0.36}))
         # GTD: one far in the future stays, one falls due and the timer expires it.
         place(bob, "rst-bin", "sell", 0.70, 3, time_in_force="GTD", expire_at=now_ms + 3_600_000)
-        short = place(bob, "rst-bin", "sell", 0.71, 3, time_in_force="GTD", expire_at=now_ms + 600)
+        # Due soon after it is placed (counted from now, not from the set-up's start: on a loaded
+        # machine the orders above can take longer than its whole life).
+        soon = int(time.time() * 1000) + 2_000
+        short = place(bob, "rst-bin", "sell", 0.71, 3, time_in_force="GTD", expire_at=soon)
         # Index market: Bob bids, Alice sells into it, Bob cancels the rest of his orders there.
         place(bob, "rst-idx", "buy", 50.0, 3)
         place(bob, "rst-idx", "buy", 48.5, 2)
