@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import threading
 from pathlib import Path
 
 from websockets.exceptions import ConnectionClosed
@@ -120,8 +121,11 @@ def test_a_slow_consumer_is_cut_and_a_fast_one_keeps_up(tmp_path: Path) -> None:
         admin.market(market)
         makers = [admin.account(f"m{i}", 100_000) for i in range(2)]
 
-        def flow(orders: int) -> None:
+        def flow(orders: int, cut: threading.Event | None = None) -> None:
+            """Resting orders; with ``cut``, 200 at least and then until the cut is seen."""
             for i in range(orders):
+                if cut is not None and i >= 200 and cut.is_set():
+                    return
                 price = round(0.01 + (i % 98) / 100, 2)
                 side = "buy" if price < 0.5 else "sell"
                 body = {"market_id": market, "side": side, "price": price, "size": 1 + i % 7}
@@ -147,7 +151,9 @@ def test_a_slow_consumer_is_cut_and_a_fast_one_keeps_up(tmp_path: Path) -> None:
                         await fast.receive(0.2)
 
             reader = asyncio.create_task(read_all())
-            orders = asyncio.create_task(asyncio.to_thread(flow, 600))
+            # The updates the fast client must keep up with, while the slow one is being cut.
+            slow_cut = threading.Event()
+            orders = asyncio.create_task(asyncio.to_thread(flow, 600, slow_cut))
             request = {"op": "subscribe", "channel": "orderbook", "market_id": market}
 
             def cut_so_far() -> float:
@@ -162,6 +168,7 @@ def test_a_slow_consumer_is_cut_and_a_fast_one_keeps_up(tmp_path: Path) -> None:
                     if pair % 250 == 0 and await asyncio.to_thread(cut_so_far) >= 1:
                         break
             # It has been cut by now; it reads what it was sent, up to the close frame.
+            slow_cut.set()
             slow_end = asyncio.create_task(slow.closed_with())
             await orders
             reading.set()
