@@ -17,6 +17,7 @@ from .api.http_limits import HttpLimits, effective_max_connections, protocol_cla
 from .api.middleware import BodyLimitMiddleware, RateLimitMiddleware
 from .api.openapi import PUBLIC_DOCUMENT, documented_paths, package_version
 from .api.openapi import install as install_openapi
+from .api.order_entry import ExchangeAPI, OrderEntry
 from .api.routes import (
     account,
     admin,
@@ -59,7 +60,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         finally:
             await runtime.stop()
 
-    app = FastAPI(
+    app = ExchangeAPI(
         title="Ballast exchange API",
         version=package_version(),
         description=DESCRIPTION,
@@ -151,6 +152,17 @@ def create_app(runtime: Runtime) -> FastAPI:
         templates=lambda: documented_paths(app),
     )
     app.add_middleware(CaptureTransport)  # outermost: it must see uvicorn's own receive
+    # Order entry answers its routes itself, ahead of all of the above (docs/adr/0023).
+    app.order_entry = OrderEntry(
+        app,
+        limiter=runtime.limiter,
+        keys=runtime.keys,
+        public_limit=settings.public_rate_limit,
+        private_limit=settings.private_rate_limit,
+        metrics=runtime.metrics,
+        max_body_bytes=settings.max_body_bytes,
+        templates=lambda: documented_paths(app),
+    )
     return app
 
 

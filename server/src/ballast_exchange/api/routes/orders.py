@@ -1,4 +1,8 @@
-"""Trading: place, amend, cancel and list orders (spec "Trading", DESIGN §4)."""
+"""Trading: place, amend, cancel and list orders (spec "Trading", DESIGN §4).
+
+The writes here are documented and served from these routes, but answered first by
+``api.order_entry`` (docs/adr/0023), which keeps to what they answer.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ...access.keys import READ, TRADE
-from ...domain import DomainError
-from ...domain.commands import PlaceOrder
 from ...service.venue import Venue
 from ...wire import trading
 from ...wire.account_pages import StatusFilter, orders_page
 from ...wire.dependencies import current_venue
-from ...wire.errors import ApiError, from_domain
+from ...wire.errors import ApiError
 from ...wire.models import (
     AmendOrderRequest,
     BatchAmendRequest,
@@ -24,6 +26,7 @@ from ...wire.models import (
 from ...wire.timeutil import TimeParam
 from ...wire.views import order_view
 from ..auth import Principal, authenticate
+from ..order_entry import place_batch
 from ..schemas import (
     BODY_ERRORS,
     DELETE_BODY_ERRORS,
@@ -82,35 +85,8 @@ async def place_order(
     responses={200: {"model": BatchResults}, **PRIVATE_ERRORS, **BODY_ERRORS},
 )
 async def place_orders(body: BatchOrdersRequest, principal: Trader, state: State) -> Any:
-    account_id = principal.account_id
-    # Every item is checked before any is placed: a bad item is reported in its slot and can
-    # never interrupt the batch after some of it traded.
-    commands: list[PlaceOrder | ApiError | DomainError] = []
-    for order in body.orders:
-        try:
-            commands.append(trading.place_command(state.trading, account_id, order))
-        except (ApiError, DomainError) as error:
-            commands.append(error)
-    results = []
-    for order, command in zip(body.orders, commands, strict=True):
-        try:
-            if isinstance(command, ApiError | DomainError):
-                raise command
-            status, view = await trading.place(state.trading, account_id, order, command)
-            results.append({"status": status, "order": view})
-        except (ApiError, DomainError) as error:
-            mapped = from_domain(error) if isinstance(error, DomainError) else error
-            results.append(
-                {
-                    "status": mapped.status,
-                    "error": {
-                        "code": mapped.code,
-                        "message": mapped.message,
-                        "details": mapped.details,
-                    },
-                }
-            )
-    return {"results": results}
+    _, view = await place_batch(state.trading, principal.account_id, body)
+    return view
 
 
 # Before the routes with an {order_id}: "batch" is not an order id.
