@@ -28,16 +28,18 @@ from .config import Settings
 from .domain import CancelReason, MarketStatus
 from .domain import commands as c
 from .sandbox import Sandbox
-from .service.exchange import Exchange, RecoveryProgress, at_time
+from .service.exchange import Exchange, Recovery, RecoveryProgress, at_time
 from .service.forking import building_long_lived
 from .service.metrics import Metrics
 from .service.settlement import Settlements
 from .service.snapshotter import SnapshotPolicy, Snapshotter
+from .service.standby import JournalFollower
 from .service.venue import Venue
 from .store import queries
 from .store import records as account_store
-from .store.database import Database
+from .store.database import Database, fence_writes
 from .store.instance_lock import InstanceLock
+from .store.sequencer_lease import LeaseLost, SequencerLease, lease_for
 from .stream.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,10 @@ class Runtime:
     sandbox: Sandbox | None = None  # the catalogue, bot and feed: sandbox with demo data only
     on_started: Callable[[], None] | None = None
     on_stopping: Callable[[], None] | None = None  # while this process still holds the store
+    # Called (on any thread) when a standby took the store over: the server must stop.
+    on_lease_lost: Callable[[LeaseLost], None] | None = None
+    lease: SequencerLease | None = field(init=False, default=None)
+    _follower: JournalFollower | None = field(init=False, default=None)
     started: bool = False  # recovery and the catch-up timers have run; serving
     _timers: list[asyncio.Task[None]] = field(default_factory=list)
     _sqlite_file: tuple[Path, tuple[int, int]] | None = None
@@ -134,18 +140,59 @@ class Runtime:
     def __post_init__(self) -> None:
         s = self.settings
         private_directory(s.data_dir)
-        self.database = Database(s.sqlalchemy_url)
+        # Every PostgreSQL session of this process carries this name, so that a successor
+        # taking the sequencer lease over can end them (store/sequencer_lease.py).
+        session_name = f"ballast-{secrets.token_hex(6)}"
+        self.database = Database(s.sqlalchemy_url, session_name)
+        self.lease = lease_for(
+            self.database.url, session_name, s.standby, s.lease_ttl_s, self._lease_lost
+        )
+        if s.standby and self.lease is None:
+            self.database.dispose()
+            raise ValueError("--standby needs a PostgreSQL database (--database-url)")
         # Before anything is migrated, recovered or announced: a second server on this data
-        # dir or database is refused here (StoreInUse), not after it has broken the first.
-        self.instance_lock = InstanceLock(s.data_dir, self.database.url)
-        self.instance_lock.acquire(s.base_url)
+        # dir or database is refused here (StoreInUse), not after it has broken the first; a
+        # standby waits here, its port answering /readyz with what it waits for.
+        self.instance_lock = InstanceLock(s.data_dir, self.database.url, self.lease)
+        progress = RecoveryProgress()
+        recovered: Recovery | None = None
+        if self.lease is not None and s.standby:
+            # A hot standby: its engine recovered and following the journal while it waits.
+            self._follower = JournalFollower(
+                self.database.engine, self.database.is_current, progress
+            )
+            self.lease.while_waiting = self._follower.step
+            with recovery_probe(s.host, s.port, self._standby_progress):
+                self.instance_lock.acquire(s.base_url)
+                recovered = self._follower.take()
+        else:
+            self.instance_lock.acquire(s.base_url)
         try:
-            self._assemble()
+            if self.lease is not None:
+                fence_writes(self.database.engine, self.lease.check)
+            self._assemble(progress, recovered)
         except BaseException:
             self.instance_lock.release()
             raise
 
-    def _assemble(self) -> None:
+    def _standby_progress(self) -> dict[str, object]:
+        lease, follower = self.lease, self._follower
+        if lease is None or follower is None or lease.epoch:
+            return follower.progress.describe() if follower is not None else {}
+        waiting = lease.waiting_for
+        return {
+            **follower.progress.describe(),
+            "phase": "standby",
+            "standby": waiting.describe() if waiting is not None else "starting",
+            "following": follower.command_no,
+        }
+
+    def _lease_lost(self, lost: LeaseLost) -> None:
+        """Another server holds the store now: this one writes nothing more and stops."""
+        if self.on_lease_lost is not None:
+            self.on_lease_lost(lost)
+
+    def _assemble(self, progress: RecoveryProgress, recovered: Recovery | None) -> None:
         s = self.settings
         self.database.upgrade()
         self._sqlite_file = sqlite_identity(self.database)
@@ -183,7 +230,6 @@ class Runtime:
                 lambda: [((), float(self.redis.failures))],
             )
         token, self.admin_token_created = admin_token(s.data_dir)
-        progress = RecoveryProgress()
         # The engine and the stream's read models: millions of long-lived objects at a million
         # resting orders, built without the cycle collector and then frozen (ADR 0016).
         with building_long_lived():
@@ -194,6 +240,7 @@ class Runtime:
                     projection_sql=self.database.projection_engine,
                     metrics=self.metrics,
                     progress=progress,
+                    recovered=recovered,
                 )
             # The stream sees a command once it is stored, never before (DESIGN §6).
             self.hub = Hub(self.exchange, s, self.metrics)
@@ -265,6 +312,10 @@ class Runtime:
             if self.exchange.projection_failure is None
             else f"retrying ({self.exchange.projection_failure}); reads wait for it",
         }
+        if self.lease is not None:
+            checks["sequencer"] = (
+                "ok" if self.lease.lost is None else f"another server took over ({self.lease.lost})"
+            )
         ready = all(state == "ok" for state in checks.values())
         if ready != self._ready:
             if ready:

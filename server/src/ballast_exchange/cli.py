@@ -34,11 +34,14 @@ DATA_DIR_VAR = "BALLAST_DATA_DIR"
 SERVE_EPILOG = """\
 Each option is also an environment variable: BALLAST_ENV, BALLAST_HOST, BALLAST_PORT,
 BALLAST_DATA_DIR, BALLAST_DATABASE_URL, BALLAST_REDIS_URL, BALLAST_DEMO=0, BALLAST_BOT=0,
-BALLAST_LOG_JSON=1 (a flag wins over its variable). `make run` runs `ballast serve`, so
-`BALLAST_PORT=8001 make run` starts a second sandbox on another port.
+BALLAST_LOG_JSON=1, BALLAST_STANDBY=1 (a flag wins over its variable); BALLAST_LEASE_TTL_S
+sets how long a stopped server keeps the database before a standby takes over (default 5).
+`make run` runs `ballast serve`, so `BALLAST_PORT=8001 make run` starts a second sandbox on
+another port.
 
 One server per data directory and per database: a second one on the same data dir or
-database refuses to start (docs/adr/0015-one-server-per-store.md).
+database refuses to start (docs/adr/0015-one-server-per-store.md), unless it is a --standby
+on PostgreSQL, which waits and takes over (docs/adr/0023-sequencer-lease-and-standby.md).
 """
 
 
@@ -89,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-bot", action="store_true", help="sandbox without the liquidity bot (empty books)"
     )
     serve.add_argument("--log-json", action="store_true", help="structured JSON logs")
+    serve.add_argument(
+        "--standby",
+        action="store_true",
+        help="PostgreSQL: wait as a hot standby and take over when the server holding the "
+        "database dies or stops (default: refuse a database in use)",
+    )
     serve.set_defaults(run=run_serve)
     add_admin(commands)
     return parser
@@ -111,6 +120,7 @@ def serve_settings(args: argparse.Namespace) -> Settings:
         demo=False if args.no_demo else None,
         bot=False if args.no_bot else None,
         log_json=True if args.log_json else None,
+        standby=True if args.standby else None,
     )
 
 
@@ -131,10 +141,12 @@ def store_in_use(settings: Settings) -> StoreInUse | None:
     given back at once)."""
     from .store.database import normalize_url
     from .store.instance_lock import InstanceLock, StoreInUse
+    from .store.sequencer_lease import lease_for
 
     if not settings.data_dir.is_dir():
         return None
-    probe = InstanceLock(settings.data_dir, normalize_url(settings.sqlalchemy_url))
+    url = normalize_url(settings.sqlalchemy_url)
+    probe = InstanceLock(settings.data_dir, url, lease_for(url, "ballast-probe"))
     try:
         probe.acquire(settings.base_url)
     except StoreInUse as error:
@@ -166,6 +178,11 @@ def run_serve(args: argparse.Namespace) -> int:
     from .store.instance_lock import StoreInUse
 
     settings = serve_settings(args)
+    if settings.standby and not settings.sqlalchemy_url.startswith(("postgresql", "postgres:")):
+        return refuse(
+            "--standby needs a PostgreSQL database shared with the server it stands by for "
+            "(--database-url postgresql://…)."
+        )
     configure_logging(settings.log_json)
     raise_open_files_limit()  # before server_options(), which caps connections below it
     # The port first, so a busy one migrates nothing; but a data dir in use says so first,
@@ -203,11 +220,18 @@ def run_serve(args: argparse.Namespace) -> int:
             **server_options(settings),
         )
     )
+
+    def lease_lost(_: Exception) -> None:
+        server.should_exit = True  # uvicorn's main loop reads it (set from the lease's thread)
+
+    runtime.on_lease_lost = lease_lost
     try:
         with contextlib.suppress(KeyboardInterrupt):
             server.run(sockets=[sock])
     finally:
         sock.close()
+    if runtime.lease is not None and runtime.lease.lost is not None:
+        return refuse(f"another server took the database over ({runtime.lease.lost})")
     return 0 if server.started else 1
 
 
@@ -230,7 +254,8 @@ def announce(runtime: Any) -> None:
         f"  Stream       {base.replace('http', 'ws', 1)}/stream",
         f"  OpenAPI      {base}/v1/openapi.json",
         f"  Docs         {base}/docs",
-        f"  Database     {settings.sqlalchemy_url.split('@')[-1]}",
+        f"  Database     {settings.sqlalchemy_url.split('@')[-1]}"
+        + (f" (sequencer epoch {runtime.lease.epoch})" if runtime.lease is not None else ""),
         f"  Engine       {runtime.exchange.engine_choice.name}"
         f" ({runtime.exchange.engine_choice.reason})",
         f"  Admin token  {(settings.data_dir / 'admin.token').resolve()} (mode 0600)"

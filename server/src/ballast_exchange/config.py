@@ -31,6 +31,11 @@ class Settings:
     # and tests: weekly series roll every that many seconds, monthly ones every 4x.
     sandbox_period_s: float | None = None
     log_json: bool = False
+    # PostgreSQL only (store/sequencer_lease.py): wait as a hot standby for the store's
+    # sequencer lease rather than refuse a store in use, and the lease's term: a holder that
+    # stops renewing for this long is taken over.
+    standby: bool = False
+    lease_ttl_s: float = 5.0
     # Sandbox only: test USDC on demand (POST /v1/account/faucet), in micro-USDC.
     faucet_amount: int = 10_000 * 1_000_000
     faucet_daily_cap: int = 100_000 * 1_000_000
@@ -96,6 +101,8 @@ class Settings:
             raise ValueError("snapshot_every_commands and snapshot_every_s must be 0 or more")
         if self.snapshot_keep < 1 or self.snapshot_chunk_bytes < 1024:
             raise ValueError("snapshot_keep must be 1 or more, snapshot_chunk_bytes 1024 or more")
+        if self.lease_ttl_s < 0.5:
+            raise ValueError("lease_ttl_s must be at least 0.5 seconds")
         if self.password_hash_concurrency < 1:
             raise ValueError("password_hash_concurrency must be at least 1")
 

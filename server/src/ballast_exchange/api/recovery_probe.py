@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 def not_ready(progress: dict[str, Any]) -> dict[str, Any]:
     """The ``/readyz`` body while recovering (the API's envelope and readiness details)."""
     phase = progress.get("phase", "starting")
-    if phase == "replaying journal":
+    if phase == "standby":
+        phase = f"standby, waiting for the sequencer lease ({progress.get('standby', '')})"
+    elif phase == "replaying journal":
         phase = f"replaying journal ({progress['replayed']}/{progress['to_replay']} commands)"
     return {
         "error": {
@@ -88,7 +90,11 @@ def recovery_probe(host: str, port: int, describe: Callable[[], dict[str, Any]])
         log.debug("no recovery probe on %s:%d: %s", host, port, error)
         yield False
         return
-    thread = threading.Thread(target=server.serve_forever, name="recovery-probe", daemon=True)
+    # A short poll: shutdown() waits for the loop's next poll, and with the default 0.5 s
+    # every start would wait up to half a second after recovery before serving.
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.02,), name="recovery-probe", daemon=True
+    )
     thread.start()
     try:
         yield True

@@ -282,7 +282,10 @@ class Exchange:
         on_committed: Callable[[Sequence[JournalItem], int], None] | None = None,
         metrics: Metrics | None = None,
         progress: RecoveryProgress | None = None,
+        recovered: Recovery | None = None,
     ) -> None:
+        """``recovered``: the state to start from, already rebuilt (a hot standby's, taking
+        over); otherwise the latest snapshot and the journal after it are replayed."""
         self.sql = sql
         # The projector's own connections (on SQLite without an fsync per commit: what it
         # writes can be projected again from the journal after a crash).
@@ -320,7 +323,7 @@ class Exchange:
         self.engine_choice = select_engine()
         #: How far recovery has come (``/readyz`` reports it while the server recovers).
         self.recovery = progress if progress is not None else RecoveryProgress()
-        found = replay(sql, choice=self.engine_choice, progress=self.recovery)
+        found = recovered or replay(sql, choice=self.engine_choice, progress=self.recovery)
         self.recovered_from_snapshot = found.snapshot
         self.engine, self.client_orders = found.engine, found.client_orders
         self._command_no, self._last_time = found.command_no, found.time

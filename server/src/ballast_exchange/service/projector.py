@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from sqlalchemy import Engine as SqlEngine
 
 from ..store.database import begin_write, is_lock_wait
+from ..store.sequencer_lease import LeaseLost
 from ..store.projection import JournalItem, project
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,11 @@ class Projector:
                     return
                 batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
-            self._project(batch)
+            try:
+                self._project(batch)
+            except LeaseLost as lost:  # the tables are the new leader's to project now
+                self.failure = f"stopped: {lost}"
+                return
             last = batch[-1].command_no
             self.projected = last
             self.batches += 1
@@ -96,6 +101,8 @@ class Projector:
             try:
                 with begin_write(self._sql) as conn:
                     project(conn, batch)
+            except LeaseLost:
+                raise
             except Exception as error:
                 if not is_lock_wait(error):
                     if self.failure is None:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from alembic import command
 from alembic.config import Config
@@ -31,9 +33,32 @@ SQLITE_BUSY_TIMEOUT_MS = 5_000
 _BEGIN_MODE = "ballast_sqlite_begin"  # the execution option naming SQLite's BEGIN mode
 
 
-def begin_write(engine: Engine) -> AbstractContextManager[Connection]:
-    """A transaction that writes: on SQLite it holds the write lock from its first statement."""
-    return engine.execution_options(**{_BEGIN_MODE: "IMMEDIATE"}).begin()
+# Per engine, the check that opens each of its write transactions (the sequencer lease's
+# fence, store/sequencer_lease.py): it raises if this process may no longer write, else gives
+# the epoch the transaction writes under.
+_WRITE_FENCES: WeakKeyDictionary[Engine, Callable[[Connection], int]] = WeakKeyDictionary()
+_EPOCH = "ballast_write_epoch"
+
+
+def fence_writes(engine: Engine, check: Callable[[Connection], int]) -> None:
+    """Open every ``begin_write`` transaction on ``engine`` with ``check``."""
+    _WRITE_FENCES[engine] = check
+
+
+@contextmanager
+def begin_write(engine: Engine) -> Iterator[Connection]:
+    """A transaction that writes: on SQLite it holds the write lock from its first statement;
+    on a fenced engine it first passes the fence."""
+    with engine.execution_options(**{_BEGIN_MODE: "IMMEDIATE"}).begin() as conn:
+        check = _WRITE_FENCES.get(engine)
+        conn.info[_EPOCH] = None if check is None else check(conn)
+        yield conn
+
+
+def write_epoch(conn: Connection) -> int | None:
+    """The lease epoch this ``begin_write`` transaction writes under (None: no lease)."""
+    epoch: int | None = conn.info.get(_EPOCH)
+    return epoch
 
 
 def is_lock_wait(error: BaseException) -> bool:
@@ -58,7 +83,9 @@ def normalize_url(url: str) -> str:
 class Database:
     """The store's connection settings, engine and schema migrations."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, application_name: str | None = None) -> None:
+        """``application_name`` names every PostgreSQL session (a successor that takes the
+        sequencer lease over ends this process's sessions by it)."""
         self.url = normalize_url(url)
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
@@ -76,7 +103,8 @@ class Database:
             _configure_sqlite(self.projection_engine, path, synchronous="NORMAL")
         elif self.dialect == "postgresql":
             # pre_ping: a restarted PostgreSQL must not make the next group commit fail.
-            self.engine = create_engine(self.url, pool_pre_ping=True)
+            args = {"application_name": application_name} if application_name else {}
+            self.engine = create_engine(self.url, pool_pre_ping=True, connect_args=args)
             self.projection_engine = self.engine
         else:
             raise ValueError(f"unsupported database URL {parsed.render_as_string()!r}")
@@ -89,6 +117,15 @@ class Database:
         # Percent signs would be read as interpolation by configparser.
         config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         return config
+
+    def is_current(self) -> bool:
+        """Whether the schema is at this version's head (nothing to migrate)."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(self.alembic_config()).get_current_head()
+        with self.engine.connect() as conn:
+            return bool(MigrationContext.configure(conn).get_current_revision() == head)
 
     def upgrade(self, revision: str = "head") -> None:
         """Run ``alembic upgrade`` to ``revision`` on this database, in one transaction."""

@@ -8,8 +8,8 @@ rewritten ``server.json`` to point at itself. So a server takes, before it touch
   to a SQLite database kept elsewhere. The kernel drops it when the process ends however it
   ends, so a crash never leaves a stale lock behind; the file's text (pid and URL) only words
   the refusal.
-- on PostgreSQL, a session advisory lock on the database, held by a connection of its own for
-  the process's life (it too goes when the session does).
+- on PostgreSQL, the sequencer lease (``sequencer_lease.py``): a session advisory lock that goes
+  when the session does, and an epoch that fences a holder that stopped and was taken over.
 """
 
 from __future__ import annotations
@@ -18,22 +18,13 @@ import contextlib
 import fcntl
 import json
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
-from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 LOCK_FILE = "ballast.lock"
-# The advisory lock's key: any constant unique to Ballast, in the signed 64-bit range
-# PostgreSQL takes ("BALLAST1" in ASCII).
-ADVISORY_KEY = 0x42414C4C41535431
-# A server killed a moment ago may still own its session until PostgreSQL reads the closed
-# socket: the lock is tried for this long before the database counts as taken.
-ADVISORY_WAIT_S = 3.0
 
 
 class StoreInUse(Exception):
@@ -92,57 +83,9 @@ class FileLock:
             self._handle = None
 
 
-@dataclass
-class AdvisoryLock:
-    """A PostgreSQL session advisory lock on the database at ``url``, on its own connection."""
-
-    url: str
-    what: str
-    _conn: Connection | None = field(default=None, init=False)
-
-    def acquire(self, holder: dict[str, Any]) -> None:
-        # Outside the server's pool: the session must live exactly as long as the lock.
-        engine = create_engine(self.url, poolclass=NullPool)
-        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        # The holder's identity, for the refusal the next server words (63 characters at most).
-        name = f"ballast {holder.get('pid', '')} {holder.get('url', '')}"[:63]
-        try:
-            deadline = time.monotonic() + ADVISORY_WAIT_S
-            while not conn.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY}
-            ).scalar_one():
-                if time.monotonic() > deadline:
-                    raise StoreInUse(self.what, self._holder(conn))
-                time.sleep(0.05)
-            conn.execute(text("SELECT set_config('application_name', :n, false)"), {"n": name})
-        except BaseException:
-            conn.close()
-            engine.dispose()
-            raise
-        self._conn = conn
-
-    def _holder(self, conn: Connection) -> dict[str, Any]:
-        found = conn.execute(
-            text(
-                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-                "WHERE l.locktype = 'advisory' AND l.database = "
-                "(SELECT oid FROM pg_database WHERE datname = current_database()) "
-                "AND l.classid::bigint = :hi AND l.objid::bigint = :lo AND l.granted"
-            ),
-            {"hi": ADVISORY_KEY >> 32, "lo": ADVISORY_KEY & 0xFFFFFFFF},
-        ).scalar_one_or_none()
-        parts = (found or "").split(" ")
-        if len(parts) != 3 or parts[0] != "ballast":
-            return {}
-        return {"pid": parts[1], "url": parts[2]}
-
-    def release(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):  # the session may be gone already
-                self._conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
-            self._conn.close()
-            self._conn.engine.dispose()
-            self._conn = None
+class StoreLock(Protocol):
+    def acquire(self, holder: dict[str, Any]) -> None: ...
+    def release(self) -> None: ...
 
 
 @dataclass
@@ -151,7 +94,10 @@ class InstanceLock:
 
     data_dir: Path
     database_url: str
-    _held: list[FileLock | AdvisoryLock] = field(default_factory=list, init=False)
+    # A PostgreSQL store's lock, the sequencer lease, built by the caller (which knows whether
+    # this server is a standby); None on SQLite.
+    database_lock: StoreLock | None = None
+    _held: list[StoreLock] = field(default_factory=list, init=False)
 
     def acquire(self, url: str) -> None:
         """Take every lock, or none: raises ``StoreInUse`` naming what is taken and by whom."""
@@ -168,17 +114,13 @@ class InstanceLock:
         while self._held:
             self._held.pop().release()
 
-    def _locks(self) -> list[FileLock | AdvisoryLock]:
+    def _locks(self) -> list[StoreLock]:
         data_dir = self.data_dir.resolve()
-        locks: list[FileLock | AdvisoryLock] = [
-            FileLock(data_dir / LOCK_FILE, f"the data directory {data_dir}")
-        ]
+        locks: list[StoreLock] = [FileLock(data_dir / LOCK_FILE, f"the data directory {data_dir}")]
+        if self.database_lock is not None:
+            locks.append(self.database_lock)
         parsed = make_url(self.database_url)
-        backend = parsed.get_backend_name()
-        if backend == "postgresql":
-            shown = parsed.render_as_string(hide_password=True)
-            locks.append(AdvisoryLock(self.database_url, f"the database {shown}"))
-        elif backend == "sqlite":
+        if parsed.get_backend_name() == "sqlite":
             name = parsed.database
             if name and name != ":memory:" and not name.startswith("file:"):
                 path = Path(name).resolve()

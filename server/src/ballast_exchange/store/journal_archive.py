@@ -72,7 +72,7 @@ def archive(sql: Engine, directory: Path, through: int) -> list[Segment]:
         end = min(through, (first - 1) // SEGMENT_COMMANDS * SEGMENT_COMMANDS + SEGMENT_COMMANDS)
         with sql.connect() as conn:
             rows = conn.execute(
-                select(journal)
+                select(*(journal.c[name] for name in _COLUMNS))
                 .where(and_(journal.c.command_no >= first, journal.c.command_no <= end))
                 .order_by(journal.c.command_no)
             ).all()
@@ -128,7 +128,7 @@ def restore(sql: Engine, directory: Path) -> list[Segment]:
     return restored
 
 
-_COLUMNS = ("command_no", "kind", "payload", "time", "last_seq")
+_COLUMNS = ("command_no", "kind", "payload", "time", "last_seq", "epoch")
 
 
 def _write_segment(path: Path, rows: list[list[object]]) -> None:
@@ -152,6 +152,8 @@ def read_segment(path: Path) -> Iterator[dict[str, object]]:
     with gzip.open(path, "rb") as lines:
         for line in lines:
             values = json.loads(line)
+            if len(values) == len(_COLUMNS) - 1:
+                values.append(None)  # a segment archived before rows had an epoch
             if len(values) != len(_COLUMNS):
                 raise ValueError(f"{path.name}: a row of {len(values)} fields")
             yield dict(zip(_COLUMNS, values, strict=True))

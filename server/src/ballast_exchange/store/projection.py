@@ -31,6 +31,7 @@ from sqlalchemy import (
 from ballast_exchange.domain import commands as cmd
 from ballast_exchange.domain import events as ev
 
+from .database import write_epoch
 from .journal import encode_command
 from .order_groups import GroupTrigger, mark_triggered
 from .order_records import OrderRecord, TradeRecord
@@ -128,6 +129,7 @@ def write_journal(conn: Connection, items: Sequence[JournalItem]) -> None:
     guards: list[dict[str, Any]] = []
     triggers: list[GroupTrigger] = []
     last_seq: int | None = None
+    epoch = write_epoch(conn)
     for item in items:
         if item.last_seq is not None:
             last_seq = item.last_seq
@@ -146,6 +148,7 @@ def write_journal(conn: Connection, items: Sequence[JournalItem]) -> None:
                 "payload": payload,
                 "time": item.time,
                 "last_seq": last_seq,
+                "epoch": epoch,
             }
         )
         if item.guarded:

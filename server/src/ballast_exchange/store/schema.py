@@ -46,6 +46,9 @@ journal = Table(
     Column("payload", Text, nullable=False),
     Column("time", BigInteger, nullable=False),
     Column("last_seq", BigInteger, nullable=False),
+    # The sequencer lease's epoch the row was written under (PostgreSQL; None on SQLite and
+    # before revision 0012): which leader wrote what, for an audit after a takeover.
+    Column("epoch", BigInteger, nullable=True),
 )
 
 # How far the query tables have been projected from the journal (one row, id 1): the
