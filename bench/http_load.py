@@ -6,6 +6,9 @@ raises the rate limits so they do not bind, creates one binary market and one fu
 per connection through the admin API, then drives it with ``wrk`` (the load generator, written
 in C, so it is not the bottleneck; one or two threads on the core the server does not use):
 
+0. a bare ASGI "hello world" (``bench/hello_asgi.py``: uvicorn, httptools, uvloop, as the
+   server runs them) for the same threads, connections and duration: the yardstick of the
+   issue's target, placements at half its rate or more, measured in the same run;
 1. ``GET /v1/time`` for the same threads, connections and duration (the server's ceiling for a
    request that does no work), after a short warm-up;
 2. pre-signed ``POST /v1/orders`` and ``DELETE /v1/orders?market_id=…`` requests, signed right
@@ -21,7 +24,8 @@ one more order per connection: requests in flight when wrk stops are not counted
 
 Besides throughput and latency it reports the CPU the server, wrk, PostgreSQL and other
 processes used during each run, and the server's CPU per request (which does not depend on how
-busy the machine is). ``ratio`` is 2xx placements/s over ``GET /v1/time`` requests/s.
+busy the machine is). ``ratio_vs_hello`` is 2xx placements/s over the hello world's requests/s
+(the target: ≥ 0.5), ``ratio`` the same over ``GET /v1/time`` requests/s.
 
 Prints one JSON object. Run from the repository root::
 
@@ -160,8 +164,8 @@ def write_order_requests(
                     out.write(b"%d\n" % len(raw) + raw)
 
 
-def write_time_requests(prefix: Path, host: str, threads: int) -> None:
-    raw = raw_request(host, "GET", "/v1/time", {}, "")
+def write_time_requests(prefix: Path, host: str, threads: int, path: str = "/v1/time") -> None:
+    raw = raw_request(host, "GET", path, {}, "")
     for t in range(threads):
         Path(f"{prefix}.{t + 1}").write_bytes(b"%d\n" % len(raw) + raw)
 
@@ -324,6 +328,54 @@ def serve(ballast: str, data_dir: Path, database_url: str | None) -> Iterator[Se
                 process.wait()
 
 
+HELLO = Path(__file__).resolve().with_name("hello_asgi.py")
+
+
+def measure_hello(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """The bare hello world's rate with the same wrk settings, and its CPU per request."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(HELLO), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not reachable("127.0.0.1", port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the hello world server did not start")
+            time.sleep(0.05)
+        base = f"http://127.0.0.1:{port}"
+        prefix = root / "hello-requests"
+        write_time_requests(prefix, base.removeprefix("http://"), args.threads, "/")
+        run_wrk(args.wrk, base, prefix, args.threads, args.connections, args.warmup)
+        stat = Path(f"/proc/{process.pid}/stat")
+
+        def cpu() -> float:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        cpu0 = cpu()
+        result = run_wrk(args.wrk, base, prefix, args.threads, args.connections, args.duration)
+        used = cpu() - cpu0
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    seconds = result["duration_s"]
+    return {
+        "requests_per_s": round(result["requests"] / seconds, 1),
+        "latency_ms": result["latency_ms"],
+        "cpu_cores": round(used / seconds, 2),
+        "server_cpu_us_per_request": round(used / result["requests"] * 1e6),
+        "errors": {k: v for k, v in result["statuses"].items() if not k.startswith("2")},
+    }
+
+
 def signed_call(
     client: httpx.Client, account: Account, method: str, path: str, body: str = ""
 ) -> httpx.Response:
@@ -371,6 +423,8 @@ def bench_database(kind: str, args: argparse.Namespace, work: Path) -> dict[str,
     root = work / kind
     data_dir = root / "var"
     data_dir.mkdir(parents=True)
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    hello = measure_hello(args, root)
     with database as url, serve(args.ballast, data_dir, url) as server:
         host = server.base.removeprefix("http://")
         market = {"id": MARKET, "name": "HTTP load", "type": "binary", "close_time": FAR_FUTURE_MS}
@@ -465,6 +519,9 @@ def bench_database(kind: str, args: argparse.Namespace, work: Path) -> dict[str,
             "http": time_errors,
             "socket": {k: v for k, v in time_run["socket_errors"].items() if v},
         },
+        "hello_per_s": hello["requests_per_s"],
+        "hello": hello,
+        "ratio_vs_hello": round(placed_2xx / seconds / hello["requests_per_s"], 3),
         "ratio": round(placed_2xx / seconds / time_rps, 3),  # placements/s ÷ GET /time/s
         "ratio_all_requests": round(requests_rps / time_rps, 3),
         "cpu_cores": {"orders_run": order_run["cpu_cores"], "time_run": time_run["cpu_cores"]},
@@ -477,10 +534,11 @@ def bench_database(kind: str, args: argparse.Namespace, work: Path) -> dict[str,
             "orders_in_api_delta": orders_after - orders_before,
             "server_alive_after": alive,
         },
+        "load_average": {"start": load_at_start, "end": [round(x, 2) for x in os.getloadavg()]},
         "target": {
-            "orders_per_s_ge_5000": placed_2xx / seconds >= 5000,
+            "placements_ge_0.5x_hello": placed_2xx / seconds >= 0.5 * hello["requests_per_s"],
             "p99_le_25ms": latency["p99"] <= 25,
-            "ratio_ge_0.5": placed_2xx / seconds / time_rps >= 0.5,
+            "orders_per_s_ge_5000": placed_2xx / seconds >= 5000,
         },
     }
 
@@ -525,6 +583,7 @@ def main(argv: list[str] | None = None) -> int:
                 "latency": "over all requests (placements and cancels together)",
             },
             "server": "ballast serve: 1 uvicorn process (uvloop, httptools), no access log",
+            "yardstick": "bench/hello_asgi.py: bare ASGI hello world, uvicorn + httptools + uvloop",
         },
         "machine": {
             "cores": os.cpu_count(),

@@ -1,4 +1,4 @@
-"""The order-entry path (api/order_entry.py, docs/adr/0023) answers exactly as the FastAPI routes
+"""The order-entry path (api/order_entry.py, docs/adr/0024) answers exactly as the FastAPI routes
 it stands in front of: the same status, body, headers and HTTP metrics for every request, good
 or bad, sent once down each path of one real server; and the OpenAPI document still describes
 these operations with their request bodies and responses.

@@ -152,7 +152,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         templates=lambda: documented_paths(app),
     )
     app.add_middleware(CaptureTransport)  # outermost: it must see uvicorn's own receive
-    # Order entry answers its routes itself, ahead of all of the above (docs/adr/0023).
+    # Order entry answers its routes itself, ahead of all of the above (docs/adr/0024).
     app.order_entry = OrderEntry(
         app,
         limiter=runtime.limiter,

@@ -1,7 +1,7 @@
 """Trading: place, amend, cancel and list orders (spec "Trading", DESIGN §4).
 
 The writes here are documented and served from these routes, but answered first by
-``api.order_entry`` (docs/adr/0023), which keeps to what they answer.
+``api.order_entry`` (docs/adr/0024), which keeps to what they answer.
 """
 
 from __future__ import annotations
