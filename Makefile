@@ -52,8 +52,11 @@ chromium:
 bytecode: $(VENV)/.synced
 	$(VENV)/bin/python -m compileall -q server/src sdk/python/src
 
+# Modules go to the workers whole (loadscope: a module's server fixture is started once), in
+# collection order, which tests/conftest.py makes longest first (--no-loadscope-reorder: not
+# by test count), so no long module is left to run alone at the end.
 pytest: $(VENV)/.synced chromium bytecode
-	$(VENV)/bin/pytest -n auto --maxprocesses 4 --dist loadscope --durations 15
+	$(VENV)/bin/pytest -n auto --maxprocesses 4 --dist loadscope --no-loadscope-reorder --durations 15
 
 # The TypeScript SDK (sdk/typescript, `@ballast/sdk`): npm dependencies from its lockfile, then
 # tsc --strict, biome, the ESM + CommonJS build, and its tests against real `ballast serve`
