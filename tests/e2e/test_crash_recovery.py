@@ -42,13 +42,6 @@ MICRO = Decimal(1_000_000)
 TERMINAL = ("filled", "canceled", "expired", "rejected")
 
 
-@pytest.fixture(scope="session")
-def pycache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Bytecode for the child servers, compiled once per run (outside the repository), so each
-    `ballast serve` does not compile every module again when PYTHONDONTWRITEBYTECODE is set."""
-    return tmp_path_factory.mktemp("pycache")
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with fresh_database(request.param, tmp_path) as url:
@@ -66,12 +59,15 @@ class Served:
 
 
 @contextmanager
-def serve(data_dir: Path, database_url: str, log: Path, pycache: Path) -> Iterator[Served]:
+def serve(data_dir: Path, database_url: str, log: Path) -> Iterator[Served]:
     """`ballast serve` in a child process; killed (SIGKILL) on the way out whatever happens."""
     port = free_port()
     env = dict(os.environ)
     env.update(BALLAST_PRIVATE_RATE_LIMIT="1000000", BALLAST_PUBLIC_RATE_LIMIT="1000000")
-    env.update(PYTHONPYCACHEPREFIX=str(pycache))
+    # The bytecode `make bytecode` compiled next to the sources is used as it is; a module
+    # edited since is compiled by the first child and written back for the next ones (with
+    # PYTHONDONTWRITEBYTECODE every child would compile it again). A PYTHONPYCACHEPREFIX of
+    # the run's own would instead make each worker's first child compile everything.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     command = [str(BALLAST), "serve", "--data-dir", str(data_dir), "--port", str(port)]
     command += ["--no-demo", "--database-url", database_url]
@@ -347,14 +343,12 @@ def setup_exchange(served: Served, data_dir: Path) -> list[dict[str, str]]:
 # ------------------------------------------------------------------------ the test
 
 
-def test_sigkill_mid_load_loses_nothing_acknowledged(
-    tmp_path: Path, database_url: str, pycache: Path
-) -> None:
+def test_sigkill_mid_load_loses_nothing_acknowledged(tmp_path: Path, database_url: str) -> None:
     data_dir = tmp_path / "var"
     log = tmp_path / "server.log"
     record = Record()
 
-    with serve(data_dir, database_url, log, pycache) as served:
+    with serve(data_dir, database_url, log) as served:
         accounts = setup_exchange(served, data_dir)
         stop = threading.Event()
         deadline = time.monotonic() + 120  # the load is bounded even if the kill never came
@@ -390,7 +384,7 @@ def test_sigkill_mid_load_loses_nothing_acknowledged(
     first = recovered(database_url)
     assert digest(first) == digest(recovered(database_url))
 
-    with serve(data_dir, database_url, log, pycache) as served:
+    with serve(data_dir, database_url, log) as served:
         clients = [SignedClient(served.api, a["api_key"], a["api_secret"]) for a in accounts]
         try:
             check_acknowledged(clients, record)
@@ -540,9 +534,7 @@ def check_still_trades(client: SignedClient) -> None:
 # ------------------------------------------------------------------------ cancel-on-disconnect
 
 
-def test_cancel_on_disconnect_holds_across_a_sigkill(
-    tmp_path: Path, database_url: str, pycache: Path
-) -> None:
+def test_cancel_on_disconnect_holds_across_a_sigkill(tmp_path: Path, database_url: str) -> None:
     """An order placed over the socket with cancel_on_disconnect is canceled at recovery when
     the server was killed under it (its connection can no longer exist), journaled with the
     reason ``disconnect``; an order placed over REST stays on the book."""
@@ -554,7 +546,7 @@ def test_cancel_on_disconnect_holds_across_a_sigkill(
 
     data_dir = tmp_path / "var"
     log = tmp_path / "serve.log"
-    with serve(data_dir, database_url, log, pycache) as served:
+    with serve(data_dir, database_url, log) as served:
         admin = Admin(served.api, (data_dir / "admin.token").read_text().strip())
         admin.market(MARKET)
         trader = admin.account("guarded")
@@ -572,7 +564,7 @@ def test_cancel_on_disconnect_holds_across_a_sigkill(
             return str(answer["data"]["order_id"])
 
         guarded = asyncio.run(place_guarded())
-    with serve(data_dir, database_url, log, pycache) as served:
+    with serve(data_dir, database_url, log) as served:
         again = SignedClient(served.api, trader.api_key, trader.api_secret)
         order = again.get(f"/orders/{guarded}").json()
         assert order["status"] == "canceled", json.dumps(order)
@@ -580,6 +572,6 @@ def test_cancel_on_disconnect_holds_across_a_sigkill(
         assert again.get(f"/orders/{rest.json()['order_id']}").json()["status"] == "open"
         # Once canceled, the guard is gone: a second restart cancels nothing more.
         kill(served.process)
-    with serve(data_dir, database_url, log, pycache):
+    with serve(data_dir, database_url, log):
         pass
     assert log.read_text().count("cancel-on-disconnect orders of connections lost") == 1

@@ -30,9 +30,9 @@ from ballast_exchange.store.schema import snapshot_chunks, snapshots
 from tests.live_server import free_port
 from tests.signed_client import Admin
 
-from .test_crash_recovery import Served, database_url, kill, pycache, serve
+from .test_crash_recovery import Served, database_url, kill, serve
 
-__all__ = ["database_url", "pycache"]  # the fixtures, shared with the crash test
+__all__ = ["database_url"]  # the fixture, shared with the crash test
 
 BALLAST = str(Path(sys.executable).with_name("ballast"))
 SETTINGS = {
@@ -142,7 +142,7 @@ def readyz(served: Served) -> dict[str, Any]:
 
 
 def test_kill_during_a_snapshot_write_recovers_the_full_replay_state(
-    tmp_path: Path, database_url: str, pycache: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name, value in SETTINGS.items():
         monkeypatch.setenv(name, value)
@@ -151,7 +151,7 @@ def test_kill_during_a_snapshot_write_recovers_the_full_replay_state(
     database = Database(database_url)
     sql = database.engine
     try:
-        with serve(data_dir, database_url, log, pycache) as served:
+        with serve(data_dir, database_url, log) as served:
             rest_orders(served, data_dir, accounts=4, per_account=60)
             code, first = admin_cli(data_dir, served, "snapshot")
             assert code == 0, first
@@ -176,7 +176,7 @@ def test_kill_during_a_snapshot_write_recovers_the_full_replay_state(
         head, expected = full_replay(database_url)
         assert head > first_no
 
-        with serve(data_dir, database_url, log, pycache) as served:
+        with serve(data_dir, database_url, log) as served:
             recovery = readyz(served)["recovery"]
             assert recovery["snapshot"] == first_no and recovery["replayed"] == head - first_no
             live = live_digest(served, data_dir)
@@ -201,7 +201,7 @@ def test_kill_during_a_snapshot_write_recovers_the_full_replay_state(
             kill(served.process)
         with sql.begin() as conn:
             snapshot_store.damage(conn, head)
-        with serve(data_dir, database_url, log, pycache) as served:
+        with serve(data_dir, database_url, log) as served:
             recovery = readyz(served)["recovery"]
             assert recovery["snapshot"] == first_no
             assert [s.split(":")[0] for s in recovery["skipped_snapshots"]] == [str(head)]
@@ -242,7 +242,7 @@ def journal_of_resting_orders(url: str, orders: int) -> None:
 
 
 def test_readyz_reports_recovery_progress_while_recovering(
-    tmp_path: Path, pycache: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Before the API serves, the port answers /readyz 503 with how far recovery is."""
     monkeypatch.setenv("BALLAST_SNAPSHOT_EVERY_COMMANDS", "0")
@@ -250,7 +250,6 @@ def test_readyz_reports_recovery_progress_while_recovering(
     journal_of_resting_orders(url, 40_000)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(pycache)
     command = [BALLAST, "serve", "--data-dir", str(tmp_path / "var"), "--port", str(port)]
     command += ["--no-demo", "--database-url", url, "--env", "production"]
     log = tmp_path / "serve.log"
