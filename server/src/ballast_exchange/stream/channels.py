@@ -241,13 +241,11 @@ class Orders(Channel):
     scope = Scope.ACCOUNT
 
     def snapshot(self, models: Models, feed: Feed, now: int) -> Any:
-        account = models.accounts.get(feed.owner)
-        if account is None:
-            return {"orders": []}
+        orders = models.open_orders(feed.owner)
         markets = models.markets
         views = []
-        for order_id in sorted(account.orders):
-            order = account.orders[order_id]
+        for order_id in sorted(orders):
+            order = orders[order_id]
             # As the live order shows it: updated when created (the snapshot's long-standing form).
             order = replace(order, updated_at=order.created_at)
             views.append(order_view(order, as_market(markets[order.market_id])))
@@ -285,7 +283,7 @@ class Fills(Channel):
 def position_view(models: Models, account_id: str, market_id: str) -> dict[str, Any]:
     """One position with its PnL, marked at the mid when both sides quote, else the last trade
     (as ``GET /v1/positions``)."""
-    position = models.accounts[account_id].positions.get(market_id)
+    position = models.positions(account_id).get(market_id)
     market = models.markets[market_id]
     step = market.step
     bid, ask = market.bids.best(), market.asks.best()
@@ -325,10 +323,7 @@ class Positions(Channel):
     scope = Scope.ACCOUNT
 
     def snapshot(self, models: Models, feed: Feed, now: int) -> Any:
-        account = models.accounts.get(feed.owner)
-        if account is None:
-            return {"positions": []}
-        positions = account.positions
+        positions = models.positions(feed.owner)
         return {
             "positions": [
                 position_view(models, feed.owner, market_id)

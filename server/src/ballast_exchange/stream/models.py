@@ -10,22 +10,32 @@ of stored commands (``Models.apply``, called by the hub in commit order):
 - per account: its open orders (as ``orders`` rows), positions, and the ledger balances behind
   its ``balance``.
 
+The orders open at start are not copied into records then (seconds and half a GB at a million):
+they stay the engine's compact columns (``Seed``) until an account's orders are read
+(``open_orders``) or an event touches an order of a watched account; an event on a seeded order
+of an account nobody watches waits in ``pending`` and is folded into the record when it is made.
+Either way a record shows the order as the stored events left it, at the models' ``seq``.
+
 ``seq`` is the event seq of the last stored event: the ``exchange_seq`` every message carries
 (a command without events leaves it where it was).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+import array
+import sys
+from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from collections.abc import Container
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Connection
 
 from ..domain import Engine
 from ..domain import events as ev
+from ..domain import snapshot_codec as codec
 from ..domain.ledger import cash_key, collateral_key, orders_key
 from ..store import queries
 from ..store.order_groups import GroupTrigger
@@ -212,6 +222,147 @@ def lifecycle_event(event: ev.Event) -> str | None:
     return None
 
 
+_SIDES = tuple(m.value for m in codec.SIDES)
+_TYPES = tuple(m.value for m in codec.ORDER_TYPES)
+_TIFS = tuple(m.value for m in codec.TIFS)
+_STPS = tuple(m.value for m in codec.STPS)
+_POST_ONLY, _REDUCE_ONLY, _HAS_EXPIRY = 1 << 16, 1 << 17, 1 << 18
+
+
+class Seed:
+    """Rows of per-market int64 columns as the engine exported them when the models were
+    built (the snapshot codec's, which the compiled twin writes itself: a fraction of a second
+    at a million orders), each row belonging to one account.
+
+    ``rows_of`` finds an account's rows by searching one account column of all markets as
+    bytes (big-endian int32: an index's low byte last, so the search skips ahead on it): a few
+    ms at a million rows, once per account read; nothing is indexed at start.
+    """
+
+    __slots__ = (
+        "_bytes",
+        "account_bytes",
+        "accounts",
+        "index",
+        "markets",
+        "owners",
+        "parts",
+        "starts",
+    )
+
+    def __init__(self, accounts: list[str], index: dict[str, int]) -> None:
+        self.accounts = accounts  # by the index the account column holds
+        self.index = index
+        self.markets: list[str] = []
+        self.parts: list[Any] = []  # a market's columns and whatever else its rows need
+        self.starts: list[int] = []  # each market's first row
+        self._bytes: list[bytes] = []
+        self.account_bytes = b""
+        self.owners: set[int] = set()  # the indexes of the accounts with rows
+
+    def add(self, market_id: str, accounts: array.array[int], part: Any) -> None:
+        if not accounts:
+            return
+        self.markets.append(market_id)
+        self.parts.append(part)
+        self.starts.append(len(self))
+        self.owners.update(accounts)
+        column = array.array("i", accounts)
+        if sys.byteorder == "little":
+            column.byteswap()
+        self._bytes.append(column.tobytes())
+
+    def finish(self) -> None:
+        self.account_bytes = b"".join(self._bytes)
+        self._bytes = []
+
+    def __len__(self) -> int:
+        return (len(self.account_bytes) + sum(len(b) for b in self._bytes)) // 4
+
+    def account_ids(self) -> set[str]:
+        """The accounts with rows here."""
+        accounts = self.accounts
+        return {accounts[i] for i in self.owners}
+
+    def rows_of(self, account_id: str) -> Iterator[tuple[str, Any, int]]:
+        """(market id, its part, the row within it) of each of one account's rows."""
+        pattern = self.index[account_id].to_bytes(4, "big")
+        data, starts = self.account_bytes, self.starts
+        at = data.find(pattern)
+        while at >= 0:
+            if at % 4:  # straddles two rows
+                at = data.find(pattern, at + 1)
+                continue
+            row = at // 4
+            m = bisect_right(starts, row) - 1
+            yield self.markets[m], self.parts[m], row - starts[m]
+            at = data.find(pattern, at + 4)
+
+
+def seed_orders(engine: Engine, seed: Seed) -> Seed:
+    """Each market's open orders: ``(columns, client order ids, order group ids)`` a part."""
+    export = getattr(engine, "_export_orders", None)
+    tables = [codec._ix(t) for t in (codec.SIDES, codec.ORDER_TYPES, codec.TIFS, codec.STPS)]
+    for market_id, market in engine.markets.items():
+        if export is not None:
+            part = export(market_id, seed.index, *tables)
+        else:
+            part = codec._order_columns(list(market.book.orders()), seed.index)
+        seed.add(market_id, part[0][1], part)
+    seed.finish()
+    return seed
+
+
+def order_record(market_id: str, part: Any, i: int, account_id: str) -> OrderRecord:
+    """A seeded order as it stood (``OrderRecord.live`` of the engine's order then)."""
+    columns, coids, gids = part
+    order_id, _, price, size, remaining, filled, expire, created, flags = (
+        column[i] for column in columns
+    )
+    return OrderRecord(
+        order_id,
+        account_id,
+        market_id,
+        _SIDES[flags & 15],
+        _TYPES[flags >> 4 & 15],
+        price,
+        size,
+        filled,
+        remaining,
+        "open",
+        None,
+        _TIFS[flags >> 8 & 15],
+        expire if flags & _HAS_EXPIRY else None,
+        bool(flags & _POST_ONLY),
+        bool(flags & _REDUCE_ONLY),
+        coids[i],
+        _STPS[flags >> 12 & 15],
+        created,
+        created,
+        gids[i],
+    )
+
+
+def seed_positions(engine: Engine, seed: Seed) -> Seed:
+    """Each market's positions: (account index, size, collateral, realized pnl) columns."""
+    export = getattr(engine, "_export_positions", None)
+    for market_id, market in engine.markets.items():
+        if export is not None:
+            columns = export(market_id, seed.index)[:4]
+        else:
+            positions = list(market.positions.values())
+            columns = [
+                array.array("q", (seed.index[p.account_id] for p in positions)),
+                *(
+                    array.array("q", (getattr(p, f) for p in positions))
+                    for f in ("size", "collateral", "realized_pnl")
+                ),
+            ]
+        seed.add(market_id, columns[0], columns)
+    seed.finish()
+    return seed
+
+
 class Models:
     def __init__(self, live: Engine) -> None:
         # Built before the exchange takes its first command, when live and stored agree. Read
@@ -245,17 +396,22 @@ class Models:
                 model.bids.set(price, size)
             for price, size in market.book.depth(False, len(market.book.asks)):
                 model.asks.set(price, size)
-        for account in engine.accounts.values():
-            model_account = self.accounts[account.account_id] = AccountModel(account.account_id)
-            for market_id in sorted(account.positions):  # one order whichever twin runs
-                position = account.positions[market_id]
-                model_account.positions[market_id] = PositionModel(
-                    position.size, position.collateral, position.realized_pnl
-                )
-                model_account.collateral_keys.add(position.collateral_key)
-        for order in sorted(engine.orders.values(), key=lambda o: o.order_id):
-            row = self.orders[order.order_id] = OrderRecord.live(order)
-            self.accounts[order.account_id].orders[order.order_id] = row
+        # The open orders and the positions stay in the engine's compact columns until a read
+        # or an event needs an account's (``_unseed``): a record per order and per position
+        # at start cost seconds and half a GB at a million orders.
+        accounts = list(engine.accounts)
+        if len(accounts) >= 2**31:
+            raise ValueError("too many accounts for the seed's int32 account column")
+        index = {account_id: i for i, account_id in enumerate(accounts)}
+        for account_id in accounts:
+            self.accounts[account_id] = AccountModel(account_id)
+        self.seed = seed_orders(engine, Seed(accounts, index))
+        self.position_seed = seed_positions(engine, Seed(accounts, index))
+        self.seed_below = engine.next_order_id  # every seeded order's id is lower
+        # the accounts with orders or positions still seeded
+        self.seeded = self.seed.account_ids() | self.position_seed.account_ids()
+        self.pending: dict[int, list[ev.Event]] = {}  # events of seeded orders, not yet folded
+        self.closed: set[int] = set()  # seeded orders closed before their account was needed
 
     def load(self, conn: Connection, now_ms: int) -> None:
         """Recent trades and the last day's volume and last prices from the store, once at
@@ -286,6 +442,8 @@ class Models:
     def reserved(self, account_id: str) -> int:
         """Open-order reservations plus the collateral behind every position."""
         balances = self.balances
+        if account_id in self.seeded:
+            self._unseed(account_id)
         account = self.accounts[account_id]
         return balances.get(orders_key(account_id), 0) + sum(
             balances.get(key, 0) for key in account.collateral_keys
@@ -293,6 +451,77 @@ class Models:
 
     def volume_24h(self, market_id: str, now_ms: int) -> int:
         return self.markets[market_id].volume.since(now_ms)
+
+    def open_orders(self, account_id: str) -> dict[int, OrderRecord]:
+        """An account's open orders by id (in no particular order)."""
+        if account_id in self.seeded:
+            self._unseed(account_id)
+        account = self.accounts.get(account_id)
+        return {} if account is None else account.orders
+
+    def positions(self, account_id: str) -> dict[str, PositionModel]:
+        """An account's positions by market (in no particular order)."""
+        if account_id in self.seeded:
+            self._unseed(account_id)
+        account = self.accounts.get(account_id)
+        return {} if account is None else account.positions
+
+    # ------------------------------------------------------------ seeded orders
+
+    def _unseed(self, account_id: str) -> None:
+        """Make records of an account's seeded orders, moved on by the events they missed,
+        and its seeded positions; from here on they are all in the account's model."""
+        self.seeded.discard(account_id)
+        orders, closed, pending = self.orders, self.closed, self.pending
+        account = self.accounts[account_id]
+        mine = account.orders
+        for market_id, part, i in self.seed.rows_of(account_id):
+            order_id = part[0][0][i]
+            if order_id in closed:
+                closed.discard(order_id)
+                continue
+            record = order_record(market_id, part, i, account_id)
+            for e in pending.pop(order_id, ()):
+                record.fold(e)
+            orders[order_id] = mine[order_id] = record
+        positions = account.positions
+        for market_id, columns, i in self.position_seed.rows_of(account_id):
+            if market_id not in positions:  # else an event since set it as it is now
+                positions[market_id] = PositionModel(columns[1][i], columns[2][i], columns[3][i])
+                account.collateral_keys.add(collateral_key(account_id, market_id))
+        if not self.seeded:  # nothing left in the columns: let them go
+            self.seed = self.position_seed = Seed([], {})
+
+    def _order(
+        self, e: ev.Event, order_id: int, account_id: str, watched: Container[str]
+    ) -> OrderRecord | None:
+        """The record of an open order an event moves on. A seeded order's is made now if its
+        account is watched (its changes are sent); otherwise the event waits in ``pending``
+        and None is returned."""
+        row = self.orders.get(order_id)
+        if row is None and order_id < self.seed_below and account_id in self.seeded:
+            if account_id in watched:
+                self._unseed(account_id)
+                row = self.orders.get(order_id)
+            else:
+                found = self.pending.get(order_id)
+                if found is None:
+                    self.pending[order_id] = [e]
+                else:
+                    found.append(e)
+        return row
+
+    def _close(self, order_id: int, account_id: str, watched: Container[str]) -> OrderRecord | None:
+        """Take a closed order's record out (None: none kept, or seeded and not watched)."""
+        row = self.orders.pop(order_id, None)
+        if row is None and order_id < self.seed_below and account_id in self.seeded:
+            if account_id in watched:
+                self._unseed(account_id)
+                row = self.orders.pop(order_id, None)
+            else:
+                self.pending.pop(order_id, None)
+                self.closed.add(order_id)
+        return row
 
     # ------------------------------------------------------------ folding
 
@@ -344,7 +573,7 @@ class Models:
                     (e.maker_order_id, e.maker_account_id),
                     (e.taker_order_id, e.taker_account_id),
                 ):
-                    row = orders.get(order_id)
+                    row = self._order(e, order_id, account_id, watched)
                     if row is not None:
                         row.fold(e)
                     if account_id in watched:
@@ -361,14 +590,14 @@ class Models:
                     of(e.account_id).orders.append(("accepted", replace(row)))
             elif kind is ev.OrderAmended:
                 assert isinstance(e, ev.OrderAmended)
-                row = orders.get(e.order_id)
+                row = self._order(e, e.order_id, e.account_id, watched)
                 if row is not None:
                     row.fold(e)
                     if e.account_id in watched:
                         of(e.account_id).orders.append(("amended", replace(row)))
             elif kind is ev.OrderClosed:
                 assert isinstance(e, ev.OrderClosed)
-                row = orders.pop(e.order_id, None)
+                row = self._close(e.order_id, e.account_id, watched)
                 if row is not None:
                     del self.accounts[e.account_id].orders[e.order_id]
                     row.fold(e)
