@@ -49,11 +49,6 @@ from tests.signed_client import SignedClient
 LEASE_TTL_S = "1.5"
 
 
-@pytest.fixture(scope="module")
-def pycache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("pycache")
-
-
 @pytest.fixture
 def database_url(tmp_path: Path) -> Iterator[str]:
     with fresh_database("postgres", tmp_path) as url:
@@ -61,14 +56,13 @@ def database_url(tmp_path: Path) -> Iterator[str]:
 
 
 @contextmanager
-def servers(tmp_path: Path, database_url: str, pycache: Path) -> Iterator[list[Served]]:
+def servers(tmp_path: Path, database_url: str) -> Iterator[list[Served]]:
     """A leader and a standby on one database, sharing the secret key that seals API secrets
     (as two hosts would); both killed on the way out."""
     env = dict(os.environ)
     env.update(BALLAST_PRIVATE_RATE_LIMIT="1000000", BALLAST_PUBLIC_RATE_LIMIT="1000000")
     env.update(BALLAST_SECRET_KEY=Fernet.generate_key().decode(), BALLAST_LEASE_TTL_S=LEASE_TTL_S)
-    env.update(PYTHONPYCACHEPREFIX=str(pycache))
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # the bytecode next to the sources (crash tests)
     started: list[Served] = []
 
     def start(name: str, *more: str) -> Served:
@@ -131,10 +125,10 @@ def journal_epochs(database_url: str) -> list[int]:
 
 
 def test_the_standby_takes_over_a_killed_leader_with_everything_acknowledged(
-    tmp_path: Path, database_url: str, pycache: Path
+    tmp_path: Path, database_url: str
 ) -> None:
     record = Record()
-    with servers(tmp_path, database_url, pycache) as (leader, standby):
+    with servers(tmp_path, database_url) as (leader, standby):
         accounts = setup_exchange(leader, tmp_path / "leader")
         stop = threading.Event()
         deadline = time.monotonic() + 120
@@ -180,9 +174,9 @@ def test_the_standby_takes_over_a_killed_leader_with_everything_acknowledged(
 
 
 def test_a_stopped_leader_is_taken_over_and_resumed_cannot_write(
-    tmp_path: Path, database_url: str, pycache: Path
+    tmp_path: Path, database_url: str
 ) -> None:
-    with servers(tmp_path, database_url, pycache) as (leader, standby):
+    with servers(tmp_path, database_url) as (leader, standby):
         accounts = setup_exchange(leader, tmp_path / "leader")
         creds = accounts[0]
         old = SignedClient(leader.api, creds["api_key"], creds["api_secret"])
