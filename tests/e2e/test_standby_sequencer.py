@@ -156,6 +156,8 @@ def test_the_standby_takes_over_a_killed_leader_with_everything_acknowledged(
         assert record.replies[201] >= 20, dict(record.replies)
         wait_ready(standby)
         assert "standby engine recovered through command" in standby.log.read_text()
+        metrics = httpx.get(standby.api.removesuffix("/v1") + "/metrics", timeout=10).text
+        assert "\nballast_sequencer_epoch 2.0\n" in metrics, metrics[-2000:]
         first = recovered(database_url)
         clients = [SignedClient(standby.api, a["api_key"], a["api_secret"]) for a in accounts]
         try:

@@ -215,6 +215,15 @@ class Runtime:
         self.redis = RedisBreaker()
         self.limiter = rate_limiter_from_url(s.redis_url, self.redis)
         self.replays = replay_cache_from_url(s.redis_url, self.redis)
+        lease = self.lease
+        if lease is not None:
+            self.metrics.gauge(
+                "ballast_sequencer_epoch",
+                "The sequencer lease's epoch this server writes under (PostgreSQL); 0 once "
+                "another server took it over",
+                (),
+                lambda: [((), 0.0 if lease.lost is not None else float(lease.epoch))],
+            )
         if s.redis_url:
             self.metrics.gauge(
                 "ballast_redis_up",
