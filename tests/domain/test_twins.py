@@ -14,6 +14,7 @@ These tests drive both twins at once, so they are not parametrized by ``twin``.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import random
 import sys
@@ -248,6 +249,45 @@ def test_a_compiled_batch_gives_back_every_reference_it_held() -> None:
         return sys.getrefcount(when) - before
 
     assert held("unbuilt") == held("built") == held("execute")
+
+
+def test_a_dropped_compiled_engine_leaves_no_order_behind() -> None:
+    """The compiled twin's orders are outside the cycle collector, and their links (level and
+    position neighbours, level, position, account, market) are cycles: the engine cuts them
+    when it goes, whether reference counting or the collector (a garbage cycle held it) frees
+    it. Every order holds the account's id string, so its count tells whether any is left."""
+
+    def engine_holding(account: str) -> Engine:
+        engine = compiled_engine()
+        engine.execute(c.CreateMarket(0, "m", MarketKind.BINARY, 1_000, 0, 1_000, 10**12))
+        engine.execute(c.ChangeMarketStatus(0, "m", MarketStatus.OPEN))
+        for who in (account, "other"):
+            engine.execute(c.CreateAccount(0, who))
+            engine.execute(c.Deposit(0, who, 10**12))
+        for i in range(300):
+            side = Side.BUY if i % 2 else Side.SELL
+            price = 100 + i % 40 if side is Side.BUY else 600 + i % 40
+            engine.execute(c.PlaceOrder(1, account, "m", side, 1 + i % 3, price))
+        engine.execute(c.PlaceOrder(2, "other", "m", Side.BUY, 5, 600))  # partial fills
+        assert len(engine.orders) > 250
+        return engine
+
+    account = "".join(["dropped", "-engine"])  # a string object of its own, counted
+    gc.collect()
+    before = sys.getrefcount(account)
+
+    engine = engine_holding(account)
+    assert sys.getrefcount(account) > before + 250
+    del engine
+    gc.collect()  # a market and its positions refer to each other, as in the reference
+    assert sys.getrefcount(account) == before
+
+    cycle: list[Any] = [engine_holding(account)]
+    cycle.append(cycle)
+    del cycle
+    gc.collect()  # frees the engine, which cuts its orders' links
+    gc.collect()  # the market and positions its orders kept from the first pass
+    assert sys.getrefcount(account) == before
 
 
 def test_unknown_commands_and_bad_times_are_refused_alike() -> None:

@@ -16,14 +16,16 @@ The Python-visible object graph (``engine.markets[m].book.bids[p].orders``, ``po
 on demand (``docs/adr/0008-compiled-engine.md``).
 """
 
+cimport cython
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.long cimport PyLong_AsLongLongAndOverflow
-from libc.stdlib cimport malloc, realloc, free
+from libc.stdlib cimport calloc, malloc, realloc, free
 from libc.string cimport memmove
 from cpython cimport array as carray
 
 import array
+import collections.abc
 import dataclasses
 import heapq
 
@@ -520,6 +522,19 @@ cdef class Ledger:
 
 # ---------------------------------------------------------------- orders, positions, books
 
+# Orders are outside the cycle collector. Every order the engine allocates is a GC object
+# otherwise, and those allocations set off young collections that walk the live orders: ~10% of
+# ``execute_batch``'s instructions (docs/benchmarks.md). Outside it, the collector cannot see
+# an order's references, so anything an order refers to counts as referenced from outside and
+# is never freed early: the only risk is a cycle through orders that nothing breaks, which
+# leaks. Those cycles are the engine's own links (an order's neighbours in its level and its
+# position's side, and its level, position, account and market), and the engine breaks them:
+# an order that closes is unlinked from its level and position, and a closed order is referred
+# to only by its ids (events, records, the expiry heap hold ids); when the engine goes,
+# ``Engine.__dealloc__`` cuts every live order's links. An order's other fields are strings,
+# ints, bools, None and enum members, which refer to nothing of the engine's.
+@cython.no_gc
+@cython.freelist(256)
 cdef class Order:
     """A live order (the reference's ``order.Order``), with its place in a level's queue."""
 
@@ -572,6 +587,15 @@ cdef class Order:
             f"Order({self.order_id} {self.account_id} {self.side} {self.remaining}/{self.size}"
             f" @{self.price} {self.status})"
         )
+
+
+cdef void _cut(Order o) noexcept:
+    """Drop an order's references to the engine's objects (its links): see Order."""
+    o.prv = o.nxt = o.pprv = o.pnxt = None
+    o.level = None
+    o.pos = None
+    o.acct = None
+    o.mkt = None
 
 
 cdef class _Levels:
@@ -1235,6 +1259,7 @@ cdef class Account:
     cdef readonly dict client_order_ids
     cdef Cell cash
     cdef Cell orders
+    cdef Position last_position  # the one an order last found here: most orders reuse it
 
     __slots__ = ("account_id", "cash_key", "client_order_ids", "orders_key", "positions")
 
@@ -1290,6 +1315,207 @@ cdef class EventBatch:
         return self.built
 
 
+
+# ---------------------------------------------------------------- the live orders by id
+
+cdef class OrderIndex:
+    """The live orders by order id (``engine.orders``): a hash table in C with linear probing,
+    read from Python as the reference's ``{order_id: order}`` dict (a ``Mapping``, iterated in
+    id order). Every command looks an order up, adds or drops one; in a Python dict that was
+    ~10% of ``execute_batch``, most of it comparing int objects and resizing a table that
+    deletions fill with dummies (docs/benchmarks.md)."""
+
+    cdef long long *ids  # 0: empty (order ids start at 1)
+    cdef PyObject **objs  # owned references to the orders
+    cdef Py_ssize_t mask  # slots - 1; slots is a power of two
+    cdef int shift  # 64 - log2(slots): Fibonacci hashing takes the high bits
+    cdef Py_ssize_t used
+
+    def __cinit__(self):
+        self._alloc(1024)
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self.objs is not NULL:
+            for i in range(self.mask + 1):
+                if self.ids[i]:
+                    Py_XDECREF(self.objs[i])
+        free(self.ids)
+        free(self.objs)
+
+    cdef int _alloc(self, Py_ssize_t slots) except -1:
+        self.ids = <long long *>calloc(slots, sizeof(long long))
+        self.objs = <PyObject **>calloc(slots, sizeof(PyObject *))
+        if self.ids is NULL or self.objs is NULL:
+            free(self.ids)
+            free(self.objs)
+            self.ids = NULL
+            self.objs = NULL
+            raise MemoryError()
+        self.mask = slots - 1
+        self.shift = 64
+        while slots > 1:
+            slots >>= 1
+            self.shift -= 1
+        self.used = 0
+        return 0
+
+    cdef inline Py_ssize_t _home(self, long long key) noexcept:
+        return <Py_ssize_t>((<unsigned long long>key * 11400714819323198485ULL) >> self.shift)
+
+    cdef inline Py_ssize_t _slot(self, long long key) noexcept:
+        """The slot holding ``key``, or -1."""
+        cdef Py_ssize_t i = self._home(key)
+        while self.ids[i]:
+            if self.ids[i] == key:
+                return i
+            i = (i + 1) & self.mask
+        return -1
+
+    cdef inline Order find(self, long long key):
+        cdef Py_ssize_t i
+        if key <= 0:
+            return None
+        i = self._slot(key)
+        if i < 0:
+            return None
+        return <Order>self.objs[i]
+
+    cdef int put(self, long long key, Order order) except -1:
+        """``index[key] = order`` (an order already under ``key`` is replaced, as in a dict)."""
+        cdef long long *old_keys
+        cdef PyObject **old_vals
+        cdef Py_ssize_t i, old_slots
+        if key <= 0:
+            raise ValueError(f"order id {key} is not positive")
+        if (self.used + 1) * 2 > self.mask + 1:  # at most half full: short probes
+            old_keys, old_vals, old_slots = self.ids, self.objs, self.mask + 1
+            self._alloc(old_slots * 2)
+            for i in range(old_slots):
+                if old_keys[i]:
+                    self._insert(old_keys[i], old_vals[i])
+            free(old_keys)
+            free(old_vals)
+        i = self._slot(key)
+        Py_INCREF(order)
+        if i >= 0:
+            Py_XDECREF(self.objs[i])
+            self.objs[i] = <PyObject *>order
+        else:
+            self._insert(key, <PyObject *>order)
+        return 0
+
+    cdef inline void _insert(self, long long key, PyObject *value) noexcept:
+        cdef Py_ssize_t i = self._home(key)
+        while self.ids[i]:
+            i = (i + 1) & self.mask
+        self.ids[i] = key
+        self.objs[i] = value
+        self.used += 1
+
+    cdef void remove(self, long long key) noexcept:
+        """Drop ``key`` (present); later entries of its run shift back so probes stay short."""
+        cdef Py_ssize_t i = self._slot(key), j, home
+        cdef PyObject *value
+        if i < 0:
+            return
+        value = self.objs[i]
+        j = i
+        while True:
+            j = (j + 1) & self.mask
+            if not self.ids[j]:
+                break
+            home = self._home(self.ids[j])
+            # Entry j may move back to i unless its home lies cyclically in (i, j].
+            if (i < home <= j) if i <= j else (i < home or home <= j):
+                continue
+            self.ids[i] = self.ids[j]
+            self.objs[i] = self.objs[j]
+            i = j
+        self.ids[i] = 0
+        self.objs[i] = NULL
+        self.used -= 1
+        Py_XDECREF(value)
+
+    cdef list sorted_orders(self):
+        cdef list pairs = []
+        cdef Py_ssize_t i
+        for i in range(self.mask + 1):
+            if self.ids[i]:
+                pairs.append((self.ids[i], <object>self.objs[i]))
+        pairs.sort(key=_first)
+        return [pair[1] for pair in pairs]
+
+    # The dict's reading side, for Python callers (service reads, tests, invariants).
+
+    cdef object _lookup(self, object key, object default):
+        cdef long long k
+        cdef Order found
+        if _fits(key, &k) or (isinstance(key, int) and _fits(int(key), &k)):
+            found = self.find(k)
+            return default if found is None else found
+        if isinstance(key, (float, complex)) or hasattr(key, "__index__"):
+            return self.as_dict().get(key, default)  # 1.0 == 1, as a dict compares keys
+        return default
+
+    cdef dict as_dict(self):
+        cdef dict out = {}
+        cdef Order o
+        for o in self.sorted_orders():
+            out[o.id_obj] = o
+        return out
+
+    def __len__(self):
+        return self.used
+
+    def __getitem__(self, key):
+        found = self._lookup(key, None)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def get(self, key, default=None):
+        return self._lookup(key, default)
+
+    def __contains__(self, key):
+        return self._lookup(key, None) is not None
+
+    def __iter__(self):
+        return iter(self.as_dict())
+
+    def keys(self):
+        return self.as_dict().keys()
+
+    def values(self):
+        return self.sorted_orders()
+
+    def items(self):
+        return self.as_dict().items()
+
+    def __eq__(self, other):
+        if isinstance(other, OrderIndex):
+            other = (<OrderIndex>other).as_dict()
+        if isinstance(other, collections.abc.Mapping):
+            return self.as_dict() == dict(other.items())
+        return NotImplemented
+
+    def __ne__(self, other):
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = None
+
+    def __repr__(self):
+        return repr(self.as_dict())
+
+
+cdef object _first(tuple pair):
+    return pair[0]
+
+
+collections.abc.Mapping.register(OrderIndex)
+
+
 # ---------------------------------------------------------------- the engine
 
 cdef inline long long _closable(Position position, bint is_buy) noexcept:
@@ -1306,6 +1532,10 @@ cdef long long _check_amount(object amount) except -1:
     return a
 
 
+# No tp_clear: if the collector ever frees an engine (one held by a garbage cycle), its fields
+# must still be there for ``__dealloc__`` to cut its orders' links. An engine refers only to
+# its own objects and to the commands' values, so it is never in a cycle itself.
+@cython.no_gc_clear
 cdef class Engine:
     """The compiled engine: ``execute(command) -> list[Event]`` or ``DomainError``, as the
     reference ``ballast_exchange.domain.Engine``."""
@@ -1316,7 +1546,7 @@ cdef class Engine:
     cdef readonly Ledger ledger
     cdef readonly dict accounts
     cdef readonly dict markets
-    cdef readonly dict orders
+    cdef readonly OrderIndex orders
     cdef list _gtd
     cdef _Records _recs  # this command's events, as records
     cdef Py_ssize_t _batch_records  # the most records a batch has needed: the next one's room
@@ -1330,7 +1560,7 @@ cdef class Engine:
         self.ledger = Ledger()
         self.accounts = {}
         self.markets = {}
-        self.orders = {}
+        self.orders = OrderIndex()
         self._gtd = []
         self._recs = _Records()
         self.external = self.ledger.cell(EXTERNAL)
@@ -1349,6 +1579,37 @@ cdef class Engine:
             cmd.OverturnSettlement: 12,
             cmd.FinalizeSettlement: 13,
         }
+
+    def __dealloc__(self):
+        # Orders are outside the cycle collector (see Order): cut every live order's links so
+        # that books, positions and orders go by reference counting, not leak. The live index
+        # is outside the collector too (an OrderIndex: C arrays), so it is never emptied before
+        # this runs; the books are walked too, for an order a failed restore left linked but
+        # not indexed.
+        cdef Order o, nxt
+        cdef Market market
+        cdef _BookSide side
+        cdef PriceLevel level
+        cdef Py_ssize_t i
+        cdef OrderIndex index = self.orders
+        if index is not None and index.ids is not NULL:
+            for i in range(index.mask + 1):
+                if index.ids[i]:
+                    _cut(<Order>index.objs[i])
+        if self.markets is not None:
+            for market in self.markets.values():
+                if market.book is None:
+                    continue
+                for side in (market.book.bid_side, market.book.ask_side):
+                    if side is None or side.levels is None:
+                        continue
+                    for level in side.levels:
+                        o = level.head
+                        level.head = level.tail = None
+                        while o is not None:
+                            nxt = o.nxt
+                            _cut(o)
+                            o = nxt
 
     # ------------------------------------------------------------ entry points
 
@@ -1485,7 +1746,7 @@ cdef class Engine:
         gtd = self._gtd
         while gtd:
             expire_at, order_id = gtd[0]
-            order = self.orders.get(order_id)
+            order = self.orders.find(order_id)
             if order is not None and order.expire_at == expire_at:
                 return expire_at
             heapq.heappop(gtd)
@@ -1584,7 +1845,7 @@ cdef class Engine:
     cdef int _close_live(self, Order order, object status, object reason, object time) except -1:
         """Forget a live order that is off the book (or never rested) and report its end."""
         order.pos.remove_order(order)
-        del self.orders[order.id_obj]
+        self.orders.remove(order.order_id)
         if order.client_order_id is not None:
             del order.acct.client_order_ids[order.client_order_id]
         self._close(order, status, reason, time)
@@ -2086,9 +2347,14 @@ cdef class Engine:
                     "a post-only order may not take liquidity",
                     {"price": price, "opposite_best": touch},
                 )
-        cdef Position position = account.positions.get(market.market_id)
-        if position is None:  # registered only once the order is accepted
-            position = Position(account.account_id, market)
+        # Positions are never dropped, so the last one found stays this account's in its market.
+        cdef Position position = account.last_position
+        if position is None or position.mkt is not market:
+            position = account.positions.get(market.market_id)
+            if position is None:  # registered only once the order is accepted
+                position = Position(account.account_id, market)
+            else:
+                account.last_position = position
         cdef long long position_size = position.size
         cdef long long closable
         reduce_only = _get(c, f.off[10], "reduce_only")
@@ -2180,7 +2446,7 @@ cdef class Engine:
             position.cell = self.ledger.cell(position.collateral_key)
             account.positions[market.market_id] = position
             market.positions[account.account_id] = position
-        self.orders[order.id_obj] = order
+        self.orders.put(order.order_id, order)
         if client_order_id is not None:
             account.client_order_ids[client_order_id] = order.id_obj
         position.add_order(order)
@@ -2189,8 +2455,13 @@ cdef class Engine:
         return 0
 
     cdef Order _owned_order(self, Account account, object order_id):
-        order = self.orders.get(order_id) if isinstance(order_id, int) else None
-        if order is None or (<Order>order).acct is not account:
+        cdef long long key
+        cdef Order order = None
+        if _fits(order_id, &key):
+            order = self.orders.find(key)
+        elif isinstance(order_id, int):  # a bool or an int subclass, found as a dict finds it
+            order = self.orders._lookup(order_id, None)
+        if order is None or order.acct is not account:
             raise DomainError(
                 ErrorCode.ORDER_NOT_FOUND,
                 f"no open order {order_id!r} for this account",
@@ -2229,7 +2500,7 @@ cdef class Engine:
         for position in positions:
             live = sorted(position.order_ids())
             for order_id in live:
-                self._cancel(<Order>self.orders[order_id], R_USER, time_obj)
+                self._cancel(self.orders.find(order_id), R_USER, time_obj)
             if live:
                 self._flush_book(position.mkt, time_obj)
         return 0
@@ -2327,7 +2598,7 @@ cdef class Engine:
         cdef Order order
         while gtd and gtd[0][0] <= time:
             expire_at, order_id = heapq.heappop(gtd)
-            found = self.orders.get(order_id)
+            found = self.orders.find(order_id)
             if found is None or (<Order>found).expire != expire_at:
                 continue  # already gone: filled or canceled before its time
             order = <Order>found
@@ -2735,7 +3006,7 @@ cdef class Engine:
                 order.unit_fee = market.fee_reserve_c(order.price)
                 market.book.add(order)
                 position.add_order(order)
-                self.orders[order.id_obj] = order
+                self.orders.put(order.order_id, order)
                 if order.client_order_id is not None:
                     account.client_order_ids[order.client_order_id] = order.id_obj
                 if order.has_expiry:
@@ -2817,7 +3088,7 @@ cdef class Engine:
         cdef Order order
         cdef PriceLevel level
         cdef Book book = market.book
-        cdef dict orders = self.orders
+        cdef OrderIndex orders = self.orders
         cdef long long flags
         if len(positions) != n_accounts or len(coids) != n or len(gids) != n:
             raise ValueError("order columns differ in length")
@@ -2864,7 +3135,7 @@ cdef class Engine:
             level.push(order)
             level.total += order.remaining
             position.add_order(order)
-            orders[order.id_obj] = order
+            orders.put(order.order_id, order)
             if order.client_order_id is not None:
                 account.client_order_ids[order.client_order_id] = order.id_obj
             if order.has_expiry:
