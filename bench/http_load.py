@@ -482,6 +482,8 @@ def bench_database(kind: str, args: argparse.Namespace, work: Path) -> dict[str,
             spy_command = [args.py_spy, "record", "--pid", str(server.process.pid)]
             spy_command += ["--nonblocking", "--threads", "--rate", "250"]
             spy_command += ["--duration", str(args.duration), "--format", "raw"]
+            if args.py_spy_gil:  # only samples holding the GIL: who keeps the others waiting
+                spy_command.append("--gil")
             spy = subprocess.Popen(
                 [*spy_command, "--output", str(profile)],
                 stdout=subprocess.DEVNULL,
@@ -555,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ballast", default=str(BALLAST), help="the server command to run")
     parser.add_argument("--py-spy", help="path to py-spy: profile an extra orders run")
     parser.add_argument("--profile-out", default="http_load-profile", help="py-spy output prefix")
+    parser.add_argument("--py-spy-gil", action="store_true", help="py-spy: GIL holders only")
     args = parser.parse_args(argv)
     if not 1 <= args.duration <= 25:
         parser.error("--duration must be 1–25 s: signed timestamps are valid for ±30 s")

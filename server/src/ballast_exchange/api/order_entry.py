@@ -164,11 +164,13 @@ def match(method: str, path: str) -> tuple[Route, str] | None:
     return None
 
 
+# FastAPI's JSONResponse calls json.dumps with these, which builds this encoder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+
+
 def _compact(content: Any) -> bytes:
     """A body as FastAPI's ``JSONResponse`` renders it."""
-    return json.dumps(
-        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-    ).encode()
+    return _ENCODER.encode(content).encode()
 
 
 def _json_decision(content_type: str | None) -> bool:
