@@ -19,6 +19,8 @@ import httpx
 import pytest
 
 from ballast_exchange.api.order_entry import ExchangeAPI
+from ballast_exchange.logs import JsonFormatter
+from tests.api.test_health_logs_api import access_line, capture_logs
 from tests.live_server import NO_LIMITS, LiveServer, live_server
 from tests.scraped_metrics import scrape
 from tests.signed_client import Admin, SignedClient, signature
@@ -262,7 +264,7 @@ def test_cancels_and_amends_are_answered_alike(live: LiveServer, trader: SignedC
     both_ways(live, trader, lambda: Probe("PATCH", f"/v1/orders/{next(ids)}", b'{"size": 1}', JSON))
     kept = place(live, trader)
     for body in (b"{}", b'{"size": "x"}', b'{"price": 0.41}', b'{"price": 0.4001}', b"", b"{"):
-        both_ways(live, trader, lambda body=body: Probe("PATCH", f"/v1/orders/{kept}", body, JSON))  # type: ignore[misc]
+        both_ways(live, trader, lambda body=body: Probe("PATCH", f"/v1/orders/{kept}", body, JSON))
 
 
 def test_batches_and_cancel_all_are_answered_alike(live: LiveServer, trader: SignedClient) -> None:
@@ -289,7 +291,7 @@ def test_batches_and_cancel_all_are_answered_alike(live: LiveServer, trader: Sig
         both_ways(
             live,
             trader,
-            lambda body=body, headers=headers: Probe("DELETE", "/v1/orders/batch", body, headers),  # type: ignore[misc]
+            lambda body=body, headers=headers: Probe("DELETE", "/v1/orders/batch", body, headers),
         )
     kept = place(live, trader)
     amends = json.dumps({"orders": [{"order_id": kept, "size": 1}, {"order_id": "x"}]}).encode()
@@ -396,3 +398,54 @@ def test_the_document_still_describes_the_order_entry_operations(live: LiveServe
     assert placement["additionalProperties"] is False
     assert set(placement["required"]) == {"market_id", "side", "size"}
     assert "201" in document["paths"]["/v1/orders"]["post"]["responses"]
+
+
+BAD = "INVALID_REQUEST"
+ENVELOPE_CASES = [
+    pytest.param(b'{"market_id":', JSON, 400, BAD, {"field": "body"}, id="malformed"),
+    pytest.param(b'{"side": "buy", "side": "sell"}', JSON, 400, BAD, {"field": "side"}, id="twice"),
+    pytest.param(order(size="3"), JSON, 400, BAD, {"field": "size"}, id="wrong-type"),
+    pytest.param(b" " * 70_000, JSON, 413, "PAYLOAD_TOO_LARGE", {}, id="oversize"),
+    pytest.param(
+        order(), {"Content-Type": "text/plain"}, 415, "UNSUPPORTED_MEDIA_TYPE", {}, id="415"
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "headers", "status", "code", "details"), ENVELOPE_CASES)
+def test_refusals_on_the_order_entry_path_are_the_spec_envelope(
+    live: LiveServer,
+    trader: SignedClient,
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+    code: str,
+    details: dict[str, Any],
+) -> None:
+    response = send(live, trader, Probe("POST", "/v1/orders", body, headers))
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert set(response.json()) == {"error"} and set(error) == {"code", "message", "details"}
+    assert error["code"] == code and error["message"]
+    assert details.items() <= error["details"].items()
+    assert response.headers["x-request-id"]
+
+
+def test_a_good_order_logs_at_debug_and_a_refused_one_at_info(
+    live: LiveServer, trader: SignedClient
+) -> None:
+    quiet_id, loud_id = {**JSON, "X-Request-ID": "q-1"}, {**JSON, "X-Request-ID": "l-1"}
+    with capture_logs(JsonFormatter()) as logs:
+        good = send(live, trader, Probe("POST", "/v1/orders", order(), quiet_id))
+        bad = send(live, trader, Probe("POST", "/v1/orders", b"{", loud_id))
+        assert (good.status_code, bad.status_code) == (201, 400)
+        quiet, loud = access_line(logs, "q-1"), access_line(logs, "l-1")
+    assert (quiet["level"], quiet["method"], quiet["path"], quiet["status"]) == (
+        "debug",
+        "POST",
+        "/v1/orders",
+        201,
+    )
+    assert quiet["api_key_prefix"] == trader.api_key[:16]
+    assert (loud["level"], loud["status"]) == ("info", 400)
