@@ -91,11 +91,11 @@ def _drop(admin_url: str, name: str) -> None:
 
 
 @contextmanager
-def fresh_database(kind: str, tmp_path: Path) -> Iterator[str]:
+def fresh_database(kind: str, tmp_path: Path, *, tmpfs: bool = True) -> Iterator[str]:
     """A database URL for one test (or module): nothing in it but the current schema on
-    PostgreSQL, no file yet on SQLite."""
+    PostgreSQL, no file yet on SQLite (in ``tmp_path`` itself if not ``tmpfs``)."""
     if kind == "sqlite":
-        directory, temporary = _sqlite_dir(tmp_path)
+        directory, temporary = _sqlite_dir(tmp_path) if tmpfs else (tmp_path, False)
         try:
             yield f"sqlite:///{directory / 'ballast.db'}"
         finally:
