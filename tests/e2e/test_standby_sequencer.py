@@ -43,6 +43,7 @@ from tests.e2e.test_crash_recovery import (
     tail,
     wait_ready,
 )
+from tests.e2e.test_snapshot_crash import admin_cli
 from tests.live_server import free_port
 from tests.signed_client import SignedClient
 
@@ -165,6 +166,11 @@ def test_the_standby_takes_over_a_killed_leader_with_everything_acknowledged(
             check_ledger(first, clients, accounts)
             check_matches_journal(first, clients, accounts, standby)
             assert digest(recovered(database_url)) == digest(first)
+            # The auditor's check: the standby's live state is a full replay's.
+            code, verified = admin_cli(
+                tmp_path / "standby", standby, "verify", "--database-url", database_url
+            )
+            assert code == 0 and verified["match"], verified
             check_still_trades(clients[0])
         finally:
             for client in clients:
