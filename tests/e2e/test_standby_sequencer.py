@@ -224,3 +224,16 @@ def test_a_stopped_leader_is_taken_over_and_resumed_cannot_write(
         new.close()
     epochs = journal_epochs(database_url)
     assert epochs == sorted(epochs) and epochs[-1] == 2, epochs
+
+
+def test_a_standby_needs_postgresql(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(BALLAST), "serve", "--standby", "--data-dir", str(tmp_path / "var")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done
+    assert done.stderr.startswith("ballast serve: error: --standby needs a PostgreSQL"), done
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "var").exists()  # nothing was created
