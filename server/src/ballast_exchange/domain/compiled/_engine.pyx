@@ -21,7 +21,7 @@ from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.stdlib cimport calloc, malloc, realloc, free
-from libc.string cimport memmove
+from libc.string cimport memcpy, memmove
 from cpython cimport array as carray
 
 import array
@@ -78,7 +78,8 @@ cdef extern from "Python.h":
     ctypedef struct PyMemberDescrObject:
         PyMemberDef *d_member
     object _PyObject_GC_New(PyTypeObject *t)
-    object PyUnicode_FromStringAndSize(const char *u, Py_ssize_t size)
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void *PyUnicode_DATA(object o)
     PyObject *PyList_GET_ITEM(object list, Py_ssize_t i)
     PyObject *_new_int "PyLong_FromLongLong"(long long v)
 
@@ -463,7 +464,9 @@ cdef str _trade_ref(long long trade_id):
     buf[3] = 58  # :
     for i in range(n):
         buf[4 + i] = digits[n - 1 - i]
-    return PyUnicode_FromStringAndSize(buf, 4 + n)
+    out = PyUnicode_New(4 + n, 127)  # ASCII: written in place, no UTF-8 decoding
+    memcpy(PyUnicode_DATA(out), buf, 4 + n)
+    return out
 
 
 cdef inline long long _ceil_div_bps(i128 numerator) noexcept:
@@ -1026,9 +1029,12 @@ cdef class Book:
 
     cdef _BookSide bid_side
     cdef _BookSide ask_side
-    # Levels changed since the engine last flushed them, in order: (is_buy, price).
+    # Levels changed since the engine last flushed them, in order: (is_buy, price), and the
+    # level itself (borrowed; NULL once dropped: every drop is followed by its touch), so the
+    # flush reads its size without searching the side for it.
     cdef bint *t_buy
     cdef long long *t_price
+    cdef PyObject **t_level
     cdef Py_ssize_t t_n
     cdef Py_ssize_t t_cap
 
@@ -1041,22 +1047,34 @@ cdef class Book:
     def __dealloc__(self):
         free(self.t_buy)
         free(self.t_price)
+        free(self.t_level)
 
-    cdef int touch(self, bint is_buy, long long price) except -1:
+    cdef int touch(self, bint is_buy, long long price, PriceLevel level) except -1:
+        """Note a level changed; ``level`` is None when it was just dropped."""
         cdef Py_ssize_t i
+        cdef PyObject *ptr = NULL if level is None else <PyObject *>level
         for i in range(self.t_n):
             if self.t_price[i] == price and self.t_buy[i] == is_buy:
+                self.t_level[i] = ptr
                 return 0
         if self.t_n == self.t_cap:
             self.t_cap = 8 if self.t_cap == 0 else self.t_cap * 2
             self.t_buy = <bint *>realloc(self.t_buy, self.t_cap * sizeof(bint))
             self.t_price = <long long *>realloc(self.t_price, self.t_cap * sizeof(long long))
-            if self.t_buy is NULL or self.t_price is NULL:
+            self.t_level = <PyObject **>realloc(self.t_level, self.t_cap * sizeof(PyObject *))
+            if self.t_buy is NULL or self.t_price is NULL or self.t_level is NULL:
                 raise MemoryError()
         self.t_buy[self.t_n] = is_buy
         self.t_price[self.t_n] = price
+        self.t_level[self.t_n] = ptr
         self.t_n += 1
         return 0
+
+    cdef inline long long touched_size(self, Py_ssize_t i) noexcept:
+        """The size now of the ``i``th level touched (0: dropped)."""
+        if self.t_level[i] is NULL:
+            return 0
+        return (<PriceLevel>self.t_level[i]).total
 
     @property
     def touched(self):
@@ -1083,7 +1101,7 @@ cdef class Book:
         cdef PriceLevel level = side.get_or_add(order.price)
         level.push(order)
         level.total += order.remaining
-        self.touch(order.is_buy, order.price)
+        self.touch(order.is_buy, order.price, level)
         return 0
 
     cdef int remove(self, Order order) except -1:
@@ -1093,14 +1111,15 @@ cdef class Book:
         level.total -= order.remaining
         if level.count == 0:
             (self.bid_side if order.is_buy else self.ask_side).drop(level)
-        self.touch(order.is_buy, order.price)
+            level = None
+        self.touch(order.is_buy, order.price, level)
         return 0
 
     cdef int reduce(self, Order order, long long quantity) except -1:
         """Lower a resting order's remaining size in place, keeping its priority."""
         order.remaining -= quantity
         order.level.total -= quantity
-        self.touch(order.is_buy, order.price)
+        self.touch(order.is_buy, order.price, order.level)
         return 0
 
     cpdef long long level_size(self, bint is_buy, long long price) noexcept:
@@ -1902,7 +1921,7 @@ cdef class Engine:
             _own(r, 2, market.market_id)
             _own(r, 3, V_BUY if is_buy else V_SELL)
             _own(r, 4, market.price_obj(price))
-            r.f[5].i = book.level_size(is_buy, price)
+            r.f[5].i = book.touched_size(i)
         book.t_n = 0
         return 0
 
