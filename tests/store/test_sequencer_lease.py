@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,12 @@ from sqlalchemy import text
 
 from ballast_exchange.store.database import Database, begin_write, fence_writes, write_epoch
 from ballast_exchange.store.instance_lock import StoreInUse
-from ballast_exchange.store.sequencer_lease import LeaseLost, SequencerLease, lease_for
+from ballast_exchange.store.sequencer_lease import (
+    LeaseLost,
+    SequencerLease,
+    current_holder,
+    lease_for,
+)
 from tests.databases import fresh_database
 
 
@@ -82,3 +88,26 @@ def test_a_standby_takes_over_a_silent_holder_whose_open_write_then_fails(url: s
     finally:
         old.release()
         database.dispose()
+
+
+def test_renewals_do_not_wait_behind_a_long_write(url: str) -> None:
+    """A write transaction holds the epoch FOR SHARE; the holder's renewals go on meanwhile,
+    so a standby never takes a busy, healthy holder for a stopped one."""
+    database = Database(url, "ballast-busy")
+    holder = lease(url, "ballast-busy")
+    holder.acquire({"pid": 1})
+    fence_writes(database.engine, holder.check)
+    observer = Database(url)
+    try:
+        with begin_write(database.engine):
+            ends = time.monotonic() + 3 * holder.ttl_s
+            while time.monotonic() < ends:
+                with observer.engine.connect() as conn:
+                    found = current_holder(conn)
+                assert found is not None and found.live and found.epoch == 1
+                time.sleep(0.1)
+        assert holder.lost is None
+    finally:
+        holder.release()
+        database.dispose()
+        observer.dispose()

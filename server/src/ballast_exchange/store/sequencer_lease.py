@@ -1,11 +1,14 @@
 """The sequencer lease: which process may write to a PostgreSQL store (docs/adr/0023).
 
-One row holds an epoch, its holder and an expiry in the database's own clock. The holder also
-keeps a session advisory lock, whose session says at once whether it is alive (``kill -9``
-closes it), and renews the expiry every third of the lease's term. Another process takes over
-when the advisory lock comes free (the holder died) or the expiry passes (the holder stopped:
-SIGSTOP, a hung host, a partition). A takeover first terminates the old holder's connections,
-so that a stopped holder's open transaction cannot hold it up, and then increments the epoch.
+One row holds the epoch and its holder; another, the heartbeat, holds the epoch's expiry in the
+database's own clock. The holder also keeps a session advisory lock, whose session says at once
+whether it is alive (``kill -9`` closes it), and renews the expiry every third of the lease's
+term. (Two rows, so that a renewal never waits behind the write transactions holding the epoch
+row ``FOR SHARE``: under steady writes it could starve, and a healthy holder would expire.)
+Another process takes over when the advisory lock comes free (the holder died) or the expiry
+passes (the holder stopped: SIGSTOP, a hung host, a partition). A takeover first terminates the
+old holder's connections, so that a stopped holder's open transaction cannot hold it up, and
+then increments the epoch.
 
 Every write transaction of the holder begins by reading the epoch ``FOR SHARE``
 (``store.database.begin_write``). An old holder that wakes up finds a newer epoch and writes
@@ -35,6 +38,7 @@ from .instance_lock import StoreInUse
 log = logging.getLogger(__name__)
 
 TABLE = "ballast_sequencer_lease"
+HEARTBEAT = "ballast_sequencer_heartbeat"
 # The session advisory lock's key ("BALLAST1" in ASCII), and the key that serialises creating
 # the table (two first starts at once).
 ADVISORY_KEY = 0x42414C4C41535431
@@ -68,15 +72,23 @@ def _execute(conn: Connection, sql: str, **params: Any) -> Any:
 
 
 def ensure_table(conn: Connection) -> None:
-    with conn.begin():
-        _execute(conn, "SELECT pg_advisory_xact_lock(:key)", key=CREATE_KEY)
+    # A transaction of its own (``conn`` is in autocommit): the transaction lock must hold
+    # until the tables are created.
+    with conn.engine.begin() as tx:
+        _execute(tx, "SELECT pg_advisory_xact_lock(:key)", key=CREATE_KEY)
         _execute(
-            conn,
+            tx,
             f"CREATE TABLE IF NOT EXISTS {TABLE} ("
             " id integer PRIMARY KEY CHECK (id = 1),"
             " epoch bigint NOT NULL,"
             " holder text NOT NULL,"
-            " application_name text NOT NULL,"
+            " application_name text NOT NULL)",
+        )
+        _execute(
+            tx,
+            f"CREATE TABLE IF NOT EXISTS {HEARTBEAT} ("
+            " id integer PRIMARY KEY CHECK (id = 1),"
+            " epoch bigint NOT NULL,"
             " expires_at timestamptz NOT NULL)",
         )
 
@@ -84,7 +96,9 @@ def ensure_table(conn: Connection) -> None:
 def current_holder(conn: Connection) -> Holder | None:
     row = _execute(
         conn,
-        f"SELECT epoch, holder, application_name, expires_at > now() FROM {TABLE} WHERE id = 1",
+        f"SELECT l.epoch, l.holder, l.application_name, coalesce(h.expires_at > now(), false)"
+        f" FROM {TABLE} l LEFT JOIN {HEARTBEAT} h ON h.id = 1 AND h.epoch = l.epoch"
+        " WHERE l.id = 1",
     ).first()
     if row is None:
         return None
@@ -162,7 +176,7 @@ class SequencerLease:
                 if self.lost is None:  # the next holder need not wait for the expiry
                     _execute(
                         conn,
-                        f"UPDATE {TABLE} SET expires_at = now() WHERE id = 1 AND epoch = :e",
+                        f"UPDATE {HEARTBEAT} SET expires_at = now() WHERE id = 1 AND epoch = :e",
                         e=self.epoch,
                     )
                 _execute(conn, "SELECT pg_advisory_unlock(:k)", k=ADVISORY_KEY)
@@ -181,19 +195,31 @@ class SequencerLease:
         return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
     def _take(self, conn: Connection, holder: dict[str, Any]) -> int:
-        # The update waits for any write transaction that read the old epoch FOR SHARE.
-        epoch = _execute(
-            conn,
-            f"INSERT INTO {TABLE} AS l (id, epoch, holder, application_name, expires_at)"
-            " VALUES (1, 1, :holder, :name, now() + make_interval(secs => :ttl))"
-            " ON CONFLICT (id) DO UPDATE SET epoch = l.epoch + 1, holder = excluded.holder,"
-            " application_name = excluded.application_name, expires_at = excluded.expires_at"
-            " RETURNING epoch",
-            holder=json.dumps(holder),
-            name=self.application_name,
-            ttl=self.ttl_s,
-        ).scalar_one()
-        return int(epoch)
+        # Both rows in one transaction, off the autocommit session that holds the lock.
+        with conn.engine.begin() as tx:
+            # The update waits for any write transaction that read the old epoch FOR SHARE.
+            epoch = int(
+                _execute(
+                    tx,
+                    f"INSERT INTO {TABLE} AS l (id, epoch, holder, application_name)"
+                    " VALUES (1, 1, :holder, :name)"
+                    " ON CONFLICT (id) DO UPDATE SET epoch = l.epoch + 1,"
+                    " holder = excluded.holder, application_name = excluded.application_name"
+                    " RETURNING epoch",
+                    holder=json.dumps(holder),
+                    name=self.application_name,
+                ).scalar_one()
+            )
+            _execute(
+                tx,
+                f"INSERT INTO {HEARTBEAT} (id, epoch, expires_at)"
+                " VALUES (1, :e, now() + make_interval(secs => :ttl))"
+                " ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch,"
+                " expires_at = excluded.expires_at",
+                e=epoch,
+                ttl=self.ttl_s,
+            )
+        return epoch
 
     def _terminate(self, conn: Connection, application_name: str) -> None:
         """End every session of a holder that stopped: its locks and open transactions go."""
@@ -214,7 +240,7 @@ class SequencerLease:
                     conn = self._reconnect()
                 renewed = _execute(
                     conn,
-                    f"UPDATE {TABLE} SET expires_at = now() + make_interval(secs => :ttl)"
+                    f"UPDATE {HEARTBEAT} SET expires_at = now() + make_interval(secs => :ttl)"
                     " WHERE id = 1 AND epoch = :e",
                     ttl=self.ttl_s,
                     e=self.epoch,
