@@ -91,11 +91,16 @@ def _drop(admin_url: str, name: str) -> None:
 
 
 @contextmanager
-def fresh_database(kind: str, tmp_path: Path, *, tmpfs: bool = True) -> Iterator[str]:
+def fresh_database(kind: str, tmp_path: Path, *, durable: bool = False) -> Iterator[str]:
     """A database URL for one test (or module): nothing in it but the current schema on
-    PostgreSQL, no file yet on SQLite (in ``tmp_path`` itself if not ``tmpfs``)."""
+    PostgreSQL, no file yet on SQLite.
+
+    Commits skip the disk unless ``durable``: a SQLite file on tmpfs, PostgreSQL's
+    ``synchronous_commit`` off. ``durable`` keeps both as in production (the SQLite file in
+    ``tmp_path``), for tests whose timing must stay a real store's.
+    """
     if kind == "sqlite":
-        directory, temporary = _sqlite_dir(tmp_path) if tmpfs else (tmp_path, False)
+        directory, temporary = (tmp_path, False) if durable else _sqlite_dir(tmp_path)
         try:
             yield f"sqlite:///{directory / 'ballast.db'}"
         finally:
@@ -106,9 +111,10 @@ def fresh_database(kind: str, tmp_path: Path, *, tmpfs: bool = True) -> Iterator
     name = f"ballast_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template(admin_url)}"')
-        # Nothing in a test database must outlive PostgreSQL itself crashing (the tests kill
-        # our servers, never PostgreSQL), so a commit need not wait for its WAL to be flushed.
-        conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+        if not durable:
+            # Nothing in a test database must outlive PostgreSQL itself crashing (the tests
+            # kill our servers, never PostgreSQL): a commit need not wait for its WAL flush.
+            conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     try:
         yield _url(admin_url, name)
     finally:

@@ -44,9 +44,9 @@ TERMINAL = ("filled", "canceled", "expired", "rejected")
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    # SQLite on the disk, as in production: each commit waits for its fsync (the snapshot test
-    # catches a write of many small chunks in the middle, which on tmpfs is over too soon).
-    with fresh_database(request.param, tmp_path, tmpfs=False) as url:
+    # Commits wait for the disk, as in production: the snapshot test catches a write of many
+    # small chunks in the middle, which without those waits is often over too soon.
+    with fresh_database(request.param, tmp_path, durable=True) as url:
         yield url
 
 
