@@ -52,11 +52,13 @@ chromium:
 bytecode: $(VENV)/.synced
 	$(VENV)/bin/python -m compileall -q server/src sdk/python/src
 
-# Modules go to the workers whole (loadscope: a module's server fixture is started once), in
-# collection order, which tests/conftest.py makes longest first (--no-loadscope-reorder: not
-# by test count), so no long module is left to run alone at the end.
+# Four workers whatever the cores: most of the suite's time is waiting (servers starting in
+# child processes, switches and orders expiring, fixed soak windows), not CPU; on 2 cores, 4
+# workers took 236-351 s where 2 took 581. Modules go to the workers whole (loadscope: a module's
+# server fixture is started once), in collection order, which tests/conftest.py makes longest
+# first (--no-loadscope-reorder: not by test count), so no long module runs alone at the end.
 pytest: $(VENV)/.synced chromium bytecode
-	$(VENV)/bin/pytest -n auto --maxprocesses 4 --dist loadscope --no-loadscope-reorder --durations 15
+	$(VENV)/bin/pytest -n 4 --dist loadscope --no-loadscope-reorder --durations 15
 
 # The TypeScript SDK (sdk/typescript, `@ballast/sdk`): npm dependencies from its lockfile, then
 # tsc --strict, biome, the ESM + CommonJS build, and its tests against real `ballast serve`
