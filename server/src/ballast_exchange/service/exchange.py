@@ -12,12 +12,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from time import perf_counter
 from typing import Protocol
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from sqlalchemy import Engine as SqlEngine
 
 from ..domain import DomainError, Engine, EngineChoice, select_engine
@@ -28,7 +28,6 @@ from ..store import snapshots as snapshot_store
 from ..store.journal import load_commands
 from ..store.journal_archive import journal_bounds, journal_time
 from ..store.projection import JournalItem, projected_through
-from ..store.schema import journal
 from .committer import Committer, StorageFailed
 from .forking import ChildFailed, fork_digest, freeze_recovered, wait_child
 from .metrics import Metrics
@@ -75,73 +74,6 @@ def remember_client_order(
         accepted = events[0]
         assert isinstance(accepted, OrderAccepted)
         client_orders[(command.account_id, command.client_order_id)] = accepted.order_id
-
-
-REPLAY_CHUNK = 2_000  # journal commands per execute_batch when replaying
-
-
-def replay_chunks(
-    commands: Iterable[tuple[int, Command]], projected: int
-) -> Iterator[list[tuple[int, Command]]]:
-    """The journal's ``(command_no, command)`` in runs of at most ``REPLAY_CHUNK``, one
-    ending at ``projected``, so a run is wholly before or wholly after the watermark."""
-    chunk: list[tuple[int, Command]] = []
-    for row in commands:
-        chunk.append(row)
-        if len(chunk) == REPLAY_CHUNK or row[0] == projected:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def replay_chunk(
-    conn: Connection,
-    engine: Engine,
-    chunk: Sequence[tuple[int, Command]],
-    client_orders: ClientOrders,
-    projected: int,
-    unprojected: list[JournalItem],
-) -> None:
-    """Execute a run of journaled commands as one ``execute_batch``, as ``execute`` one by one
-    would: remember their client order ids, and add the commands after ``projected`` with
-    their events to ``unprojected``; a rejection raises its ``DomainError``.
-
-    A run the query tables already hold needs no events, and the compiled engine builds
-    them only when asked. Every command in the journal was accepted, so the placements took
-    consecutive order ids from ``next_order_id``: that they all were is checked by the ids
-    taken, and the run's other commands by the engine's event seq against the ``last_seq``
-    journaled with the run's last command (a rejected command changes nothing, so emits no
-    event). Only when either differs are the events built, to find the rejection. One that
-    had emitted no event when journaled goes unseen (``execute`` would raise), but it had
-    changed nothing then either, so the state is the same.
-    """
-    first_id = engine.next_order_id
-    batch = engine.execute_batch([command for _, command in chunk])
-    last_no = chunk[-1][0]
-    if last_no <= projected:
-        named: list[tuple[tuple[str, str], int]] = []
-        order_id = first_id
-        for _, command in chunk:
-            if type(command) is PlaceOrder:
-                if command.client_order_id is not None:
-                    named.append(((command.account_id, command.client_order_id), order_id))
-                order_id += 1
-        if order_id == engine.next_order_id and engine.seq == _journaled_seq(conn, last_no):
-            client_orders.update(named)
-            return
-    for (command_no, command), events in zip(chunk, batch.results(), strict=True):
-        if isinstance(events, DomainError):
-            raise events
-        remember_client_order(client_orders, command, events)
-        if command_no > projected:
-            unprojected.append(JournalItem(command_no, command, events, command.time))
-
-
-def _journaled_seq(conn: Connection, command_no: int) -> int | None:
-    return conn.execute(
-        select(journal.c.last_seq).where(journal.c.command_no == command_no)
-    ).scalar_one_or_none()
 
 
 @dataclass
@@ -254,11 +186,14 @@ def _replay_once(
         progress.replayed = 0
         progress.to_replay = max(0, head - start)
         started = perf_counter()
-        for chunk in replay_chunks(load_commands(conn, after=start), projected):
-            replay_chunk(conn, engine, chunk, client_orders, projected, unprojected)
-            last_no, command = chunk[-1]
+        for command_no, command in load_commands(conn, after=start):
+            events = engine.execute(command)
+            remember_client_order(client_orders, command, events)
+            if command_no > projected:
+                unprojected.append(JournalItem(command_no, command, events, command.time))
+            last_no = command_no
             last_time = command.time
-            progress.replayed += len(chunk)
+            progress.replayed += 1
         if last_no == start and start:
             last_time = journal_time(conn, start)
         progress.took("replay", started)

@@ -13,22 +13,14 @@ for its own projector to write at takeover.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from time import monotonic
 
 from sqlalchemy import Engine as SqlEngine
 
-from ..domain.commands import Command
 from ..store.journal import load_commands
-from ..store.projection import projected_through
-from .exchange import (
-    JournalGap,
-    Recovery,
-    RecoveryProgress,
-    replay,
-    replay_chunk,
-    replay_chunks,
-)
+from ..store.projection import JournalItem, projected_through
+from .exchange import JournalGap, Recovery, RecoveryProgress, remember_client_order, replay
 from .forking import building_long_lived
 
 log = logging.getLogger(__name__)
@@ -93,22 +85,16 @@ class JournalFollower:
         with self._sql.connect() as conn:
             # The watermark first: the rows read after it include all it does not cover.
             projected = projected_through(conn)
-            rows = _without_gaps(load_commands(conn, after=found.command_no), found.command_no)
-            for chunk in replay_chunks(rows, projected):
-                replay_chunk(
-                    conn, found.engine, chunk, found.client_orders, projected, found.unprojected
-                )
-                found.command_no, command = chunk[-1]
-                found.time = command.time
+            engine, client_orders = found.engine, found.client_orders
+            for command_no, command in load_commands(conn, after=found.command_no):
+                if command_no != found.command_no + 1:
+                    raise JournalGap(
+                        f"the journal jumps from command {found.command_no} to {command_no}"
+                    )
+                events = engine.execute(command)
+                remember_client_order(client_orders, command, events)
+                found.unprojected.append(JournalItem(command_no, command, events, command.time))
+                found.command_no, found.time = command_no, command.time
         if projected > found.projected:
             found.projected = projected
             found.unprojected = [i for i in found.unprojected if i.command_no > projected]
-
-
-def _without_gaps(rows: Iterable[tuple[int, Command]], after: int) -> Iterator[tuple[int, Command]]:
-    """``rows``, checked to follow command ``after`` one by one."""
-    for command_no, command in rows:
-        if command_no != after + 1:
-            raise JournalGap(f"the journal jumps from command {after} to {command_no}")
-        after = command_no
-        yield command_no, command
