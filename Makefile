@@ -54,9 +54,10 @@ bytecode: $(VENV)/.synced
 
 # Four workers whatever the cores: most of the suite's time is waiting (servers starting in
 # child processes, switches and orders expiring, fixed soak windows), not CPU; on 2 cores, 4
-# workers took 236-351 s where 2 took 581. Modules go to the workers whole (loadscope: a module's
-# server fixture is started once), in collection order, which tests/conftest.py makes longest
-# first (--no-loadscope-reorder: not by test count), so no long module runs alone at the end.
+# workers took 351 s where 2 took 581 at load 5-8, 213 s where 2 took 266 at load 1-5.
+# Modules go to the workers whole (loadscope: a module's server fixture is started once), in
+# collection order, which tests/conftest.py makes longest first (--no-loadscope-reorder: not
+# by test count), so no long module runs alone at the end.
 pytest: $(VENV)/.synced chromium bytecode
 	$(VENV)/bin/pytest -n 4 --dist loadscope --no-loadscope-reorder --durations 15
 
