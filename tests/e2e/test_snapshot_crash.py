@@ -77,17 +77,22 @@ def rest_orders(served: Served, data_dir: Path, accounts: int, per_account: int)
     for n in range(accounts):
         client = admin.account(f"desk{n}", deposit=100_000)
         try:
+            orders = []
             for i in range(per_account):
                 buy = i % 2 == 0
-                body = {
-                    "market_id": "snap-a" if i % 3 else "snap-b",
-                    "side": "buy" if buy else "sell",
-                    "price": round((0.30 if buy else 0.60) + 0.001 * (i % 90), 3),
-                    "size": 1 + i % 7,
-                    "client_order_id": f"d{n}-{i}",
-                }
-                response = client.post("/orders", body)
-                assert response.status_code == 201, response.text
+                orders.append(
+                    {
+                        "market_id": "snap-a" if i % 3 else "snap-b",
+                        "side": "buy" if buy else "sell",
+                        "price": round((0.30 if buy else 0.60) + 0.001 * (i % 90), 3),
+                        "size": 1 + i % 7,
+                        "client_order_id": f"d{n}-{i}",
+                    }
+                )
+            for at in range(0, len(orders), 20):  # the batch route's most
+                response = client.post("/orders/batch", {"orders": orders[at : at + 20]})
+                placed = response.json()["results"]
+                assert [r.get("status") for r in placed] == [201] * len(placed), response.text
         finally:
             client.close()
 
@@ -152,7 +157,9 @@ def test_kill_during_a_snapshot_write_recovers_the_full_replay_state(
     sql = database.engine
     try:
         with serve(data_dir, database_url, log) as served:
-            rest_orders(served, data_dir, accounts=4, per_account=60)
+            # Enough state for a snapshot of dozens of 1 KB chunks, each its own transaction:
+            # the write lasts long enough to be seen half done even on a loaded machine.
+            rest_orders(served, data_dir, accounts=8, per_account=240)
             code, first = admin_cli(data_dir, served, "snapshot")
             assert code == 0, first
             first_no = first["snapshot"]["command_no"]
