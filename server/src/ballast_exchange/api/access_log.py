@@ -74,6 +74,32 @@ def incoming_id(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str | None
     return rid or new_request_id(), key
 
 
+def access_line(level: int, scope: Scope, status: int, elapsed: float, key: str | None) -> None:
+    """One request's access log line, with its fields for JSON logs."""
+    if not log.isEnabledFor(level):
+        return
+    method: str = scope["method"]
+    path: str = scope["path"]
+    ms = round(elapsed * 1000, 3)
+    client = scope.get("client")
+    log.log(
+        level,
+        "%s %s %d %.1fms",
+        method,
+        path,
+        status,
+        ms,
+        extra={
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": ms,
+            "client": client[0] if client else None,
+            "api_key_prefix": key,
+        },
+    )
+
+
 class AccessMiddleware:
     """``templates`` gives the app's path templates (``/v1/orders/{order_id}``), read once when
     a request refused before routing needs its route named."""
@@ -121,25 +147,7 @@ class AccessMiddleware:
                 method if method in METHODS else "other", self._route(scope), status, elapsed
             )
             level = logging.DEBUG if path in QUIET else logging.INFO
-            if log.isEnabledFor(level):
-                ms = round(elapsed * 1000, 3)
-                client = scope.get("client")
-                log.log(
-                    level,
-                    "%s %s %d %.1fms",
-                    method,
-                    path,
-                    status,
-                    ms,
-                    extra={
-                        "method": method,
-                        "path": path,
-                        "status": status,
-                        "duration_ms": ms,
-                        "client": client[0] if client else None,
-                        "api_key_prefix": key,
-                    },
-                )
+            access_line(level, scope, status, elapsed, key)
             request_id.reset(token)
 
     def _route(self, scope: Scope) -> str:

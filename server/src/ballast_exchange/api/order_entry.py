@@ -49,12 +49,10 @@ from ..wire.models import (
     PlaceOrderRequest,
 )
 from ..wire.trading import Answer
-from .access_log import AccessMiddleware, incoming_id
+from .access_log import AccessMiddleware, access_line, incoming_id
 from .auth import SignedRequest, authenticate_signed
 from .middleware import CLOSE, Message, Receive, Scope, Send
 from .rate_gate import RateGate
-
-log = logging.getLogger("ballast_exchange.access")  # the access log's own logger
 
 PREFIX = "/v1/orders"
 JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -225,30 +223,11 @@ class OrderEntry:
         finally:
             elapsed = time.perf_counter() - started
             method: str = scope["method"]
-            path: str = scope["path"]
             status = outcome.status
             label = route.template if outcome.routed else self._unrouted._route(scope)
             self.metrics.request(method, label, status, elapsed)
             level = logging.DEBUG if 200 <= status < 300 else logging.INFO
-            if log.isEnabledFor(level):
-                ms = round(elapsed * 1000, 3)
-                client = scope.get("client")
-                log.log(
-                    level,
-                    "%s %s %d %.1fms",
-                    method,
-                    path,
-                    status,
-                    ms,
-                    extra={
-                        "method": method,
-                        "path": path,
-                        "status": status,
-                        "duration_ms": ms,
-                        "client": client[0] if client else None,
-                        "api_key_prefix": key,
-                    },
-                )
+            access_line(level, scope, status, elapsed, key)
             request_id.reset(token)
 
     async def _serve(
