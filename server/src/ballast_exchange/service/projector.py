@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from sqlalchemy import Engine as SqlEngine
 
 from ..store.database import begin_write, is_lock_wait
-from ..store.sequencer_lease import LeaseLost
 from ..store.projection import JournalItem, project
+from ..store.sequencer_lease import LeaseLost
 
 log = logging.getLogger(__name__)
 
