@@ -105,6 +105,28 @@ class RateLimitMiddleware:
 CLOSE = {"Connection": "close"}
 
 
+class BodyTooLarge(Exception):
+    """The body passed the limit while it was read."""
+
+
+async def read_body(receive: Receive, max_bytes: int) -> bytes | None:
+    """The whole request body, read to its end (``BodyTooLarge`` past ``max_bytes``, after at
+    most that many bytes); None if the client went away first."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
 class BodyLimitMiddleware:
     """413 for bodies over the limit (declared or streamed), whatever the method; 415 for a
     non-JSON body to a write; 400 for JSON with a repeated key or nested too deep.
@@ -129,23 +151,15 @@ class BodyLimitMiddleware:
         if length is None and b"chunked" not in headers.get(b"transfer-encoding", b""):
             await self.app(scope, receive, send)  # no body at all: nothing to read
             return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await send_error(send, 413, "PAYLOAD_TOO_LARGE", self._too_large(), CLOSE)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        try:
+            body = await read_body(receive, self.max_bytes)
+        except BodyTooLarge:
+            await send_error(send, 413, "PAYLOAD_TOO_LARGE", self._too_large(), CLOSE)
+            return
+        if body is None:
+            return  # the client went away
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if size and scope.get("method") in ("POST", "PUT", "PATCH"):
+        if body and scope.get("method") in ("POST", "PUT", "PATCH"):
             if content_type != b"application/json":
                 await send_error(
                     send, 415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json", {}

@@ -51,7 +51,7 @@ from ..wire.models import (
 from ..wire.trading import Answer
 from .access_log import AccessMiddleware, access_line, incoming_id
 from .auth import SignedRequest, authenticate_signed
-from .middleware import CLOSE, Message, Receive, Scope, Send
+from .middleware import CLOSE, BodyTooLarge, Message, Receive, Scope, Send, read_body
 from .rate_gate import RateGate
 
 PREFIX = "/v1/orders"
@@ -266,23 +266,14 @@ class OrderEntry:
             return
         body = b""
         if length is not None or b"chunked" in last.get(b"transfer-encoding", b""):
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":
-                    return  # the client went away
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > self.max_body_bytes:
-                    await self._refuse(
-                        send, gate, outcome, 413, "PAYLOAD_TOO_LARGE", self._too_large()
-                    )
-                    return
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-            body = b"".join(chunks)
+            try:
+                read = await read_body(receive, self.max_body_bytes)
+            except BodyTooLarge:
+                await self._refuse(send, gate, outcome, 413, "PAYLOAD_TOO_LARGE", self._too_large())
+                return
+            if read is None:
+                return  # the client went away
+            body = read
         parsed = _UNSET
         if body and method in _WRITES:
             content_type = last.get(b"content-type", b"").split(b";")[0].strip().lower()
