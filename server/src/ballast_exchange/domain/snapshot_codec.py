@@ -192,8 +192,6 @@ def _payload_of(engine: Any, client_orders: ClientOrders, version: int) -> bytes
     accounts = list(engine.accounts)
     index = {account_id: i for i, account_id in enumerate(accounts)}
     balances = sorted(engine.ledger.balances.items())
-    export = getattr(engine, "_export_orders", None)
-    export_positions = getattr(engine, "_export_positions", None)
     markets = []
     for market in engine.markets.values():
         data: dict[str, Any] = {f: _plain(getattr(market, f)) for f in _MARKET_FIELDS}
@@ -203,20 +201,8 @@ def _payload_of(engine: Any, client_orders: ClientOrders, version: int) -> bytes
             if s is None
             else [s.value, s.evidence_hash, s.proposer, s.proposed_at, s.final_after]
         )
-        if export_positions is not None:
-            data["positions"] = [column(c) for c in export_positions(market.market_id, index)]
-        else:
-            positions = list(market.positions.values())
-            data["positions"] = [
-                column(index[p.account_id] for p in positions),
-                *(column(getattr(p, f) for p in positions) for f in _POSITION_COLUMNS[1:]),
-            ]
-        if export is not None:
-            order_columns, coids, gids = export(
-                market.market_id, index, _ix(SIDES), _ix(ORDER_TYPES), _ix(TIFS), _ix(STPS)
-            )
-        else:
-            order_columns, coids, gids = _order_columns(list(market.book.orders()), index)
+        data["positions"] = [column(c) for c in position_columns(engine, market, index)]
+        order_columns, coids, gids = open_order_columns(engine, market, index)
         data["orders"] = [column(c) for c in order_columns]
         data["client_order_ids"] = coids
         if version >= 2:
@@ -255,9 +241,38 @@ def _payload_of(engine: Any, client_orders: ClientOrders, version: int) -> bytes
     return b"".join(parts)
 
 
-def _order_columns(
-    orders: list[Any], index: dict[str, int]
-) -> tuple[list[array.array[int]], list[str | None], list[str | None]]:
+OrderColumns = tuple[list["array.array[int]"], list[str | None], list[str | None]]
+
+
+def open_order_columns(engine: Any, market: Any, index: dict[str, int]) -> OrderColumns:
+    """A market's open orders as the snapshot's columns (``_ORDER_COLUMNS``, accounts by
+    ``index``), with their client order ids and order group ids: the compiled twin writes them
+    itself, the reference's are read order by order."""
+    export = getattr(engine, "_export_orders", None)
+    if export is not None:
+        found: OrderColumns = export(
+            market.market_id, index, _ix(SIDES), _ix(ORDER_TYPES), _ix(TIFS), _ix(STPS)
+        )
+        return found
+    return _order_columns(list(market.book.orders()), index)
+
+
+def position_columns(engine: Any, market: Any, index: dict[str, int]) -> list[array.array[int]]:
+    """A market's positions as the snapshot's columns (``_POSITION_COLUMNS``)."""
+    export = getattr(engine, "_export_positions", None)
+    if export is not None:
+        return list(export(market.market_id, index))
+    positions = list(market.positions.values())
+    try:
+        return [
+            array.array("q", (index[p.account_id] for p in positions)),
+            *(array.array("q", (getattr(p, f) for p in positions)) for f in _POSITION_COLUMNS[1:]),
+        ]
+    except OverflowError:
+        raise SnapshotUnsupported("a figure does not fit in 64 bits") from None
+
+
+def _order_columns(orders: list[Any], index: dict[str, int]) -> OrderColumns:
     sides, types, tifs, stps = _ix(SIDES), _ix(ORDER_TYPES), _ix(TIFS), _ix(STPS)
     rows = [
         (

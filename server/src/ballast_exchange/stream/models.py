@@ -301,13 +301,8 @@ class Seed:
 
 def seed_orders(engine: Engine, seed: Seed) -> Seed:
     """Each market's open orders: ``(columns, client order ids, order group ids)`` a part."""
-    export = getattr(engine, "_export_orders", None)
-    tables = [codec._ix(t) for t in (codec.SIDES, codec.ORDER_TYPES, codec.TIFS, codec.STPS)]
     for market_id, market in engine.markets.items():
-        if export is not None:
-            part = export(market_id, seed.index, *tables)
-        else:
-            part = codec._order_columns(list(market.book.orders()), seed.index)
+        part = codec.open_order_columns(engine, market, seed.index)
         seed.add(market_id, part[0][1], part)
     seed.finish()
     return seed
@@ -345,19 +340,8 @@ def order_record(market_id: str, part: Any, i: int, account_id: str) -> OrderRec
 
 def seed_positions(engine: Engine, seed: Seed) -> Seed:
     """Each market's positions: (account index, size, collateral, realized pnl) columns."""
-    export = getattr(engine, "_export_positions", None)
     for market_id, market in engine.markets.items():
-        if export is not None:
-            columns = export(market_id, seed.index)[:4]
-        else:
-            positions = list(market.positions.values())
-            columns = [
-                array.array("q", (seed.index[p.account_id] for p in positions)),
-                *(
-                    array.array("q", (getattr(p, f) for p in positions))
-                    for f in ("size", "collateral", "realized_pnl")
-                ),
-            ]
+        columns = codec.position_columns(engine, market, seed.index)[:4]
         seed.add(market_id, columns[0], columns)
     seed.finish()
     return seed
