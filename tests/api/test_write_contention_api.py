@@ -41,7 +41,9 @@ async def signed(http: httpx.AsyncClient, client: SignedClient, method: str, pat
 async def soak(api: str, admin_token: str, clients: list[SignedClient]) -> Counter[int]:
     statuses: Counter[int] = Counter()
     deadline = time.monotonic() + SOAK_S
-    limits = httpx.Limits(max_connections=len(clients) + 4)
+    # Idle connections let go before the server's 5 s keep-alive closes them (as the SDK does):
+    # a request on a connection the server is closing gets no answer.
+    limits = httpx.Limits(max_connections=len(clients) + 4, keepalive_expiry=2.0)
     async with httpx.AsyncClient(timeout=30, limits=limits) as http:
 
         async def cancel_loop(client: SignedClient) -> None:

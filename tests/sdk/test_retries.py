@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from ballast import (
+    AsyncBallastClient,
     BallastClient,
     BallastError,
     InvalidPriceError,
@@ -21,6 +22,8 @@ from ballast import (
     RetryPolicy,
     ServiceUnavailableError,
 )
+from ballast._core import HTTP_LIMITS
+from ballast_exchange.config import Settings
 from tests.live_server import LiveServer, free_port
 from tests.sdk.conftest import (
     TIGHT_LIMIT,
@@ -243,3 +246,15 @@ def test_retry_policy_decisions() -> None:
     rejected = InvalidPriceError("off grid", status=400)
     assert policy.delay(0, True, rejected) is None
     assert policy.delay(0, True, BallastError("?", code="HTTP_418", status=418)) is None
+
+
+def test_idle_connections_are_dropped_before_the_server_closes_them() -> None:
+    """A request sent on a kept-alive connection the server is closing at that moment gets no
+    answer; the SDK lets idle connections go first (the write-contention soak's client, with
+    5 s on both sides, once saw exactly that failure)."""
+    server_idle_s = Settings().http_keep_alive_timeout_s
+    assert HTTP_LIMITS.keepalive_expiry is not None
+    assert HTTP_LIMITS.keepalive_expiry < server_idle_s
+    for client in (BallastClient("k", "s"), AsyncBallastClient("k", "s")):
+        pool = client._http._transport._pool  # httpcore's pool: what the client really uses
+        assert pool._keepalive_expiry == HTTP_LIMITS.keepalive_expiry

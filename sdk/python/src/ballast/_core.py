@@ -103,6 +103,10 @@ ENVIRONMENTS: dict[str, tuple[str, str]] = {
 }
 
 USER_AGENT = f"ballast-markets-python/{__version__}"
+# Idle connections are dropped before the server's own idle keep-alive (5 s) closes them: a
+# request sent on a connection the server is closing at that moment fails with no answer, and
+# an order placed without a client_order_id cannot then be retried safely.
+HTTP_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=4.0)
 MAX_PAGE_SIZE = 1000
 CLIENT_ORDER_ID_PREFIX = "py-"
 

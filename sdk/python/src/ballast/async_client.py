@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import httpx
 
 from ._core import (
+    HTTP_LIMITS,
     USER_AGENT,
     CandleInterval,
     ClientCore,
@@ -99,7 +100,9 @@ class AsyncBallastClient(ClientCore):
             validate_orders=validate_orders,
         )
         self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(headers={"User-Agent": USER_AGENT})
+        self._http = http_client or httpx.AsyncClient(
+            headers={"User-Agent": USER_AGENT}, limits=HTTP_LIMITS
+        )
 
     # -- running operations ----------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import httpx
 
 from ._core import (
+    HTTP_LIMITS,
     USER_AGENT,
     CandleInterval,
     ClientCore,
@@ -108,7 +109,9 @@ class BallastClient(ClientCore):
             validate_orders=validate_orders,
         )
         self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(headers={"User-Agent": USER_AGENT})
+        self._http = http_client or httpx.Client(
+            headers={"User-Agent": USER_AGENT}, limits=HTTP_LIMITS
+        )
 
     # -- running operations ----------------------------------------------------------------
 
