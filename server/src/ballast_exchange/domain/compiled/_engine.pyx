@@ -1794,8 +1794,10 @@ cdef class Engine:
         """An event built as a Python object (settlement's rare ones)."""
         return self._recs.push_event(event)
 
-    cdef int _move(self, Cell debit, Cell credit, long long amount, str kind, str ref,
+    cdef int _move(self, Cell debit, Cell credit, long long amount, str kind, object ref,
                    object time) except -1:
+        """One ledger move and its event; ``ref`` is stored as given (a command's may be any
+        object, as in the reference)."""
         debit.value -= amount
         credit.value += amount
         debit.present = True
@@ -2665,7 +2667,7 @@ cdef class Engine:
         # keeps 64-bit integers too; past that the reference would fail there instead.
         if <i128>self.external.value - amount < -9223372036854775807:
             raise OverflowError("deposits beyond 2**63 micro-USDC cannot be held")
-        self._move_any(self.external, account.cash, amount, "deposit", c.ref, time)
+        self._move(self.external, account.cash, amount, "deposit", c.ref, time)
         return 0
 
     cdef int _withdraw(self, object c, object time) except -1:
@@ -2678,25 +2680,7 @@ cdef class Engine:
                 "insufficient available balance for this withdrawal",
                 {"required": amount, "available": available},
             )
-        self._move_any(account.cash, self.external, amount, "withdrawal", c.ref, time)
-        return 0
-
-    cdef int _move_any(self, Cell debit, Cell credit, long long amount, str kind, object ref,
-                       object time) except -1:
-        """A ledger move whose ``ref`` came from a command (any object, as in the reference)."""
-        debit.value -= amount
-        credit.value += amount
-        debit.present = True
-        credit.present = True
-        self.seq += 1
-        cdef _Rec *r = self._recs.push(L_LEDGER)
-        r.f[0].i = self.seq
-        _own(r, 1, time)
-        _own(r, 2, debit.key)
-        _own(r, 3, credit.key)
-        r.f[4].i = amount
-        _own(r, 5, kind)
-        _own(r, 6, ref)
+        self._move(account.cash, self.external, amount, "withdrawal", c.ref, time)
         return 0
 
     cdef Market _new_market(self, str market_id, object kind, long long tick_value,
@@ -2914,12 +2898,12 @@ cdef class Engine:
             payout = long_value * size if size > 0 else short_value * -size
             cash = (<Account>self.accounts[position.account_id]).cash
             if position.collateral:
-                self._move_any(position.cell, cash, position.collateral, "settlement", ref, time)
+                self._move(position.cell, cash, position.collateral, "settlement", ref, time)
             pnl = payout - position.collateral
             if pnl > 0:
-                self._move_any(market.clearing, cash, pnl, "settlement_pnl", ref, time)
+                self._move(market.clearing, cash, pnl, "settlement_pnl", ref, time)
             elif pnl < 0:
-                self._move_any(cash, market.clearing, -pnl, "settlement_pnl", ref, time)
+                self._move(cash, market.clearing, -pnl, "settlement_pnl", ref, time)
             position.realized_pnl += pnl
             position.collateral = 0
             position.size = 0
