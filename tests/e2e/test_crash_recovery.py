@@ -292,6 +292,41 @@ class Reader(threading.Thread):
                 client.close()
 
 
+@dataclass
+class Load:
+    """Traders and a reader on one server, from ``start_load`` until ``end``."""
+
+    traders: list[Trader]
+    threads: list[threading.Thread]
+    stop: threading.Event
+    deadline: float  # the load is bounded even if the kill never came
+
+    def under_way(self, record: Record) -> None:
+        """Wait until ``KILL_AFTER_REQUESTS`` were answered (or every trader is done): a count,
+        not a guessed time, as on a loaded machine the traders may take seconds to get going."""
+        while record.requests < KILL_AFTER_REQUESTS and any(t.is_alive() for t in self.traders):
+            time.sleep(0.01)
+
+    def end(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+
+def start_load(api: str, accounts: list[dict[str, str]], record: Record) -> Load:
+    stop = threading.Event()
+    deadline = time.monotonic() + 120
+    traders = [
+        Trader(n, n % ACCOUNTS, accounts[n % ACCOUNTS], api, record, stop, deadline)
+        for n in range(ACCOUNTS * THREADS_PER_ACCOUNT)
+    ]
+    readers = [SignedClient(api, a["api_key"], a["api_secret"]) for a in accounts]
+    threads: list[threading.Thread] = [*traders, Reader(readers, record, stop, deadline)]
+    for thread in threads:
+        thread.start()
+    return Load(traders, threads, stop, deadline)
+
+
 # ------------------------------------------------------------------------ helpers
 
 
@@ -352,26 +387,12 @@ def test_sigkill_mid_load_loses_nothing_acknowledged(tmp_path: Path, database_ur
 
     with serve(data_dir, database_url, log) as served:
         accounts = setup_exchange(served, data_dir)
-        stop = threading.Event()
-        deadline = time.monotonic() + 120  # the load is bounded even if the kill never came
-        traders = [
-            Trader(n, n % ACCOUNTS, accounts[n % ACCOUNTS], served.api, record, stop, deadline)
-            for n in range(ACCOUNTS * THREADS_PER_ACCOUNT)
-        ]
-        reader_clients = [SignedClient(served.api, a["api_key"], a["api_secret"]) for a in accounts]
-        threads: list[threading.Thread] = [*traders, Reader(reader_clients, record, stop, deadline)]
-        for thread in threads:
-            thread.start()
-        # The kill comes once the load is well under way: a count, not a guessed time (on a
-        # loaded machine the traders may take seconds to get going).
-        while record.requests < KILL_AFTER_REQUESTS and any(t.is_alive() for t in traders):
-            time.sleep(0.01)
-        still_loading = sum(t.is_alive() for t in traders)
+        load = start_load(served.api, accounts, record)
+        load.under_way(record)  # the kill comes once the load is well under way
+        still_loading = sum(t.is_alive() for t in load.traders)
         kill(served.process)  # mid-load, with requests in flight
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
-        assert not any(t.is_alive() for t in threads)
+        load.end()
+        assert not any(t.is_alive() for t in load.threads)
 
     assert not record.errors, record.errors
     assert still_loading > 0, "the load finished before the kill: nothing was in flight"

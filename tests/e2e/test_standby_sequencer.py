@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,15 +23,11 @@ from sqlalchemy import create_engine, text
 from ballast_exchange.domain import digest
 from tests.databases import fresh_database
 from tests.e2e.test_crash_recovery import (
-    ACCOUNTS,
     BALLAST,
     KILL_AFTER_REQUESTS,
     MARKET,
-    THREADS_PER_ACCOUNT,
-    Reader,
     Record,
     Served,
-    Trader,
     check_acknowledged,
     check_ledger,
     check_matches_journal,
@@ -40,6 +35,7 @@ from tests.e2e.test_crash_recovery import (
     kill,
     recovered,
     setup_exchange,
+    start_load,
     tail,
     wait_ready,
 )
@@ -131,26 +127,14 @@ def test_the_standby_takes_over_a_killed_leader_with_everything_acknowledged(
     record = Record()
     with servers(tmp_path, database_url) as (leader, standby):
         accounts = setup_exchange(leader, tmp_path / "leader")
-        stop = threading.Event()
-        deadline = time.monotonic() + 120
-        traders = [
-            Trader(n, n % ACCOUNTS, accounts[n % ACCOUNTS], leader.api, record, stop, deadline)
-            for n in range(ACCOUNTS * THREADS_PER_ACCOUNT)
-        ]
-        readers = [SignedClient(leader.api, a["api_key"], a["api_secret"]) for a in accounts]
-        threads: list[threading.Thread] = [*traders, Reader(readers, record, stop, deadline)]
-        for thread in threads:
-            thread.start()
-        while record.requests < KILL_AFTER_REQUESTS and any(t.is_alive() for t in traders):
-            time.sleep(0.01)
+        load = start_load(leader.api, accounts, record)
+        load.under_way(record)
         # A hot standby: its engine executes the leader's journal as it is written.
         while following(standby) < KILL_AFTER_REQUESTS // 2:
-            assert time.monotonic() < deadline, tail(standby.log)
+            assert time.monotonic() < load.deadline, tail(standby.log)
             time.sleep(0.05)
         kill(leader.process)
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
+        load.end()
 
         assert not record.errors, record.errors
         assert not record.conflicts, record.conflicts
