@@ -76,6 +76,22 @@ def remember_client_order(
         client_orders[(command.account_id, command.client_order_id)] = accepted.order_id
 
 
+def replay_command(
+    engine: Engine,
+    client_orders: ClientOrders,
+    command_no: int,
+    command: Command,
+    projected: int,
+    unprojected: list[JournalItem],
+) -> None:
+    """Execute one journaled command again: its client order id remembered, and its events
+    kept in ``unprojected`` if the query tables (through ``projected``) do not hold it."""
+    events = engine.execute(command)
+    remember_client_order(client_orders, command, events)
+    if command_no > projected:
+        unprojected.append(JournalItem(command_no, command, events, command.time))
+
+
 @dataclass
 class Recovery:
     """The engine rebuilt from the journal, and what the query tables still lack."""
@@ -187,10 +203,7 @@ def _replay_once(
         progress.to_replay = max(0, head - start)
         started = perf_counter()
         for command_no, command in load_commands(conn, after=start):
-            events = engine.execute(command)
-            remember_client_order(client_orders, command, events)
-            if command_no > projected:
-                unprojected.append(JournalItem(command_no, command, events, command.time))
+            replay_command(engine, client_orders, command_no, command, projected, unprojected)
             last_no = command_no
             last_time = command.time
             progress.replayed += 1

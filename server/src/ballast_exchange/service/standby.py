@@ -19,8 +19,8 @@ from time import monotonic
 from sqlalchemy import Engine as SqlEngine
 
 from ..store.journal import load_commands
-from ..store.projection import JournalItem, projected_through
-from .exchange import JournalGap, Recovery, RecoveryProgress, remember_client_order, replay
+from ..store.projection import projected_through
+from .exchange import JournalGap, Recovery, RecoveryProgress, replay, replay_command
 from .forking import building_long_lived
 
 log = logging.getLogger(__name__)
@@ -91,9 +91,9 @@ class JournalFollower:
                     raise JournalGap(
                         f"the journal jumps from command {found.command_no} to {command_no}"
                     )
-                events = engine.execute(command)
-                remember_client_order(client_orders, command, events)
-                found.unprojected.append(JournalItem(command_no, command, events, command.time))
+                replay_command(
+                    engine, client_orders, command_no, command, projected, found.unprojected
+                )
                 found.command_no, found.time = command_no, command.time
         if projected > found.projected:
             found.projected = projected
