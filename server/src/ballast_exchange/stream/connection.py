@@ -278,7 +278,9 @@ class Connection:
         self.state.keys.used(api_key, self.state.exchange.clock())
         if READ not in record.scopes:
             raise ApiError("FORBIDDEN", "this API key lacks the 'read' scope", {})
-        if not self.hub.authenticated(self, api_key):
+        if not await self.hub.authenticated(self, api_key):
+            if self.closing:
+                return  # closed while the slot was being taken: nothing to refuse
             limit = self.hub.settings.stream_connections_per_key
             self.fail(request_id, "auth", too_many(f"more than {limit} connections for this key"))
             await self.close(CLOSE_TOO_MANY, "too many connections")

@@ -8,6 +8,9 @@ its ``seq`` rises by one per update, so every subscriber of a stream sees the sa
 
 The hub knows its subscribers only as ``Subscriber``: writing to one never waits (one that
 cannot keep up cuts itself), so a slow client never slows matching.
+
+Authenticated connections take a slot of their key from ``ConnectionSlots``: in Redis when the
+venue has one, so the per-key limit holds across every process serving the stream.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from ..access.connection_slots import ConnectionSlots, MemoryConnectionSlots
 from ..config import Settings
 from ..service.exchange import Exchange
 from ..service.metrics import Metrics
@@ -82,7 +86,11 @@ class Stream(Feed):
 
 class Hub:
     def __init__(
-        self, exchange: Exchange, settings: Settings, metrics: Metrics | None = None
+        self,
+        exchange: Exchange,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        slots: ConnectionSlots | None = None,
     ) -> None:
         self.exchange = exchange
         self.settings = settings
@@ -97,6 +105,10 @@ class Hub:
         self.connections: set[Subscriber] = set()
         self.memberships: dict[Subscriber, set[StreamKey]] = {}
         self.held: dict[Subscriber, list[bytes]] = {}  # frames for each subscriber this round
+        # The hub owns ``slots`` (it closes them); per_key counts this process's share only.
+        self.slots: ConnectionSlots = slots if slots is not None else MemoryConnectionSlots()
+        self.keyed: dict[Subscriber, str] = {}  # connection → the key whose slot it holds
+        self.giving: set[asyncio.Task[None]] = set()  # slots on their way back
         self.per_key: dict[str, int] = {}
         self.per_ip: dict[str, int] = {}
         self._heartbeat: asyncio.Task[None] | None = None
@@ -118,12 +130,15 @@ class Hub:
         with self.exchange.sql.connect() as conn:
             self.models.load(conn, self.exchange.clock())
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+        self.slots.start()
 
     async def stop(self) -> None:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         closing = [c.close(1001, "server shutting down") for c in list(self.connections)]
         await asyncio.gather(*closing, return_exceptions=True)
+        await asyncio.gather(*self.giving, return_exceptions=True)
+        await self.slots.close()
 
     # ------------------------------------------------------------ subscriptions
 
@@ -256,25 +271,30 @@ class Hub:
         self.metrics.stream_opened += 1
         return True
 
-    def authenticated(self, subscriber: Subscriber, api_key: str) -> bool:
-        """Move a connection from its IP's count to its key's; False when the key has five."""
-        count = self.per_key.get(api_key, 0)
-        if count >= self.settings.stream_connections_per_key:
+    async def authenticated(self, subscriber: Subscriber, api_key: str) -> bool:
+        """Move a connection from its IP's count to a slot of its key; False when the key
+        already has its limit (five) in all processes together, or the connection left while
+        the slot was being taken."""
+        if not await self.slots.take(api_key, self.settings.stream_connections_per_key):
             self.metrics.stream_refused["key"] += 1
             return False
-        self.per_key[api_key] = count + 1
+        if subscriber not in self.connections:  # closed meanwhile: leave() released its IP
+            self._give(api_key)
+            return False
+        self.keyed[subscriber] = api_key
+        self.per_key[api_key] = self.per_key.get(api_key, 0) + 1
         self._release_ip(subscriber.ip)
         return True
 
     def leave(self, subscriber: Subscriber) -> None:
-        """Forget a connection and its subscriptions (its ``api_key`` says which count it is in)."""
+        """Forget a connection and its subscriptions, and give back its IP count or key slot."""
         if subscriber not in self.connections:
             return
         self.connections.discard(subscriber)
         for key in self.memberships.pop(subscriber, set()):
             self.unsubscribe(subscriber, key)
         self.held.pop(subscriber, None)
-        api_key = subscriber.api_key
+        api_key = self.keyed.pop(subscriber, None)
         if api_key is None:
             self._release_ip(subscriber.ip)
         else:
@@ -283,6 +303,13 @@ class Hub:
                 self.per_key[api_key] = left
             else:
                 del self.per_key[api_key]
+            self._give(api_key)
+
+    def _give(self, api_key: str) -> None:
+        """Give a key's slot back without waiting (``leave`` is called where nothing waits)."""
+        task = asyncio.get_running_loop().create_task(self.slots.give(api_key))
+        self.giving.add(task)
+        task.add_done_callback(self.giving.discard)
 
     def _release_ip(self, ip: str) -> None:
         left = self.per_ip[ip] - 1
