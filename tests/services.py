@@ -1,4 +1,4 @@
-"""Reaching the machine's PostgreSQL and Redis from tests.
+"""Reaching the machine's PostgreSQL, Redis and NATS from tests.
 
 Where a service is down, a test that needs it skips with the reason; with
 ``BALLAST_REQUIRE_SERVICES=1`` (as CI sets) it fails instead, so CI cannot pass by skipping.
@@ -15,6 +15,7 @@ POSTGRES_URL = os.environ.get(
     "BALLAST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("BALLAST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+NATS_URL = os.environ.get("BALLAST_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -42,3 +43,8 @@ def require_postgres() -> str:
 def require_redis() -> str:
     require("Redis", "127.0.0.1", 6379)
     return REDIS_URL
+
+
+def require_nats() -> str:
+    require("NATS", "127.0.0.1", 4222)
+    return NATS_URL

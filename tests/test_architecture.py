@@ -20,6 +20,7 @@ RANK = {
     "dashboard": 4,
     "sandbox": 4,
     "bootstrap": 5,
+    "gateway_runtime": 5,
     "app": 5,
     "cli": 5,
     "cli_recovery": 5,

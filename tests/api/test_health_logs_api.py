@@ -93,6 +93,7 @@ def test_healthz_and_readyz_when_all_is_well(live: LiveServer) -> None:
         checks["sequencer"] = "ok"
     assert body == {
         "status": "ready",
+        "role": "server",  # one process: no gateways (docs/adr/0025)
         "checks": checks,
         "degraded": {},
         "matching": {"name": choice.name, "reason": choice.reason},

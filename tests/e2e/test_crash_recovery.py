@@ -137,6 +137,7 @@ class Record:
     requests: int = 0
     failed_in_flight: int = 0
     replies: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    samples: dict[int, str] = field(default_factory=dict)  # one reply body per status
 
     def order(self, account: int, view: dict[str, Any]) -> None:
         """Merge an acknowledged order view (placement, cancel, amend or read)."""
@@ -243,6 +244,7 @@ class Trader(threading.Thread):
         with record.lock:
             record.requests += 1
             record.replies[response.status_code] += 1
+            record.samples.setdefault(response.status_code, response.text[:300])
         data = response.json()
         if response.status_code in (200, 201):
             record.order(self.account, data)
@@ -313,15 +315,23 @@ class Load:
             thread.join(timeout=30)
 
 
-def start_load(api: str, accounts: list[dict[str, str]], record: Record) -> Load:
+def start_load(
+    api: str, accounts: list[dict[str, str]], record: Record, first: int = 0, reader: bool = True
+) -> Load:
+    """Traders ``first``… (each its own random stream) and, with ``reader``, a reader.
+
+    Two loads on one venue's keys take different ``first`` and one reader: the same request
+    signed by two clients in one millisecond is, rightly, refused as a replay."""
     stop = threading.Event()
     deadline = time.monotonic() + 120
     traders = [
         Trader(n, n % ACCOUNTS, accounts[n % ACCOUNTS], api, record, stop, deadline)
-        for n in range(ACCOUNTS * THREADS_PER_ACCOUNT)
+        for n in range(first, first + ACCOUNTS * THREADS_PER_ACCOUNT)
     ]
-    readers = [SignedClient(api, a["api_key"], a["api_secret"]) for a in accounts]
-    threads: list[threading.Thread] = [*traders, Reader(readers, record, stop, deadline)]
+    threads: list[threading.Thread] = [*traders]
+    if reader:
+        readers = [SignedClient(api, a["api_key"], a["api_secret"]) for a in accounts]
+        threads.append(Reader(readers, record, stop, deadline))
     for thread in threads:
         thread.start()
     return Load(traders, threads, stop, deadline)

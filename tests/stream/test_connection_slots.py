@@ -264,11 +264,6 @@ async def test_memory_slots_and_the_choice_by_url() -> None:
 # --- through a real server -------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bootstrap.py does not pass Redis slots to the Hub yet (issue 18); remove this mark "
-    "with the lines that do",
-)
 def test_a_server_and_another_process_share_five_connections_per_key(
     tmp_path: Path, redis_url: str
 ) -> None:

@@ -108,6 +108,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                 "SERVICE_UNAVAILABLE",
                 f"not ready: the {', '.join(failed)} check{'s' if len(failed) > 1 else ''} failed",
                 {
+                    "role": runtime.role,
                     "failed": failed,
                     "checks": checks,
                     "degraded": degraded,
@@ -119,6 +120,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         return JSONResponse(
             {
                 "status": "ready",
+                "role": runtime.role,
                 "checks": checks,
                 "degraded": degraded,
                 "matching": engine,

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from .access.connection_slots import connection_slots_from_url
 from .access.key_ring import KeyRecord, KeyRing
 from .access.keys import SecretBox, parse_scopes
 from .access.ratelimit import RateLimiter, rate_limiter_from_url
@@ -31,6 +32,7 @@ from .sandbox import Sandbox
 from .service.exchange import Exchange, Recovery, RecoveryProgress, at_time
 from .service.forking import building_long_lived
 from .service.metrics import Metrics
+from .service.sequencer_link import SequencerLink
 from .service.settlement import Settlements
 from .service.snapshotter import SnapshotPolicy, Snapshotter
 from .service.standby import JournalFollower
@@ -39,6 +41,7 @@ from .store import queries
 from .store import records as account_store
 from .store.database import Database, fence_writes
 from .store.instance_lock import InstanceLock
+from .store.projection import JournalItem
 from .store.sequencer_lease import LeaseLost, SequencerLease, lease_for
 from .stream.hub import Hub
 
@@ -116,7 +119,8 @@ class Runtime:
     redis: RedisBreaker = field(init=False)
     replays: ReplayCache = field(init=False)
     exchange: Exchange = field(init=False)
-    snapshotter: Snapshotter = field(init=False)
+    snapshotter: Snapshotter | None = field(init=False, default=None)  # None on a gateway
+    link: SequencerLink | None = field(init=False, default=None)  # the bus, for gateways
     hub: Hub = field(init=False)
     settlements: Settlements = field(init=False)
     state: Venue = field(init=False)
@@ -187,6 +191,32 @@ class Runtime:
             "following": follower.command_no,
         }
 
+    @property
+    def role(self) -> str:
+        """``server`` (one process), ``sequencer`` (gateways call it) or ``gateway``."""
+        return "sequencer" if self.link is not None else "server"
+
+    def key_record(self, row: dict[str, Any]) -> KeyRecord:
+        return KeyRecord(
+            row["api_key"],
+            row["account_id"],
+            self.secrets.decrypt(row["secret_encrypted"]),
+            parse_scopes(row["scopes"].split(",")),
+            row["tier"],
+            row["revoked_at"] is not None,
+        )
+
+    async def reload_key(self, api_key: str) -> None:
+        """Another process of the venue issued or revoked ``api_key``: take it as stored."""
+
+        def load() -> dict[str, Any] | None:
+            with self.database.engine.connect() as conn:
+                return queries.get_api_key(conn, api_key)
+
+        row = await asyncio.to_thread(load)
+        if row is not None:
+            self.keys.put(self.key_record(row))
+
     def _lease_lost(self, lost: LeaseLost) -> None:
         """Another server holds the store now: this one writes nothing more and stops."""
         if self.on_lease_lost is not None:
@@ -201,16 +231,7 @@ class Runtime:
         self.keys = KeyRing()
         with self.database.engine.connect() as conn:
             for row in queries.list_api_keys(conn, None):
-                self.keys.put(
-                    KeyRecord(
-                        row["api_key"],
-                        row["account_id"],
-                        self.secrets.decrypt(row["secret_encrypted"]),
-                        parse_scopes(row["scopes"].split(",")),
-                        row["tier"],
-                        row["revoked_at"] is not None,
-                    )
-                )
+                self.keys.put(self.key_record(row))
         # One breaker for the one Redis: rate limits and the replay cache fail over together.
         self.redis = RedisBreaker()
         self.limiter = rate_limiter_from_url(s.redis_url, self.redis)
@@ -252,7 +273,9 @@ class Runtime:
                     recovered=recovered,
                 )
             # The stream sees a command once it is stored, never before (DESIGN §6).
-            self.hub = Hub(self.exchange, s, self.metrics)
+            # Connection slots per key in Redis: the limit holds across stream processes.
+            slots = connection_slots_from_url(s.redis_url, self.redis)
+            self.hub = Hub(self.exchange, s, self.metrics, slots)
         self.snapshotter = Snapshotter(self.exchange, snapshot_policy(s), self.metrics)
         self.exchange.on_committed = self.hub.committed
         self.settlements = Settlements(self.exchange, self.database.engine, s.dispute_window_ms)
@@ -269,10 +292,24 @@ class Runtime:
         )
         if s.env == "sandbox" and s.demo:
             self.sandbox = Sandbox(s, self.exchange, self.state.reads, self.settlements)
+        if s.nats_url:
+            # The sequencer of gateways: their calls come over NATS, and each stored batch
+            # goes out to them before any of its commands is answered (docs/adr/0025).
+            self.link = link = SequencerLink(self.state, s.nats_url, s.nats_subject)
+            hub = self.hub
+
+            def committed(items: Sequence[JournalItem], stored_at: int) -> None:
+                link.committed(items, stored_at)
+                hub.committed(items, stored_at)
+
+            self.exchange.on_committed = committed
+            link.on_key_changed = self.reload_key
+            self.state.issuing.announce = link.announce_key
 
     async def start(self) -> None:
         self.hub.start()
         self.exchange.start()
+        assert self.snapshotter is not None
         self.snapshotter.start()
         # Before any command: the groups must hear of every fill from the first one on.
         await self.state.order_groups.recover()
@@ -284,6 +321,8 @@ class Runtime:
             self.demo = await self.ensure_demo()
             await self.sandbox.start()
         self._timers.append(asyncio.create_task(self._tick()))
+        if self.link is not None:
+            await self.link.start()  # last: a gateway's call finds the venue running
         self.started = True
         if self.on_started is not None:
             self.on_started()
@@ -292,6 +331,9 @@ class Runtime:
         self.started = False
         if self.on_stopping is not None:
             self.on_stopping()
+        if self.link is not None:
+            with contextlib.suppress(Exception):  # NATS may be what failed
+                await self.link.stop()
         if self.sandbox is not None:
             await self.sandbox.stop()
         await self.hub.stop()
@@ -299,7 +341,8 @@ class Runtime:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.snapshotter.stop()
+        if self.snapshotter is not None:
+            await self.snapshotter.stop()
         self.exchange.stop()
         with contextlib.suppress(Exception):  # storage may be what failed
             await self.flush_key_use()
@@ -321,6 +364,8 @@ class Runtime:
             if self.exchange.projection_failure is None
             else f"retrying ({self.exchange.projection_failure}); reads wait for it",
         }
+        if self.link is not None:
+            checks["bus"] = "ok" if self.link.connected else "NATS unreachable; reconnecting"
         if self.lease is not None:
             checks["sequencer"] = (
                 "ok" if self.lease.lost is None else f"another server took over ({self.lease.lost})"

@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import sys
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -61,46 +62,89 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=SERVE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_server_options(serve, standby=True)
     serve.add_argument(
+        "--gateways",
+        type=int,
+        metavar="N",
+        help="run one sequencer and N gateway processes on the port (needs --nats-url)",
+    )
+    serve.set_defaults(run=run_serve, role="server")
+    sequencer = commands.add_parser(
+        "sequencer",
+        help="run the sequencer that gateways send their commands to (NATS)",
+        description="Run the exchange as the sequencer of gateways: the engine, the journal, "
+        "snapshots and the projector, taking the gateways' calls over NATS. It serves the API "
+        "on its own port too.",
+        epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_server_options(sequencer, standby=True)
+    sequencer.set_defaults(run=run_serve, role="sequencer", gateways=None)
+    gateway = commands.add_parser(
+        "gateway",
+        help="run a gateway in front of a sequencer (REST, stream, dashboard)",
+        description="Run a gateway: the REST API, the stream and the dashboard, sending every "
+        "change to the sequencer over NATS and serving reads from its own replica of the "
+        "engine. Run any number, on any hosts, against the sequencer's database and NATS.",
+        epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_server_options(gateway, standby=False)
+    gateway.set_defaults(run=run_serve, role="gateway", gateways=None, standby=False)
+    add_admin(commands)
+    return parser
+
+
+def add_server_options(parser: argparse.ArgumentParser, *, standby: bool) -> None:
+    """The options ``serve``, ``sequencer`` and ``gateway`` share."""
+    parser.add_argument(
         "--env",
         choices=["sandbox", "production"],
         help="sandbox: demo markets, a funded demo key, a faucet; production: none of them "
         "(default: sandbox)",
     )
-    serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default: 8000)")
-    serve.add_argument(
+    parser.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default: 8000)")
+    parser.add_argument(
         "--data-dir",
         type=Path,
         help="the database (SQLite), the secret key and the admin credential (default: ./var)",
     )
-    serve.add_argument(
+    parser.add_argument(
         "--database-url",
         help="postgresql://user@host/db, or sqlite:///path (default: SQLite in the data dir)",
     )
-    serve.add_argument(
+    parser.add_argument(
         "--redis-url",
         help="redis://host:6379/0 for rate limits and replay protection shared across "
         "processes (default: none, kept per process)",
     )
-    serve.add_argument(
+    parser.add_argument(
         "--no-demo",
         action="store_true",
         help="sandbox without demo data (no catalogue markets, demo account or bot)",
     )
-    serve.add_argument(
+    parser.add_argument(
         "--no-bot", action="store_true", help="sandbox without the liquidity bot (empty books)"
     )
-    serve.add_argument("--log-json", action="store_true", help="structured JSON logs")
-    serve.add_argument(
-        "--standby",
-        action="store_true",
-        help="PostgreSQL: wait as a hot standby and take over when the server holding the "
-        "database dies or stops (default: refuse a database in use)",
+    parser.add_argument("--log-json", action="store_true", help="structured JSON logs")
+    parser.add_argument(
+        "--nats-url",
+        help="nats://host:4222: the bus between the sequencer and its gateways "
+        "(a server given one takes gateways' calls)",
     )
-    serve.set_defaults(run=run_serve)
-    add_admin(commands)
-    return parser
+    parser.add_argument(
+        "--nats-subject",
+        help="the venue's subject prefix on NATS (default: ballast)",
+    )
+    if standby:
+        parser.add_argument(
+            "--standby",
+            action="store_true",
+            help="PostgreSQL: wait as a hot standby and take over when the server holding "
+            "the database dies or stops (default: refuse a database in use)",
+        )
 
 
 # ---------------------------------------------------------------- serve
@@ -121,13 +165,19 @@ def serve_settings(args: argparse.Namespace) -> Settings:
         bot=False if args.no_bot else None,
         log_json=True if args.log_json else None,
         standby=True if args.standby else None,
+        nats_url=args.nats_url,
+        nats_subject=args.nats_subject,
+        gateway=True if args.role == "gateway" else None,
     )
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """The listening socket, bound before anything is announced (``OSError`` if taken)."""
+def listen(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """The listening socket, bound before anything is announced (``OSError`` if taken).
+    ``reuse_port``: gateways of one host share the port, the kernel spreading connections."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError:
@@ -174,10 +224,18 @@ def run_serve(args: argparse.Namespace) -> int:
     from .api.http_limits import raise_open_files_limit
     from .app import create_app, server_options
     from .bootstrap import Runtime
+    from .gateway_runtime import GatewayRuntime
     from .logs import configure_logging
     from .store.instance_lock import StoreInUse
 
-    settings = serve_settings(args)
+    try:
+        settings = serve_settings(args)
+    except ValueError as error:
+        return refuse(str(error))
+    if args.role == "sequencer" and not settings.nats_url:
+        return refuse("a sequencer takes its gateways' calls over NATS: give --nats-url.")
+    if args.gateways is not None:
+        return run_with_gateways(args, settings)
     if settings.standby and not settings.sqlalchemy_url.startswith(("postgresql", "postgres:")):
         return refuse(
             "--standby needs a PostgreSQL database shared with the server it stands by for "
@@ -188,10 +246,10 @@ def run_serve(args: argparse.Namespace) -> int:
     # The port first, so a busy one migrates nothing; but a data dir in use says so first,
     # as a second `make run` needs both another data dir and another port.
     try:
-        sock = listen(settings.host, settings.port)
+        sock = listen(settings.host, settings.port, settings.reuse_port)
     except OSError as error:
         busy = error.errno == errno.EADDRINUSE
-        in_use = store_in_use(settings) if busy else None
+        in_use = store_in_use(settings) if busy and not settings.gateway else None
         if in_use is not None:
             return refuse(in_use_message(in_use))
         if not busy:
@@ -202,12 +260,19 @@ def run_serve(args: argparse.Namespace) -> int:
             "make run)."
         )
     try:
-        runtime = Runtime(settings)  # takes the data dir's and the database's lock first
+        if settings.gateway:
+            runtime: Runtime = GatewayRuntime(settings)
+        else:
+            runtime = Runtime(settings)  # takes the data dir's and the database's lock first
     except StoreInUse as error:
         sock.close()
         return refuse(in_use_message(error))
+    except ValueError as error:
+        sock.close()
+        return refuse(str(error))
     runtime.on_started = lambda: announce(runtime)
-    runtime.on_stopping = lambda: unannounce(settings.data_dir)
+    if not settings.gateway:  # the data dir's server address is the sequencer's
+        runtime.on_stopping = lambda: unannounce(settings.data_dir)
     app = create_app(runtime)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -235,6 +300,87 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0 if server.started else 1
 
 
+def run_with_gateways(args: argparse.Namespace, settings: Settings) -> int:
+    """``serve --gateways N``: a sequencer on a loopback port of its own and N gateways
+    sharing the server's port, each its own process, until one of the sequencer or this
+    process is stopped; a gateway that dies is started again."""
+    import signal
+    import subprocess
+
+    if args.gateways < 1:
+        return refuse("--gateways needs at least 1")
+    if not settings.nats_url:
+        return refuse("--gateways needs the NATS server they share with the sequencer (--nats-url)")
+    if settings.standby:
+        return refuse(
+            "--gateways runs the sequencer itself; run a standby with `ballast sequencer`"
+        )
+    with socket.socket() as probe:  # the sequencer's own port, for its /readyz and admin
+        probe.bind(("127.0.0.1", 0))
+        sequencer_port = probe.getsockname()[1]
+    base = {**os.environ, **settings_environment(settings)}
+    code = "import sys; from ballast_exchange.cli import main; sys.exit(main())"
+    run = [sys.executable, "-c", code]
+    sequencer_env = {**base, "BALLAST_HOST": "127.0.0.1", "BALLAST_PORT": str(sequencer_port)}
+    gateway_env = {**base, "BALLAST_REUSE_PORT": "1"}
+    sequencer = subprocess.Popen([*run, "sequencer"], env=sequencer_env)
+    gateways: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in (*gateways, sequencer):
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    # The gateways recover from what the sequencer stores: start them once it serves.
+    url = f"http://127.0.0.1:{sequencer_port}/readyz"
+    while not stopping and sequencer.poll() is None and not _answers(url):
+        time.sleep(0.2)
+    for _ in range(args.gateways):
+        gateways.append(subprocess.Popen([*run, "gateway"], env=gateway_env))
+    while not stopping and sequencer.poll() is None:
+        time.sleep(0.5)
+        for i, child in enumerate(gateways):
+            if child.poll() is not None and not stopping:
+                print(
+                    f"ballast serve: gateway {child.pid} exited ({child.returncode}); "
+                    "starting another",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                gateways[i] = subprocess.Popen([*run, "gateway"], env=gateway_env)
+    if not stopping:  # the sequencer stopped on its own: so does the venue
+        stop(signal.SIGTERM, None)
+    for child in gateways:
+        child.wait()
+    return sequencer.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """``settings`` as the ``BALLAST_*`` variables that give them to a child process."""
+    from dataclasses import fields
+
+    found: dict[str, str] = {}
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if value is None:
+            continue
+        text = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        found[f"BALLAST_{f.name.upper()}"] = text
+    return found
+
+
 def unannounce(data_dir: Path) -> None:
     """This server's address goes with it (while it still holds the data dir), so that
     ``ballast admin`` says no server is running rather than trying a dead address."""
@@ -245,10 +391,12 @@ def unannounce(data_dir: Path) -> None:
 def announce(runtime: Any) -> None:
     settings = runtime.settings
     base = settings.base_url
-    (settings.data_dir / SERVER_FILE).write_text(json.dumps({"url": base}) + "\n")
+    if runtime.role != "gateway":
+        (settings.data_dir / SERVER_FILE).write_text(json.dumps({"url": base}) + "\n")
+    role = {"server": "", "sequencer": " sequencer", "gateway": " gateway"}[runtime.role]
     lines = [
         "",
-        f"Ballast exchange ({settings.env}) on {base}",
+        f"Ballast exchange{role} ({settings.env}) on {base}",
         f"  Dashboard    {base}/",
         f"  API          {base}/v1",
         f"  Stream       {base.replace('http', 'ws', 1)}/stream",

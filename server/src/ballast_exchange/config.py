@@ -36,6 +36,13 @@ class Settings:
     # stops renewing for this long is taken over.
     standby: bool = False
     lease_ttl_s: float = 5.0
+    # Scale-out (docs/adr/0025): the NATS server the sequencer and its gateways share, and the
+    # venue's subject prefix on it. A server given nats_url takes gateways' calls (it is the
+    # sequencer); ``gateway`` makes this process a gateway in front of one.
+    nats_url: str | None = None
+    nats_subject: str = "ballast"
+    gateway: bool = False
+    reuse_port: bool = False  # gateways on one host share the port (``serve --gateways N``)
     # Sandbox only: test USDC on demand (POST /v1/account/faucet), in micro-USDC.
     faucet_amount: int = 10_000 * 1_000_000
     faucet_daily_cap: int = 100_000 * 1_000_000
@@ -103,6 +110,12 @@ class Settings:
             raise ValueError("snapshot_keep must be 1 or more, snapshot_chunk_bytes 1024 or more")
         if self.lease_ttl_s < 0.5:
             raise ValueError("lease_ttl_s must be at least 0.5 seconds")
+        if self.gateway and not self.nats_url:
+            raise ValueError("a gateway needs the NATS server its sequencer uses (nats_url)")
+        if self.gateway and self.standby:
+            raise ValueError("a gateway is not a standby; run the standby as a sequencer")
+        if not self.nats_subject or any(ch in self.nats_subject for ch in " *>\t"):
+            raise ValueError("nats_subject must be a NATS subject prefix without wildcards")
         if self.password_hash_concurrency < 1:
             raise ValueError("password_hash_concurrency must be at least 1")
 

@@ -72,8 +72,8 @@ class RedisBreaker:
         if self.down_since is None:
             self.down_since = now
             log.warning(
-                "redis unavailable (%s); rate limits and the replay cache are per process "
-                "until it answers again (retried every %gs)",
+                "redis unavailable (%s); rate limits, the replay cache and stream connection "
+                "slots are per process until it answers again (retried every %gs)",
                 self.last_error,
                 self.retry_interval_s,
             )

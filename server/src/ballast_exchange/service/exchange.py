@@ -518,6 +518,10 @@ class Exchange:
         if self._committer is not None and self._committer.backlog > MAX_BACKLOG:
             await self.barrier()
 
+    async def caught_up(self) -> None:
+        """Before a read of the engine renders: here, the engine is the writer's and holds
+        everything already (a gateway's replica first reaches what is stored)."""
+
     async def barrier(self) -> None:
         """Wait until everything executed so far is stored."""
         future = self._last_future

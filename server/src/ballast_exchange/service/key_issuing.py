@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..access.key_ring import KeyRecord, KeyRing
@@ -34,6 +35,9 @@ class KeyIssuing:
         self.reads = reads
         self.keys = keys
         self.secrets = secrets
+        #: Tells the venue's other processes (gateways, the sequencer) to reload a key that
+        #: was issued or revoked here (docs/adr/0025); None in the one-process server.
+        self.announce: Callable[[str], Awaitable[None]] | None = None
 
     async def issue(
         self, account_id: str, scopes: list[str], label: str | None, tier: str | None
@@ -56,6 +60,8 @@ class KeyIssuing:
             created_at=now,
         )
         self.keys.put(KeyRecord(api_key, account_id, secret, scope_set, tier))
+        if self.announce is not None:
+            await self.announce(api_key)
         return IssuedKey(api_key, secret, account_id, tuple(sorted(scope_set)), label, tier, now)
 
     async def revoke(self, api_key: str) -> None:
@@ -64,3 +70,5 @@ class KeyIssuing:
         if not found:
             raise DomainError("KEY_NOT_FOUND", f"no API key {api_key!r}", {"api_key": api_key})
         self.keys.revoke(api_key)
+        if self.announce is not None:
+            await self.announce(api_key)

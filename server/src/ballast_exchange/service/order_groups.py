@@ -276,6 +276,14 @@ class OrderGroups:
         now = self.exchange.clock()
         return [self._state(g, now) for g in self._of(account_id)]
 
+    async def state_of(self, account_id: str, group_id: str) -> GroupState:
+        """One of the account's groups, once every change it shows is stored."""
+        return await self.settled(lambda: self.get(account_id, group_id))
+
+    async def states_of(self, account_id: str) -> list[GroupState]:
+        """The account's groups, oldest first, once every change they show is stored."""
+        return await self.settled(lambda: self.of_account(account_id))
+
     async def settled(self, render: Callable[[], T]) -> T:
         """Render now; answer once every change it may show is stored (writes of groups and
         the commits that triggered them)."""

@@ -201,8 +201,10 @@ class Reads:
         """Render from the live engine now, then answer once all it shows is stored.
 
         Rendering first and then waiting for the last command executed so far is what keeps a
-        reply from describing commands that ran while it waited (DESIGN §6).
+        reply from describing commands that ran while it waited (DESIGN §6). On a gateway the
+        replica first reaches everything stored, so a read shows any gateway's writes.
         """
+        await self.exchange.caught_up()
         result = render()
         await self.exchange.barrier()
         return result

@@ -23,6 +23,13 @@ from ..store.database import Database
 from .dead_man import DeadMan
 from .exchange import Exchange
 from .faucet import Faucet
+from .gateway import (
+    GatewayExchange,
+    RemoteDeadMan,
+    RemoteFaucet,
+    RemoteOrderGroups,
+    RemoteTrading,
+)
 from .key_issuing import KeyIssuing
 from .order_groups import OrderGroups
 from .reads import Reads
@@ -52,14 +59,21 @@ class Venue:
 
     def __post_init__(self) -> None:
         self.reads = Reads(self.exchange, self.database)
-        self.trading = Trading(self.exchange, self.reads)
-        self.faucet = Faucet(self.settings, self.exchange, self.reads)
         self.issuing = KeyIssuing(
             self.settings.env, self.exchange, self.reads, self.keys, self.secrets
         )
-        self.dead_man = DeadMan(self.reads, self.trading)
-        self.order_groups = OrderGroups(self.reads, self.trading)
-        self.exchange.policies.append(self.order_groups)
+        gateway = self.exchange if isinstance(self.exchange, GatewayExchange) else None
+        if gateway is None:
+            self.trading = Trading(self.exchange, self.reads)
+            self.faucet = Faucet(self.settings, self.exchange, self.reads)
+            self.dead_man = DeadMan(self.reads, self.trading)
+            self.order_groups = OrderGroups(self.reads, self.trading)
+            self.exchange.policies.append(self.order_groups)
+        else:  # the same services' faces, each call run by the sequencer's
+            self.trading = RemoteTrading(gateway, self.reads)
+            self.faucet = RemoteFaucet(self.settings, gateway, self.reads)
+            self.dead_man = RemoteDeadMan(gateway, self.reads, self.trading)
+            self.order_groups = RemoteOrderGroups(gateway, self.reads, self.trading)
 
     def market(self, market_id: str) -> Market:
         """A listed market, or ``MARKET_NOT_FOUND``."""

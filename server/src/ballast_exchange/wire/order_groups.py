@@ -74,13 +74,13 @@ async def create(groups: OrderGroups, account_id: str, body: CreateOrderGroupReq
 
 
 async def list_groups(groups: OrderGroups, account_id: str) -> Answer:
-    states = await groups.settled(lambda: groups.of_account(account_id))
+    states = await groups.states_of(account_id)
     return 200, {"order_groups": [group_view(state) for state in states]}
 
 
 async def get(groups: OrderGroups, account_id: str, group_id: str) -> Answer:
     try:
-        state = await groups.settled(lambda: groups.get(account_id, group_id))
+        state = await groups.state_of(account_id, group_id)
     except DomainError as error:
         raise from_domain(error) from None
     return 200, group_view(state)

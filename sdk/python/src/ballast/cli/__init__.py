@@ -26,7 +26,12 @@ __all__ = ["COMMAND_GROUP", "main", "plugin_commands"]
 #: exchange server registers ``serve`` and ``admin`` there. The SDK knows no server module.
 COMMAND_GROUP = "ballast.commands"
 # Only to point a user at the package that brings a command this installation lacks.
-ELSEWHERE = {"serve": "ballast-exchange", "admin": "ballast-exchange"}
+ELSEWHERE = {
+    "serve": "ballast-exchange",
+    "sequencer": "ballast-exchange",
+    "gateway": "ballast-exchange",
+    "admin": "ballast-exchange",
+}
 
 
 Command = Callable[[list[str]], "int | None"]

@@ -21,7 +21,11 @@ State = Annotated[Venue, Depends(current_venue)]
 
 
 def snapshotter(request: Request) -> Snapshotter:
-    found: Snapshotter = request.app.state.ballast_snapshotter
+    found: Snapshotter | None = request.app.state.ballast_snapshotter
+    if found is None:  # a gateway: the engine whose state is stored is the sequencer's
+        raise ApiError(
+            "SERVICE_UNAVAILABLE", "this server is a gateway: ask the sequencer's address", {}
+        )
     return found
 
 

@@ -1,0 +1,195 @@
+"""The sequencer's side of the bus: it takes the gateways' calls and publishes what it commits.
+
+Subjects, under the venue's prefix (``ballast`` unless ``--nats-subject`` says otherwise):
+``<prefix>.calls`` (request/reply: a service call from a gateway, answered with its outcome),
+``<prefix>.committed`` (each stored batch of journal rows, in journal order, before any
+answer to its commands is sent) and ``<prefix>.keys`` (an API key issued or revoked: every
+process reloads it from the store). Only the lease holder subscribes to the calls, so gateways
+follow a takeover without restarting (docs/adr/0025).
+
+A call runs the same service method a REST route runs in the one-process server, in the order
+the calls arrive; a command it executes is answered once stored, with the journal position
+the gateway must reach before it answers its own client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from nats.aio.client import Client as Nats
+from nats.aio.msg import Msg
+
+from ..domain import DomainError
+from ..domain.commands import Command
+from ..store.journal import encode_command
+from ..store.projection import JournalItem
+from .bus import connect, subjects
+from .bus_codec import (
+    BusMessageInvalid,
+    decode,
+    encode,
+    error_to_wire,
+    from_wire,
+    to_wire,
+)
+from .exchange import ServiceUnavailable, at_time
+from .trading import Pending
+from .venue import Venue
+
+log = logging.getLogger(__name__)
+
+# Which methods a gateway may call, per service: the entrypoints' own, nothing internal.
+CALLS: dict[str, frozenset[str]] = {
+    "trading": frozenset({"place", "cancel", "amend", "cancel_all"}),
+    "exchange": frozenset({"submit"}),
+    "dead_man": frozenset({"heartbeat", "disarm"}),
+    "order_groups": frozenset({"create", "reset", "delete", "state_of", "states_of"}),
+    "faucet": frozenset({"drip"}),
+}
+
+
+def committed_rows(items: Sequence[JournalItem]) -> list[list[Any]]:
+    """A stored batch as the gateways' replicas execute it: each row's command number, kind,
+    payload and the order groups it triggered (which a replica cannot work out itself)."""
+    rows: list[list[Any]] = []
+    for item in items:
+        kind, payload = encode_command(item.command)
+        rows.append([item.command_no, kind, payload, to_wire(item.group_triggers)])
+    return rows
+
+
+class _ExchangeCalls:
+    """``exchange.submit`` as a gateway calls it: with a command, stamped here."""
+
+    def __init__(self, venue: Venue) -> None:
+        self._exchange = venue.exchange
+
+    async def submit(self, command: Command) -> None:
+        await self._exchange.submit(at_time(command))
+
+
+class SequencerLink:
+    def __init__(self, venue: Venue, url: str, prefix: str) -> None:
+        self.venue = venue
+        self.url = url
+        self.calls_subject, self.committed_subject, self.keys_subject = subjects(prefix)
+        self._targets: dict[str, Any] = {
+            "trading": venue.trading,
+            "exchange": _ExchangeCalls(venue),
+            "dead_man": venue.dead_man,
+            "order_groups": venue.order_groups,
+            "faucet": venue.faucet,
+        }
+        self._nats: Nats | None = None
+        self._answers: set[asyncio.Task[None]] = set()
+        #: Called with an API key a gateway issued or revoked: reload it from the store.
+        self.on_key_changed: Callable[[str], Awaitable[None]] | None = None
+        self.calls = 0
+        #: The last command stored (and published): an answer is sent once its command is.
+        self.stored_through = venue.exchange.command_no
+        self.publish_failures = 0
+
+    async def start(self) -> None:
+        self._nats = await connect(self.url, "ballast-sequencer")
+        # Pending keeps replies in arrival order; a slow gateway must not stall the rest.
+        await self._nats.subscribe(
+            self.calls_subject, cb=self._on_call, pending_msgs_limit=1_000_000
+        )
+        await self._nats.subscribe(self.keys_subject, cb=self._on_key)
+
+    async def stop(self) -> None:
+        nc, self._nats = self._nats, None
+        if nc is not None:
+            await nc.drain()
+
+    @property
+    def connected(self) -> bool:
+        return self._nats is not None and self._nats.is_connected
+
+    def committed(self, items: Sequence[JournalItem], stored_at: int) -> None:
+        """A commit listener: publish the batch before any of its commands is answered."""
+        if items:
+            self.stored_through = items[-1].command_no
+        nc = self._nats
+        if nc is None or not items:
+            return
+        payload = encode({"stored_at": stored_at, "rows": committed_rows(items)})
+        task = asyncio.ensure_future(nc.publish(self.committed_subject, payload))
+        task.add_done_callback(self._published)
+
+    def _published(self, task: asyncio.Future[None]) -> None:
+        # A lost batch is not lost data: gateways read the gap from the journal.
+        if not task.cancelled() and task.exception() is not None:
+            self.publish_failures += 1
+            log.warning("publishing a committed batch failed: %r", task.exception())
+
+    async def announce_key(self, api_key: str) -> None:
+        if self._nats is not None:
+            await self._nats.publish(self.keys_subject, api_key.encode())
+            await self._nats.flush()
+
+    async def _on_key(self, msg: Msg) -> None:
+        if self.on_key_changed is not None:
+            try:
+                await self.on_key_changed(msg.data.decode())
+            except Exception:
+                log.exception("reloading an API key failed")
+
+    async def _on_call(self, msg: Msg) -> None:
+        self.calls += 1
+        try:
+            call = decode(msg.data)
+            service, method = str(call["service"]), str(call["method"])
+            if method not in CALLS.get(service, frozenset()):
+                raise BusMessageInvalid(f"{service}.{method} is not a call")
+            args = [from_wire(arg) for arg in call["args"]]
+            outcome = getattr(self._targets[service], method)(*args)
+        except (BusMessageInvalid, KeyError, TypeError, ValueError) as error:
+            await msg.respond(encode({"invalid": str(error)}))
+            return
+        except Exception as error:  # DomainError, ServiceUnavailable: answered like the rest
+            await self._reply(msg, _failed(error))
+            return
+        if isinstance(outcome, Pending):
+            outcome = outcome.result()
+        if isinstance(outcome, Awaitable):
+            # The command ran (or was refused) now, in arrival order; its answer follows its
+            # commit, on its own, so that calls behind it need not wait for the disk.
+            task = asyncio.ensure_future(self._answer(msg, outcome))
+            self._answers.add(task)
+            task.add_done_callback(self._answers.discard)
+        else:
+            await self._reply(msg, lambda: outcome)
+
+    async def _answer(self, msg: Msg, outcome: Awaitable[Any]) -> None:
+        try:
+            value = await outcome
+        except Exception as error:
+            await self._reply(msg, _failed(error))
+            return
+        await self._reply(msg, lambda: value)
+
+    async def _reply(self, msg: Msg, value: Callable[[], Any]) -> None:
+        try:
+            body = {"value": to_wire(value()), "through": self.stored_through}
+        except DomainError as error:
+            body = {"error": error_to_wire(error), "through": self.stored_through}
+        except ServiceUnavailable as error:
+            body = {"unavailable": str(error)}
+        except Exception as error:
+            log.exception("a gateway's call failed")
+            body = {"unavailable": f"the sequencer failed the call ({type(error).__name__})"}
+        try:
+            await msg.respond(encode(body))
+        except Exception as error:  # the gateway retries with the same key (its client does)
+            log.warning("answering a gateway failed: %r", error)
+
+
+def _failed(error: Exception) -> Callable[[], Any]:
+    def reraise() -> Any:
+        raise error
+
+    return reraise

@@ -1,0 +1,256 @@
+"""Gateways in front of one sequencer (docs/adr/0025): real `ballast sequencer` and `ballast
+gateway` processes on one PostgreSQL database, one Redis and one NATS.
+
+Signed traffic through both gateways; every acknowledged order and fill is there after, books,
+balances and streams agree through either gateway, and a write acknowledged by one is visible
+on the other's next read. A gateway killed under load leaves the other trading; a key revoked
+on one fails on both; ``serve --gateways 2`` runs the layout from one command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+
+from ballast_exchange.domain import digest
+from tests.databases import fresh_database
+from tests.e2e.test_crash_recovery import (
+    BALLAST,
+    MARKET,
+    Record,
+    Served,
+    check_acknowledged,
+    check_ledger,
+    check_matches_journal,
+    kill,
+    recovered,
+    setup_exchange,
+    start_load,
+    wait_ready,
+)
+from tests.live_server import free_port
+from tests.services import require_nats, require_redis
+from tests.signed_client import SignedClient
+from tests.stream.stream_client import StreamClient
+
+REQUESTS = 300  # answered requests, over both gateways, before the load stops
+
+
+@dataclass
+class Venue:
+    sequencer: Served
+    gateways: list[Served]
+    data_dir: Path  # the sequencer's (its admin token)
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    with fresh_database("postgres", tmp_path) as url:
+        yield url
+
+
+def environment() -> dict[str, str]:
+    """What every process of one venue shares: the secret key that seals API secrets, the
+    bus (a subject prefix of this test's own on the machine's NATS) and Redis."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # the bytecode next to the sources (crash tests)
+    env.update(
+        BALLAST_PRIVATE_RATE_LIMIT="1000000",
+        BALLAST_PUBLIC_RATE_LIMIT="1000000",
+        BALLAST_SECRET_KEY=Fernet.generate_key().decode(),
+        BALLAST_NATS_URL=require_nats(),
+        BALLAST_NATS_SUBJECT=f"test-{secrets.token_hex(6)}",
+        BALLAST_REDIS_URL=require_redis(),
+    )
+    return env
+
+
+def start(
+    tmp_path: Path, env: dict[str, str], role: str, name: str, *more: str, port: int = 0
+) -> Served:
+    port = port or free_port()
+    command = [str(BALLAST), role, "--data-dir", str(tmp_path / name), "--no-demo"]
+    command += ["--port", str(port), *more]
+    log = tmp_path / f"{name}.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    return Served(process, f"http://127.0.0.1:{port}/v1", log)
+
+
+@contextmanager
+def venue(tmp_path: Path, database_url: str, gateways: int = 2) -> Iterator[Venue]:
+    env = environment()
+    started: list[Served] = []
+    try:
+        sequencer = start(tmp_path, env, "sequencer", "sequencer", "--database-url", database_url)
+        started.append(sequencer)
+        wait_ready(sequencer)
+        for n in range(gateways):
+            served = start(tmp_path, env, "gateway", f"gateway-{n}", "--database-url", database_url)
+            started.append(served)
+        for served in started[1:]:
+            wait_ready(served)
+        yield Venue(sequencer, started[1:], tmp_path / "sequencer")
+    finally:
+        for served in started:
+            kill(served.process)
+
+
+def readyz(served: Served) -> dict[str, Any]:
+    body: dict[str, Any] = httpx.get(served.api.removesuffix("/v1") + "/readyz", timeout=10).json()
+    return body
+
+
+def clients_of(served: Served, accounts: list[dict[str, str]]) -> list[SignedClient]:
+    return [SignedClient(served.api, a["api_key"], a["api_secret"]) for a in accounts]
+
+
+def state_through(client: SignedClient) -> dict[str, Any]:
+    """What one account sees of the venue through one address."""
+    book = client.get(f"/markets/{MARKET}/orderbook?depth=100").json()
+    return {
+        "balance": client.get("/account/balance").json(),
+        "positions": client.get("/positions").json(),
+        "open": client.get("/orders?status=open&limit=1000").json(),
+        "book": {k: book[k] for k in ("bids", "asks", "seq")},
+    }
+
+
+def test_two_gateways_trade_as_one_venue(tmp_path: Path, database_url: str) -> None:
+    with venue(tmp_path, database_url) as v:
+        assert readyz(v.sequencer)["role"] == "sequencer"
+        assert all(readyz(g)["role"] == "gateway" for g in v.gateways)
+        accounts = setup_exchange(v.sequencer, v.data_dir)
+        record = Record()
+        loads = [
+            start_load(g.api, accounts, record, first=100 * n, reader=n == 0)
+            for n, g in enumerate(v.gateways)
+        ]
+        while record.requests < REQUESTS and any(
+            t.is_alive() for load in loads for t in load.traders
+        ):
+            time.sleep(0.02)
+        for load in loads:
+            load.end()
+        assert not record.errors, record.errors
+        assert not record.conflicts, record.conflicts
+        assert record.replies[201] >= 50, dict(record.replies)
+        # 400: an amend below what a fill on the other gateway had just filled.
+        assert set(record.replies) <= {200, 201, 400, 409}, record.samples
+
+        engine = recovered(database_url)
+        through = [clients_of(served, accounts) for served in (*v.gateways, v.sequencer)]
+        try:
+            check_acknowledged(through[1], record)
+            check_ledger(engine, through[0], accounts)
+            for clients, served in zip(through, (*v.gateways, v.sequencer), strict=True):
+                check_matches_journal(engine, clients, accounts, served)
+            # Every address shows the same venue, to the last seq.
+            for n in range(len(accounts)):
+                assert state_through(through[0][n]) == state_through(through[1][n])
+                assert state_through(through[0][n]) == state_through(through[2][n])
+            # The gateways' replicas hold the sequencer's state exactly.
+            assert digest(recovered(database_url)) == digest(engine)
+        finally:
+            for clients in through:
+                for client in clients:
+                    client.close()
+
+
+def test_a_write_on_one_gateway_is_read_on_the_other(tmp_path: Path, database_url: str) -> None:
+    with venue(tmp_path, database_url) as v:
+        accounts = setup_exchange(v.sequencer, v.data_dir)
+        one, other = (SignedClient(g.api, **keys(accounts[0])) for g in v.gateways)
+        try:
+            for n in range(20):
+                body = {"market_id": MARKET, "side": "buy", "price": "0.30", "size": 1 + n % 3}
+                placed = one.post("/orders", {**body, "client_order_id": f"ryw-{n}"})
+                assert placed.status_code == 201, placed.text
+                order_id = placed.json()["order_id"]
+                # No wait between: the other gateway's very next read has it.
+                seen = other.get(f"/orders/{order_id}")
+                assert seen.status_code == 200, seen.text
+                assert seen.json()["status"] == "open"
+                open_ids = {
+                    o["order_id"] for o in other.get("/orders?status=open").json()["orders"]
+                }
+                assert order_id in open_ids
+                balance = other.get("/account/balance").json()
+                assert balance == one.get("/account/balance").json()
+                canceled = other.delete(f"/orders/{order_id}")
+                assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
+                assert one.get(f"/orders/{order_id}").json()["status"] == "canceled"
+            # A client_order_id retried on the other gateway answers the first order.
+            retried = other.post("/orders", {**body, "client_order_id": "ryw-19"})
+            assert retried.status_code == 200, retried.text
+        finally:
+            one.close()
+            other.close()
+
+
+def keys(account: dict[str, str]) -> dict[str, str]:
+    return {"api_key": account["api_key"], "api_secret": account["api_secret"]}
+
+
+def test_streams_are_the_same_through_either_gateway(tmp_path: Path, database_url: str) -> None:
+    with venue(tmp_path, database_url) as v:
+        accounts = setup_exchange(v.sequencer, v.data_dir)
+        asyncio.run(same_streams(v, accounts))
+
+
+async def same_streams(v: Venue, accounts: list[dict[str, str]]) -> None:
+    streams = [await StreamClient.connect(g.api.removesuffix("/v1")) for g in v.gateways]
+    try:
+        for stream in streams:
+            await stream.subscribe("trades", market_id=MARKET)
+            await stream.subscribe("orderbook", market_id=MARKET)
+        buyer, seller = (SignedClient(v.gateways[n].api, **keys(accounts[n])) for n in (0, 1))
+        try:
+            for n in range(10):
+                sell = {"market_id": MARKET, "side": "sell", "price": "0.55", "size": 2}
+                assert (await asyncio.to_thread(seller.post, "/orders", sell)).status_code == 201
+                buy = {"market_id": MARKET, "side": "buy", "price": "0.55", "size": 1 + n % 2}
+                assert (await asyncio.to_thread(buyer.post, "/orders", buy)).status_code == 201
+        finally:
+            buyer.close()
+            seller.close()
+        last = book_seq(v.sequencer)
+        seen: list[list[tuple[Any, ...]]] = []
+        for stream in streams:
+            updates: list[tuple[Any, ...]] = []
+            while not updates or updates[-1][2] < last:
+                message = await stream.receive(timeout=30)
+                if message.get("type") in ("snapshot", "update"):
+                    data = message["data"]
+                    updates.append(
+                        (
+                            message["channel"],
+                            message["type"],
+                            message["exchange_seq"],
+                            message["seq"],
+                            data,
+                        )
+                    )
+            seen.append(updates)
+        assert seen[0] == seen[1]
+        assert sum(1 for u in seen[0] if u[0] == "trades" and u[1] == "update") >= 10
+    finally:
+        for stream in streams:
+            await stream.close()
+
+
+def book_seq(served: Served) -> int:
+    book = httpx.get(f"{served.api}/markets/{MARKET}/orderbook", timeout=10).json()
+    return int(book["seq"])
