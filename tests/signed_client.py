@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import time
 from typing import Any
 
@@ -14,6 +15,10 @@ import httpx
 def signature(secret: str, timestamp: str, method: str, path: str, body: str) -> str:
     message = f"{timestamp}{method}{path}{body}"
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+_KEY_CLOCKS: dict[str, int] = {}  # the last timestamp signed with each key, in this process
+_KEY_CLOCK_LOCK = threading.Lock()
 
 
 class SignedClient:
@@ -53,9 +58,13 @@ class SignedClient:
         return self.http.request(method, self.api + path, content=raw or None, headers=all_headers)
 
     def next_timestamp(self) -> int:
-        """Now, but later than this client's last timestamp: the server refuses a signature
-        it has seen, and two requests in one millisecond can sign the same message."""
-        self._last_ts = max(int(time.time() * 1000), self._last_ts + 1)
+        """Now, but later than the last timestamp any client of this process signed with the
+        same key: the server refuses a signature it has seen, and two clients of one key (two
+        traders canceling one order) can sign the same message in one millisecond."""
+        with _KEY_CLOCK_LOCK:
+            last = max(self._last_ts, _KEY_CLOCKS.get(self.api_key, 0))
+            self._last_ts = max(int(time.time() * 1000), last + 1)
+            _KEY_CLOCKS[self.api_key] = self._last_ts
         return self._last_ts
 
     def get(self, path: str, **kw: Any) -> httpx.Response:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -38,8 +39,11 @@ from tests.e2e.test_crash_recovery import (
     recovered,
     setup_exchange,
     start_load,
+    tail,
     wait_ready,
 )
+from tests.e2e.test_snapshot_crash import admin_cli
+from tests.e2e.test_standby_sequencer import wait_standing_by
 from tests.live_server import free_port
 from tests.services import require_nats, require_redis
 from tests.signed_client import SignedClient
@@ -53,6 +57,7 @@ class Venue:
     sequencer: Served
     gateways: list[Served]
     data_dir: Path  # the sequencer's (its admin token)
+    standby: Served | None = None
 
 
 @pytest.fixture
@@ -61,7 +66,7 @@ def database_url(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def environment() -> dict[str, str]:
+def environment(**more: str) -> dict[str, str]:
     """What every process of one venue shares: the secret key that seals API secrets, the
     bus (a subject prefix of this test's own on the machine's NATS) and Redis."""
     env = dict(os.environ)
@@ -74,6 +79,7 @@ def environment() -> dict[str, str]:
         BALLAST_NATS_SUBJECT=f"test-{secrets.token_hex(6)}",
         BALLAST_REDIS_URL=require_redis(),
     )
+    env.update(more)
     return env
 
 
@@ -90,20 +96,31 @@ def start(
 
 
 @contextmanager
-def venue(tmp_path: Path, database_url: str, gateways: int = 2) -> Iterator[Venue]:
-    env = environment()
+def venue(
+    tmp_path: Path, database_url: str, gateways: int = 2, standby: bool = False, **env_more: str
+) -> Iterator[Venue]:
+    """A sequencer (and, with ``standby``, a hot standby: ``Venue.standby``) and gateways."""
+    env = environment(BALLAST_LEASE_TTL_S="1.5", **env_more)
     started: list[Served] = []
     try:
         sequencer = start(tmp_path, env, "sequencer", "sequencer", "--database-url", database_url)
         started.append(sequencer)
         wait_ready(sequencer)
+        waiting = None
+        if standby:
+            waiting = start(
+                tmp_path, env, "sequencer", "standby", "--database-url", database_url, "--standby"
+            )
+            wait_standing_by(waiting, sequencer.process.pid)
         for n in range(gateways):
             served = start(tmp_path, env, "gateway", f"gateway-{n}", "--database-url", database_url)
             started.append(served)
         for served in started[1:]:
             wait_ready(served)
-        yield Venue(sequencer, started[1:], tmp_path / "sequencer")
+        yield Venue(sequencer, started[1:], tmp_path / "sequencer", waiting)
     finally:
+        if waiting is not None:
+            kill(waiting.process)
         for served in started:
             kill(served.process)
 
@@ -254,3 +271,189 @@ async def same_streams(v: Venue, accounts: list[dict[str, str]]) -> None:
 def book_seq(served: Served) -> int:
     book = httpx.get(f"{served.api}/markets/{MARKET}/orderbook", timeout=10).json()
     return int(book["seq"])
+
+
+def admin_post(served: Served, data_dir: Path, path: str) -> httpx.Response:
+    token = (data_dir / "admin.token").read_text().strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    return httpx.post(f"{served.api}/admin{path}", json={}, headers=headers, timeout=30)
+
+
+def test_a_key_revoked_on_one_gateway_fails_on_both_at_once(
+    tmp_path: Path, database_url: str
+) -> None:
+    with venue(tmp_path, database_url) as v:
+        accounts = setup_exchange(v.sequencer, v.data_dir)
+        clients = [SignedClient(g.api, **keys(accounts[0])) for g in v.gateways]
+        try:
+            assert all(c.get("/account/balance").status_code == 200 for c in clients)
+            # Through the first gateway's own admin API (its data dir's credential).
+            revoked = admin_post(
+                v.gateways[0], tmp_path / "gateway-0", f"/keys/{accounts[0]['api_key']}/revoke"
+            )
+            assert revoked.status_code < 300, revoked.text
+            # The very next request, on either gateway and the sequencer: no wait.
+            for client in clients:
+                refused = client.get("/account/balance")
+                assert refused.status_code == 401, refused.text
+                assert refused.json()["error"]["code"] == "UNAUTHORIZED"
+            on_sequencer = SignedClient(v.sequencer.api, **keys(accounts[0]))
+            assert on_sequencer.get("/account/balance").status_code == 401
+            on_sequencer.close()
+            # The other keys are untouched.
+            other = SignedClient(v.gateways[1].api, **keys(accounts[1]))
+            assert other.get("/account/balance").status_code == 200
+            other.close()
+        finally:
+            for client in clients:
+                client.close()
+
+
+def test_limits_hold_across_gateways(tmp_path: Path, database_url: str) -> None:
+    """Five stream connections per key, and the private rate limit, for the venue as a whole."""
+    with venue(tmp_path, database_url, BALLAST_PRIVATE_RATE_LIMIT="12") as v:
+        accounts = setup_exchange(v.sequencer, v.data_dir)
+        asyncio.run(five_connections_across(v, accounts[0]))
+        clients = [SignedClient(g.api, **keys(accounts[1])) for g in v.gateways]
+        try:
+            # Windows are fixed minutes: start in a fresh one, so that all runs in one window.
+            first = clients[0].get("/account/balance")
+            window_end = int(first.headers["X-RateLimit-Reset"])
+            if window_end - time.time() < 20:
+                while time.time() < window_end + 0.5:
+                    time.sleep(0.1)
+                first = clients[0].get("/account/balance")
+            answered = [first] + [clients[n % 2].get("/account/balance") for n in range(1, 12)]
+            assert [r.status_code for r in answered] == [200] * 12
+            # One count for the key on both gateways: each answer has one fewer left.
+            left = [int(r.headers["X-RateLimit-Remaining"]) for r in answered]
+            assert left == list(range(11, -1, -1)), left
+            for client in clients:
+                limited = client.get("/account/balance")
+                assert limited.status_code == 429, limited.text
+                assert limited.json()["error"]["code"] == "RATE_LIMIT_EXCEEDED"
+        finally:
+            for client in clients:
+                client.close()
+
+
+async def five_connections_across(v: Venue, account: dict[str, str]) -> None:
+    opened: list[StreamClient] = []
+    try:
+        for n in range(5):
+            client = await StreamClient.connect(v.gateways[n % 2].api.removesuffix("/v1"))
+            opened.append(client)
+            reply = await client.auth(account["api_key"], account["api_secret"])
+            assert reply["type"] == "authenticated", reply
+        for gateway in v.gateways:
+            sixth = await StreamClient.connect(gateway.api.removesuffix("/v1"))
+            opened.append(sixth)
+            reply = await sixth.auth(account["api_key"], account["api_secret"])
+            assert reply["type"] == "error" and reply["status"] == 429, reply
+            assert reply["error"]["code"] == "TOO_MANY_CONNECTIONS", reply
+            assert await sixth.closed_with() == 4029
+    finally:
+        for client in opened:
+            await client.close()
+
+
+def end_after(loads: list[Any], record: Record, requests: int) -> None:
+    """Stop the loads once ``requests`` more were answered (or every trader is done)."""
+    target = record.requests + requests
+    while record.requests < target and any(t.is_alive() for load in loads for t in load.traders):
+        time.sleep(0.02)
+    for load in loads:
+        load.end()
+
+
+def check_venue(
+    database_url: str, accounts: list[dict[str, str]], record: Record, served: Served
+) -> None:
+    """Everything acknowledged is there through ``served``, and its state is the journal's."""
+    assert not record.errors, record.errors
+    assert not record.conflicts, record.conflicts
+    engine = recovered(database_url)
+    clients = clients_of(served, accounts)
+    try:
+        check_acknowledged(clients, record)
+        check_ledger(engine, clients, accounts)
+        check_matches_journal(engine, clients, accounts, served)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_a_killed_gateway_leaves_the_other_trading(tmp_path: Path, database_url: str) -> None:
+    with venue(tmp_path, database_url) as v:
+        accounts = setup_exchange(v.sequencer, v.data_dir)
+        record = Record()
+        loads = [
+            start_load(g.api, accounts, record, first=100 * n, reader=n == 1)
+            for n, g in enumerate(v.gateways)
+        ]
+        loads[0].under_way(record)
+        kill(v.gateways[0].process)
+        before = record.replies[201]
+        end_after(loads, record, 150)
+        assert record.replies[201] > before + 50, dict(record.replies)  # the other traded on
+        assert set(record.replies) <= {200, 201, 400, 409}, record.samples
+        # Clients of the dead gateway reconnect to the other and find all they were told.
+        check_venue(database_url, accounts, record, v.gateways[1])
+
+
+def test_the_standby_takes_over_behind_the_gateways(tmp_path: Path, database_url: str) -> None:
+    """kill -9 of the sequencer under load through both gateways: the standby takes over, the
+    gateways follow it without a restart, and nothing acknowledged is lost."""
+    with venue(tmp_path, database_url, standby=True) as v:
+        assert v.standby is not None
+        accounts = setup_exchange(v.sequencer, v.data_dir)
+        record = Record()
+        loads = [
+            start_load(g.api, accounts, record, first=100 * n, reader=n == 0)
+            for n, g in enumerate(v.gateways)
+        ]
+        loads[0].under_way(record)
+        kill(v.sequencer.process)
+        before = record.replies[201]
+        wait_ready(v.standby)
+        end_after(loads, record, 200)
+        assert record.replies[201] > before + 50, dict(record.replies)  # through the new one
+        # An order in flight at the death is answered 503 (retry-safe), nothing else.
+        assert set(record.replies) <= {200, 201, 400, 409, 503}, record.samples
+        assert all(readyz(g)["status"] == "ready" for g in v.gateways)
+        for gateway in v.gateways:
+            check_venue(database_url, accounts, record, gateway)
+        # The auditor's check on the new sequencer: its live state is a full replay's.
+        code, verified = admin_cli(
+            tmp_path / "standby", v.standby, "verify", "--database-url", database_url
+        )
+        assert code == 0 and verified["match"], verified
+
+
+def test_serve_with_gateways_runs_the_layout_on_one_port(tmp_path: Path) -> None:
+    """``ballast serve --gateways 2`` on the embedded database: one port, two gateways."""
+    env = environment()
+    port = free_port()
+    data_dir = tmp_path / "var"
+    command = [str(BALLAST), "serve", "--gateways", "2", "--no-demo", "--port", str(port)]
+    command += ["--data-dir", str(data_dir)]
+    log = tmp_path / "serve.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    served = Served(process, f"http://127.0.0.1:{port}/v1", log)
+    try:
+        wait_ready(served)
+        assert readyz(served)["role"] == "gateway"
+        accounts = setup_exchange(served, data_dir)
+        record = Record()
+        load = start_load(served.api, accounts, record)
+        end_after([load], record, 150)
+        assert set(record.replies) <= {200, 201, 400, 409}, record.samples
+        check_venue(f"sqlite:///{data_dir / 'ballast.db'}", accounts, record, served)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, tail(log)
+        text = log.read_text()
+        assert text.count("Ballast exchange gateway") == 2, tail(log)
+        assert "Traceback" not in text, tail(log, 80)
+    finally:
+        kill(process)

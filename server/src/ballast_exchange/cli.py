@@ -342,6 +342,12 @@ def run_with_gateways(args: argparse.Namespace, settings: Settings) -> int:
         time.sleep(0.2)
     for _ in range(args.gateways):
         gateways.append(subprocess.Popen([*run, "gateway"], env=gateway_env))
+    if not stopping:
+        print(
+            f"\n{args.gateways} gateway(s) serve {settings.base_url} (the address for clients); "
+            f"the sequencer behind them: http://127.0.0.1:{sequencer_port} (admin, /metrics)",
+            flush=True,
+        )
     while not stopping and sequencer.poll() is None:
         time.sleep(0.5)
         for i, child in enumerate(gateways):
@@ -357,7 +363,11 @@ def run_with_gateways(args: argparse.Namespace, settings: Settings) -> int:
         stop(signal.SIGTERM, None)
     for child in gateways:
         child.wait()
-    return sequencer.wait()
+    status = sequencer.wait()
+    # uvicorn stops gracefully on SIGTERM and then dies of it, as a signalled process should.
+    if stopping and status in (0, -signal.SIGTERM, -signal.SIGINT):
+        return 0
+    return status if status >= 0 else 128 - status
 
 
 def _answers(url: str) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from ..access.key_ring import KeyRecord, KeyRing
-from ..access.replay import ReplayCache
+from ..access.replay import KeyRevoked, ReplayCache
 from ..access.signing import AuthError, verify
 from ..wire.errors import ApiError
 from .rate_gate import RATE_GATE, RateGate
@@ -142,7 +142,13 @@ async def refuse_replay(
     replays: ReplayCache, api_key: str, signature: str, timestamp_ms: int
 ) -> None:
     """Raise ``INVALID_SIGNATURE`` (reason ``replayed``) for a signature used before."""
-    if not await replays.first_use(api_key, signature.strip().lower(), timestamp_ms):
+    try:
+        first = await replays.first_use(api_key, signature.strip().lower(), timestamp_ms)
+    except KeyRevoked:
+        raise ApiError(
+            "UNAUTHORIZED", "unknown or revoked API key", {"header": "Authorization"}
+        ) from None
+    if not first:
         raise AuthError(
             "INVALID_SIGNATURE",
             "this signature was used before: sign every request anew, with a new timestamp",

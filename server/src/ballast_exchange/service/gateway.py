@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CALL_TIMEOUT_S = 10.0  # no answer by then: 503, which a client retries with its idempotency key
+TAKEOVER_WAIT_S = 5.0  # with no sequencer subscribed, a call waits this long for one to be
 REACH_TIMEOUT_S = 10.0  # the replica must reach a stored position within this, or 503
 POLL_S = 0.5  # the journal is read directly this often too, should a published batch be lost
 NUDGE_S = 0.05  # a position not reached from the bus this soon is read from the journal
@@ -350,8 +351,18 @@ class GatewayExchange(Exchange):
         if nc is None or not self.accepting:
             raise ServiceUnavailable("this gateway is not connected to the sequencer")
         request = encode({"service": service, "method": method, "args": [to_wire(a) for a in args]})
+        deadline = monotonic() + TAKEOVER_WAIT_S
         try:
-            msg = await nc.request(self.calls_subject, request, timeout=CALL_TIMEOUT_S)
+            while True:
+                try:
+                    msg = await nc.request(self.calls_subject, request, timeout=CALL_TIMEOUT_S)
+                    break
+                except NoRespondersError:
+                    # Delivered to no one, so safe to send again: a standby taking over
+                    # subscribes within a second or two of the leader's death.
+                    if monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.05)
         except NoRespondersError:
             raise ServiceUnavailable("no sequencer is taking commands; retry shortly") from None
         except NatsTimeout:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..access.key_ring import KeyRecord, KeyRing
 from ..access.keys import SecretBox, new_api_key, parse_scopes
+from ..access.replay import ReplayCache
 from ..domain import DomainError
 from ..store import records as store_writes
 from .exchange import Exchange
@@ -28,13 +29,20 @@ class IssuedKey:
 
 class KeyIssuing:
     def __init__(
-        self, env: str, exchange: Exchange, reads: Reads, keys: KeyRing, secrets: SecretBox
+        self,
+        env: str,
+        exchange: Exchange,
+        reads: Reads,
+        keys: KeyRing,
+        secrets: SecretBox,
+        replays: ReplayCache,
     ) -> None:
         self.env = env
         self.exchange = exchange
         self.reads = reads
         self.keys = keys
         self.secrets = secrets
+        self.replays = replays
         #: Tells the venue's other processes (gateways, the sequencer) to reload a key that
         #: was issued or revoked here (docs/adr/0025); None in the one-process server.
         self.announce: Callable[[str], Awaitable[None]] | None = None
@@ -70,5 +78,7 @@ class KeyIssuing:
         if not found:
             raise DomainError("KEY_NOT_FOUND", f"no API key {api_key!r}", {"api_key": api_key})
         self.keys.revoke(api_key)
+        # In the shared cache before the answer: every gateway refuses the key's next request.
+        await self.replays.revoke(api_key)
         if self.announce is not None:
             await self.announce(api_key)

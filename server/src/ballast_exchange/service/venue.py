@@ -60,7 +60,7 @@ class Venue:
     def __post_init__(self) -> None:
         self.reads = Reads(self.exchange, self.database)
         self.issuing = KeyIssuing(
-            self.settings.env, self.exchange, self.reads, self.keys, self.secrets
+            self.settings.env, self.exchange, self.reads, self.keys, self.secrets, self.replays
         )
         gateway = self.exchange if isinstance(self.exchange, GatewayExchange) else None
         if gateway is None:
