@@ -457,3 +457,66 @@ def test_serve_with_gateways_runs_the_layout_on_one_port(tmp_path: Path) -> None
         assert "Traceback" not in text, tail(log, 80)
     finally:
         kill(process)
+
+
+def wait_canceled(client: SignedClient, order_id: str, reason: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        order = client.get(f"/orders/{order_id}").json()
+        if order["status"] == "canceled":
+            assert order["cancel_reason"] == reason, order
+            return
+        assert time.monotonic() < deadline, order
+        time.sleep(0.1)
+
+
+def test_risk_controls_hold_behind_gateways(tmp_path: Path, database_url: str) -> None:
+    """Cancel-on-disconnect when a gateway dies with the connection; dead-man switches and
+    order groups armed through a gateway, kept and fired by the sequencer."""
+    with venue(tmp_path, database_url) as v:
+        accounts = setup_exchange(v.sequencer, v.data_dir)
+        survivor = SignedClient(v.gateways[1].api, **keys(accounts[0]))
+        order = {"market_id": MARKET, "side": "buy", "price": "0.20", "size": 1}
+        try:
+            guarded = asyncio.run(guarded_then_killed(v.gateways[0], accounts[0], order, survivor))
+            wait_canceled(survivor, guarded, "disconnect")
+            # By the sequencer, which stopped hearing the gateway: not by the connection.
+            assert "cancel-on-disconnect orders" in v.sequencer.log.read_text()
+
+            resting = survivor.post("/orders", order).json()["order_id"]
+            armed = survivor.post("/heartbeat", {"timeout_s": 5})
+            assert armed.status_code == 200 and armed.json()["armed"], armed.text
+            seen = SignedClient(v.sequencer.api, **keys(accounts[0]))
+            assert seen.get(f"/orders/{resting}").json()["status"] == "open"
+            wait_canceled(survivor, resting, "heartbeat_expired")
+
+            group = survivor.post("/order_groups", {"max_filled_size": 3, "window_s": 15})
+            assert group.status_code == 201, group.text
+            group_id = group.json()["order_group_id"]
+            listed = seen.get("/order_groups").json()["order_groups"]
+            assert [g["order_group_id"] for g in listed] == [group_id]
+            assert survivor.get(f"/order_groups/{group_id}").json() == listed[0]
+            seen.close()
+        finally:
+            survivor.close()
+
+
+async def guarded_then_killed(
+    gateway: Served, account: dict[str, str], order: dict[str, Any], survivor: SignedClient
+) -> str:
+    """Place under cancel-on-disconnect on ``gateway``, then kill it with the connection open."""
+    stream = await StreamClient.connect(gateway.api.removesuffix("/v1"))
+    try:
+        reply = await stream.auth(
+            account["api_key"], account["api_secret"], cancel_on_disconnect=True
+        )
+        assert reply["type"] == "authenticated", reply
+        placed = await stream.request({"op": "place_order", "params": order})
+        assert placed["type"] == "result" and placed["status"] == 201, placed
+        order_id: str = placed["data"]["order_id"]
+        seen = await asyncio.to_thread(survivor.get, f"/orders/{order_id}")
+        assert seen.json()["status"] == "open"
+        await asyncio.to_thread(kill, gateway.process)
+    finally:
+        await stream.close()
+    return order_id

@@ -7,9 +7,9 @@ import nats
 from nats.aio.client import Client as Nats
 
 
-def subjects(prefix: str) -> tuple[str, str, str]:
-    """The calls, committed and keys subjects of a venue."""
-    return f"{prefix}.calls", f"{prefix}.committed", f"{prefix}.keys"
+def subjects(prefix: str) -> tuple[str, str, str, str]:
+    """The calls, committed, keys and gateways (heartbeats) subjects of a venue."""
+    return f"{prefix}.calls", f"{prefix}.committed", f"{prefix}.keys", f"{prefix}.gateways"
 
 
 async def connect(url: str, name: str) -> Nats:

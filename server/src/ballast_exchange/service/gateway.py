@@ -200,7 +200,11 @@ class GatewayExchange(Exchange):
         self.engine, self.client_orders = self.replica.engine, self.replica.client_orders
         self._command_no, self._last_time = found.command_no, found.time
         self.nats_url = nats_url
-        self.calls_subject, self.committed_subject, self.keys_subject = subjects(prefix)
+        self.calls_subject, self.committed_subject, self.keys_subject, self.gateways_subject = (
+            subjects(prefix)
+        )
+        #: This process on the bus: its heartbeats and calls carry it (``GatewayWatch``).
+        self.gateway_id = f"gateway-{secrets.token_hex(6)}"
         self._nats: Nats | None = None
         self._poller: asyncio.Task[None] | None = None
         #: Called with an API key issued or revoked anywhere: reload it from the store.
@@ -226,7 +230,7 @@ class GatewayExchange(Exchange):
     async def connect(self) -> None:
         """Join the bus and start following; the journal is read once for what came since
         the replica was recovered."""
-        self._nats = nc = await connect(self.nats_url, f"ballast-gateway-{secrets.token_hex(4)}")
+        self._nats = nc = await connect(self.nats_url, f"ballast-{self.gateway_id}")
         await nc.subscribe(self.committed_subject, cb=self._on_committed_batch)
         await nc.subscribe(self.keys_subject, cb=self._on_key)
         await self.replica.read_journal()
@@ -251,6 +255,8 @@ class GatewayExchange(Exchange):
         while True:
             await asyncio.sleep(POLL_S)
             try:
+                if self._nats is not None:  # the heartbeat the sequencer's GatewayWatch hears
+                    await self._nats.publish(self.gateways_subject, self.gateway_id.encode())
                 head = await asyncio.to_thread(self._journal_head)
                 if head > self.replica.applied:
                     await self.replica.read_journal()
@@ -350,7 +356,14 @@ class GatewayExchange(Exchange):
         nc = self._nats
         if nc is None or not self.accepting:
             raise ServiceUnavailable("this gateway is not connected to the sequencer")
-        request = encode({"service": service, "method": method, "args": [to_wire(a) for a in args]})
+        request = encode(
+            {
+                "service": service,
+                "method": method,
+                "args": [to_wire(a) for a in args],
+                "gateway": self.gateway_id,
+            }
+        )
         deadline = monotonic() + TAKEOVER_WAIT_S
         try:
             while True:

@@ -36,7 +36,8 @@ from .bus_codec import (
     to_wire,
 )
 from .exchange import ServiceUnavailable, at_time
-from .trading import Pending
+from .gateway_watch import GatewayWatch
+from .trading import OrderOutcome, Pending
 from .venue import Venue
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,11 @@ class SequencerLink:
     def __init__(self, venue: Venue, url: str, prefix: str) -> None:
         self.venue = venue
         self.url = url
-        self.calls_subject, self.committed_subject, self.keys_subject = subjects(prefix)
+        self.calls_subject, self.committed_subject, self.keys_subject, self.gateways_subject = (
+            subjects(prefix)
+        )
+        self.watch = GatewayWatch(venue.trading, venue.reads)
+        self._sweeper: asyncio.Task[None] | None = None
         self._targets: dict[str, Any] = {
             "trading": venue.trading,
             "exchange": _ExchangeCalls(venue),
@@ -99,8 +104,12 @@ class SequencerLink:
             self.calls_subject, cb=self._on_call, pending_msgs_limit=1_000_000
         )
         await self._nats.subscribe(self.keys_subject, cb=self._on_key)
+        await self._nats.subscribe(self.gateways_subject, cb=self._on_beat)
+        self._sweeper = asyncio.ensure_future(self._sweep())
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         nc, self._nats = self._nats, None
         if nc is not None:
             await nc.drain()
@@ -138,6 +147,17 @@ class SequencerLink:
             except Exception:
                 log.exception("reloading an API key failed")
 
+    async def _on_beat(self, msg: Msg) -> None:
+        self.watch.heard(msg.data.decode())
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.watch.sweep()
+            except Exception:  # a failed sweep must not end the sweeping
+                log.exception("sweeping silent gateways' guarded orders failed")
+
     async def _on_call(self, msg: Msg) -> None:
         self.calls += 1
         try:
@@ -146,6 +166,7 @@ class SequencerLink:
             if method not in CALLS.get(service, frozenset()):
                 raise BusMessageInvalid(f"{service}.{method} is not a call")
             args = [from_wire(arg) for arg in call["args"]]
+            gateway = str(call.get("gateway", ""))
             outcome = getattr(self._targets[service], method)(*args)
         except (BusMessageInvalid, KeyError, TypeError, ValueError) as error:
             await msg.respond(encode({"invalid": str(error)}))
@@ -154,7 +175,10 @@ class SequencerLink:
             await self._reply(msg, _failed(error))
             return
         if isinstance(outcome, Pending):
-            outcome = outcome.result()
+            if service == "trading" and method == "place" and args[1] is True:
+                outcome = self._guarded(gateway, outcome)
+            else:
+                outcome = outcome.result()
         if isinstance(outcome, Awaitable):
             # The command ran (or was refused) now, in arrival order; its answer follows its
             # commit, on its own, so that calls behind it need not wait for the disk.
@@ -163,6 +187,13 @@ class SequencerLink:
             task.add_done_callback(self._answers.discard)
         else:
             await self._reply(msg, lambda: outcome)
+
+    async def _guarded(self, gateway: str, placing: Pending[OrderOutcome]) -> OrderOutcome:
+        """A placement under cancel-on-disconnect: should it rest, its gateway guards it."""
+        placed = await placing.result()
+        if placed.order.status == "open":
+            self.watch.guarded(gateway, placed.order.account_id, placed.order.order_id)
+        return placed
 
     async def _answer(self, msg: Msg, outcome: Awaitable[Any]) -> None:
         try:
