@@ -142,6 +142,7 @@ class GatewayRuntime(Runtime):
             "replica": "ok" if gateway.replica.failure is None else gateway.replica.failure,
             "bus": "ok" if gateway.healthy else "NATS unreachable; reconnecting",
             "storage": await self._check_storage(),
+            "sequencer": await gateway.sequencer_state() if gateway.healthy else "not connected",
         }
         ready = all(state == "ok" for state in checks.values())
         if ready != self._ready:

@@ -61,6 +61,7 @@ CALL_TIMEOUT_S = 10.0  # no answer by then: 503, which a client retries with its
 TAKEOVER_WAIT_S = 5.0  # with no sequencer subscribed, a call waits this long for one to be
 REACH_TIMEOUT_S = 10.0  # the replica must reach a stored position within this, or 503
 POLL_S = 0.5  # the journal is read directly this often too, should a published batch be lost
+PING_TIMEOUT_S = 2.0  # a readiness probe's wait for the sequencer
 NUDGE_S = 0.05  # a position not reached from the bus this soon is read from the journal
 
 HEAD = select(func.coalesce(func.max(journal.c.command_no), 0))  # the last command stored
@@ -328,6 +329,14 @@ class GatewayExchange(Exchange):
 
     async def room(self) -> None:
         """The sequencer paces its own intake; its answers come later when it is behind."""
+
+    async def sequencer_state(self) -> str:
+        """For ``/readyz``: "ok" when a sequencer answers and takes commands."""
+        try:
+            taking = await asyncio.wait_for(self.call("exchange", "ping"), PING_TIMEOUT_S)
+        except (ServiceUnavailable, TimeoutError) as error:
+            return f"no answer ({error or 'timed out'}); commands wait or fail with 503"
+        return "ok" if taking else "the sequencer is not taking commands"
 
     async def caught_up(self) -> None:
         """Before a read renders: the replica reaches everything stored so far."""

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 # Which methods a gateway may call, per service: the entrypoints' own, nothing internal.
 CALLS: dict[str, frozenset[str]] = {
     "trading": frozenset({"place", "cancel", "amend", "cancel_all"}),
-    "exchange": frozenset({"submit"}),
+    "exchange": frozenset({"submit", "ping"}),
     "dead_man": frozenset({"heartbeat", "disarm"}),
     "order_groups": frozenset({"create", "reset", "delete", "state_of", "states_of"}),
     "faucet": frozenset({"drip"}),
@@ -70,6 +70,10 @@ class _ExchangeCalls:
 
     async def submit(self, command: Command) -> None:
         await self._exchange.submit(at_time(command))
+
+    def ping(self) -> bool:
+        """A gateway's readiness check: a sequencer answers, and takes commands."""
+        return self._exchange.healthy
 
 
 class SequencerLink:
