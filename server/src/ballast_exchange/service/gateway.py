@@ -89,6 +89,8 @@ class Replica:
 
     def apply(self, rows: Sequence[tuple[int, Command, Any]], stored_at: int) -> bool:
         """Execute stored rows in order (ones already applied are skipped); False at a gap."""
+        if self.failure is not None:
+            return True  # it serves nothing more; reading the journal would not mend it
         items: list[JournalItem] = []
         whole = True
         try:
@@ -154,7 +156,7 @@ class Replica:
             return
         except TimeoutError:
             pass
-        while monotonic() < deadline and not future.done():
+        while monotonic() < deadline and not future.done() and self.failure is None:
             await self.read_journal()
             if future.done():
                 break
@@ -163,7 +165,9 @@ class Replica:
             except TimeoutError:
                 continue
         if not future.done():
-            raise ServiceUnavailable("this gateway is behind the sequencer; retry shortly")
+            raise ServiceUnavailable(
+                self.failure or "this gateway is behind the sequencer; retry shortly"
+            )
 
 
 class GatewayExchange(Exchange):
