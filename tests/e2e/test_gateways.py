@@ -22,10 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
 from cryptography.fernet import Fernet
 
-from ballast_exchange.domain import digest
+from ballast_exchange.domain import OrderType, SelfTradePrevention, Side, TimeInForce, digest
+from ballast_exchange.domain import commands as c
+from ballast_exchange.service.bus_codec import decode, encode, to_wire
 from tests.databases import fresh_database
 from tests.e2e.test_crash_recovery import (
     BALLAST,
@@ -520,3 +523,56 @@ async def guarded_then_killed(
     finally:
         await stream.close()
     return order_id
+
+
+def test_a_call_sent_again_is_answered_once(tmp_path: Path, database_url: str) -> None:
+    """A gateway that lost a reply sends the call again with its id: the sequencer answers
+    with its first answer and places nothing twice (ADR 0025)."""
+    with venue(tmp_path, database_url, gateways=0) as v:
+        accounts = setup_exchange(v.sequencer, v.data_dir)
+        subject = sequencer_subject(v.sequencer)
+        order = c.PlaceOrder(
+            0,
+            accounts[0]["account_id"],
+            MARKET,
+            Side.BUY,
+            2,
+            300,
+            OrderType.LIMIT,
+            TimeInForce.GTC,
+            None,
+            False,
+            False,
+            None,
+            SelfTradePrevention.CANCEL_NEWEST,
+            None,
+        )
+        call = {"service": "trading", "method": "place", "args": [to_wire(order), False]}
+        answers = asyncio.run(send_twice(subject, encode({**call, "id": "gw-test-1"})))
+        assert answers[0] == answers[1]
+        placed = answers[0]["value"]
+        client = SignedClient(v.sequencer.api, **keys(accounts[0]))
+        try:
+            listed = client.get("/orders?status=all").json()["orders"]
+            assert len(listed) == 1 and listed[0]["size"] == 2, listed
+            assert placed["record"] == "OrderOutcome"
+        finally:
+            client.close()
+
+
+async def send_twice(subject: str, request: bytes) -> list[dict[str, Any]]:
+    nc = await nats.connect(require_nats())
+    try:
+        first = await nc.request(subject, request, timeout=10)
+        again = await nc.request(subject, request, timeout=10)
+        return [decode(first.data), decode(again.data)]
+    finally:
+        await nc.close()
+
+
+def sequencer_subject(served: Served) -> str:
+    """The venue's calls subject: the sequencer's readiness names nothing of it, so ask the
+    process's environment (the test set it)."""
+    environ = Path(f"/proc/{served.process.pid}/environ").read_bytes().split(b"\0")
+    found = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
+    return f"{found['BALLAST_NATS_SUBJECT']}.calls"

@@ -206,16 +206,22 @@ class Runtime:
             row["revoked_at"] is not None,
         )
 
-    async def reload_key(self, api_key: str) -> None:
-        """Another process of the venue issued or revoked ``api_key``: take it as stored."""
+    async def load_key(self, api_key: str) -> KeyRecord | None:
+        """``api_key`` as stored, or None."""
 
         def load() -> dict[str, Any] | None:
             with self.database.engine.connect() as conn:
                 return queries.get_api_key(conn, api_key)
 
         row = await asyncio.to_thread(load)
-        if row is not None:
-            self.keys.put(self.key_record(row))
+        return None if row is None else self.key_record(row)
+
+    async def reload_key(self, api_key: str) -> None:
+        """Another process of the venue issued, changed or revoked ``api_key``: take it as
+        stored."""
+        record = await self.load_key(api_key)
+        if record is not None:
+            self.keys.put(record)
 
     def _lease_lost(self, lost: LeaseLost) -> None:
         """Another server holds the store now: this one writes nothing more and stops."""
@@ -232,6 +238,7 @@ class Runtime:
         with self.database.engine.connect() as conn:
             for row in queries.list_api_keys(conn, None):
                 self.keys.put(self.key_record(row))
+        self.keys.load = self.load_key
         # One breaker for the one Redis: rate limits and the replay cache fail over together.
         self.redis = RedisBreaker()
         self.limiter = rate_limiter_from_url(s.redis_url, self.redis)

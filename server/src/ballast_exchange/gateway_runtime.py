@@ -54,7 +54,14 @@ class GatewayRuntime(Runtime):
             )
         self.database = Database(s.sqlalchemy_url, f"ballast-gateway-{secrets.token_hex(4)}")
         progress = RecoveryProgress()
-        with recovery_probe(s.host, s.port, progress.describe):
+        # Gateways sharing a port (``serve --gateways``) answer only once they serve: a probe
+        # there would take a share of the connections from gateways that already do.
+        probe = (
+            contextlib.nullcontext(False)
+            if s.reuse_port
+            else recovery_probe(s.host, s.port, progress.describe)
+        )
+        with probe:
             # The sequencer migrates; a gateway reads only a schema it knows the shape of.
             progress.phase = "waiting for the sequencer to migrate the database"
             while not self.database.is_current():
@@ -81,6 +88,7 @@ class GatewayRuntime(Runtime):
         with self.database.engine.connect() as conn:
             for row in queries.list_api_keys(conn, None):
                 self.keys.put(self.key_record(row))
+        self.keys.load = self.load_key
         self.limiter = rate_limiter_from_url(s.redis_url, self.redis)
         self.replays = replay_cache_from_url(s.redis_url, self.redis)
         token, self.admin_token_created = admin_token(s.data_dir)

@@ -120,7 +120,7 @@ async def _verified(
             "missing API key: send 'Authorization: Bearer <API_KEY>'",
             {"header": "Authorization"},
         )
-    record = keys.get(token)
+    record = await keys.find(token)
     if record is None or record.revoked:
         raise ApiError("UNAUTHORIZED", "unknown or revoked API key", {"header": "Authorization"})
     signature = request.signature

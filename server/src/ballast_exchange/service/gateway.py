@@ -57,7 +57,8 @@ from .trading import CancelAllOutcome, OrderOutcome, Pending, Trading
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-CALL_TIMEOUT_S = 10.0  # no answer by then: 503, which a client retries with its idempotency key
+CALL_TRY_S = 4.0  # a call unanswered this long is sent again, to the same sequencer
+CALL_TRIES = 3  # then 503, which a client retries with its client_order_id
 TAKEOVER_WAIT_S = 5.0  # with no sequencer subscribed, a call waits this long for one to be
 REACH_TIMEOUT_S = 10.0  # the replica must reach a stored position within this, or 503
 POLL_S = 0.5  # the journal is read directly this often too, should a published batch be lost
@@ -212,6 +213,8 @@ class GatewayExchange(Exchange):
         self.gateway_id = f"gateway-{secrets.token_hex(6)}"
         self._nats: Nats | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._calls = 0
+        self._sequencer: str | None = None  # the instance that answered last
         #: Called with an API key issued or revoked anywhere: reload it from the store.
         self.on_key_changed: Callable[[str], Awaitable[None]] | None = None
         self.metrics.gauge(
@@ -369,33 +372,19 @@ class GatewayExchange(Exchange):
         nc = self._nats
         if nc is None or not self.accepting:
             raise ServiceUnavailable("this gateway is not connected to the sequencer")
+        self._calls += 1
         request = encode(
             {
                 "service": service,
                 "method": method,
                 "args": [to_wire(a) for a in args],
                 "gateway": self.gateway_id,
+                "id": f"{self.gateway_id}-{self._calls}",
             }
         )
-        deadline = monotonic() + TAKEOVER_WAIT_S
-        try:
-            while True:
-                try:
-                    msg = await nc.request(self.calls_subject, request, timeout=CALL_TIMEOUT_S)
-                    break
-                except NoRespondersError:
-                    # Delivered to no one, so safe to send again: a standby taking over
-                    # subscribes within a second or two of the leader's death.
-                    if monotonic() > deadline:
-                        raise
-                    await asyncio.sleep(0.05)
-        except NoRespondersError:
-            raise ServiceUnavailable("no sequencer is taking commands; retry shortly") from None
-        except NatsTimeout:
-            raise ServiceUnavailable(
-                "the sequencer did not answer in time; retry with the same client_order_id"
-            ) from None
+        msg = await self._send(nc, request)
         answer = decode(msg.data)
+        self._sequencer = str(answer.get("sequencer", "")) or None
         if "unavailable" in answer:
             raise ServiceUnavailable(str(answer["unavailable"]))
         if "invalid" in answer:
@@ -404,6 +393,40 @@ class GatewayExchange(Exchange):
         if "error" in answer:
             raise error_from_wire(answer["error"])
         return from_wire(answer["value"])
+
+    async def _send(self, nc: Nats, request: bytes) -> Msg:
+        """The answer to ``request``. Sent to whichever sequencer holds the lease; with no
+        answer in time, sent again with its id to the sequencer that answered last, which
+        answers a call it has seen with its first answer (a lost reply never places twice).
+        One that is gone, or another, is not asked: 503, and the client retries."""
+        deadline = monotonic() + TAKEOVER_WAIT_S
+        try:
+            while True:
+                try:
+                    return await nc.request(self.calls_subject, request, timeout=CALL_TRY_S)
+                except NoRespondersError:
+                    # Delivered to no one, so safe to send again: a standby taking over
+                    # subscribes within a second or two of the leader's death.
+                    if monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.05)
+                except NatsTimeout:
+                    if self._sequencer is None:
+                        raise
+                    break
+            again = f"{self.calls_subject}.{self._sequencer}"
+            for _ in range(CALL_TRIES - 1):
+                try:
+                    return await nc.request(again, request, timeout=CALL_TRY_S)
+                except NatsTimeout:
+                    continue
+            raise NatsTimeout
+        except NoRespondersError:
+            raise ServiceUnavailable("no sequencer is taking commands; retry shortly") from None
+        except NatsTimeout:
+            raise ServiceUnavailable(
+                "the sequencer did not answer in time; retry with the same client_order_id"
+            ) from None
 
     def pending(self, service: str, method: str, *args: Any) -> Pending[Any]:
         """``call`` sent now (calls leave in the order they are made), answered later."""

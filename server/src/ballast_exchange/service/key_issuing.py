@@ -72,6 +72,15 @@ class KeyIssuing:
             await self.announce(api_key)
         return IssuedKey(api_key, secret, account_id, tuple(sorted(scope_set)), label, tier, now)
 
+    async def set_tier(self, api_key: str, tier: str | None) -> None:
+        """A key's rate-limit tier, for every process of the venue."""
+        found = await self.reads.write(store_writes.set_api_key_tier, api_key, tier)
+        if not found:
+            raise DomainError("KEY_NOT_FOUND", f"no API key {api_key!r}", {"api_key": api_key})
+        self.keys.set_tier(api_key, tier)
+        if self.announce is not None:
+            await self.announce(api_key)
+
     async def revoke(self, api_key: str) -> None:
         """Revoke at once: the next request with this key is refused."""
         found = await self.reads.write(store_writes.revoke_api_key, api_key, self.exchange.clock())

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -41,6 +43,7 @@ from .trading import OrderOutcome, Pending
 from .venue import Venue
 
 log = logging.getLogger(__name__)
+ANSWERS_KEPT = 100_000  # answers kept for gateways' retries: minutes of calls at full load
 
 # Which methods a gateway may call, per service: the entrypoints' own, nothing internal.
 CALLS: dict[str, frozenset[str]] = {
@@ -97,6 +100,10 @@ class SequencerLink:
         #: Called with an API key a gateway issued or revoked: reload it from the store.
         self.on_key_changed: Callable[[str], Awaitable[None]] | None = None
         self.calls = 0
+        self.retries = 0  # calls answered again from ``_answered``
+        #: This process on the bus: retries of a call go to it alone (``<calls>.<instance>``).
+        self.instance = f"sequencer-{secrets.token_hex(6)}"
+        self._answered: OrderedDict[str, asyncio.Future[bytes]] = OrderedDict()
         #: The last command stored (and published): an answer is sent once its command is.
         self.stored_through = venue.exchange.command_no
         self.publish_failures = 0
@@ -104,9 +111,8 @@ class SequencerLink:
     async def start(self) -> None:
         self._nats = await connect(self.url, "ballast-sequencer")
         # Pending keeps replies in arrival order; a slow gateway must not stall the rest.
-        await self._nats.subscribe(
-            self.calls_subject, cb=self._on_call, pending_msgs_limit=1_000_000
-        )
+        for subject in (self.calls_subject, f"{self.calls_subject}.{self.instance}"):
+            await self._nats.subscribe(subject, cb=self._on_call, pending_msgs_limit=1_000_000)
         await self._nats.subscribe(self.keys_subject, cb=self._on_key)
         await self._nats.subscribe(self.gateways_subject, cb=self._on_beat)
         self._sweeper = asyncio.ensure_future(self._sweep())
@@ -166,6 +172,13 @@ class SequencerLink:
         self.calls += 1
         try:
             call = decode(msg.data)
+            call_id = str(call.get("id", ""))
+            kept = self._answered.get(call_id) if call_id else None
+            if kept is not None:  # a gateway's retry after a lost reply: the same answer
+                self.retries += 1
+                await self._respond(msg, await asyncio.shield(kept), None)
+                return
+            answer = self._keep(call_id) if call_id else None
             service, method = str(call["service"]), str(call["method"])
             if method not in CALLS.get(service, frozenset()):
                 raise BusMessageInvalid(f"{service}.{method} is not a call")
@@ -173,10 +186,10 @@ class SequencerLink:
             gateway = str(call.get("gateway", ""))
             outcome = getattr(self._targets[service], method)(*args)
         except (BusMessageInvalid, KeyError, TypeError, ValueError) as error:
-            await msg.respond(encode({"invalid": str(error)}))
+            await self._respond(msg, encode({"invalid": str(error)}), None)
             return
         except Exception as error:  # DomainError, ServiceUnavailable: answered like the rest
-            await self._reply(msg, _failed(error))
+            await self._reply(msg, answer, _failed(error))
             return
         if isinstance(outcome, Pending):
             if service == "trading" and method == "place" and args[1] is True:
@@ -186,11 +199,19 @@ class SequencerLink:
         if isinstance(outcome, Awaitable):
             # The command ran (or was refused) now, in arrival order; its answer follows its
             # commit, on its own, so that calls behind it need not wait for the disk.
-            task = asyncio.ensure_future(self._answer(msg, outcome))
+            task = asyncio.ensure_future(self._answer(msg, answer, outcome))
             self._answers.add(task)
             task.add_done_callback(self._answers.discard)
         else:
-            await self._reply(msg, lambda: outcome)
+            await self._reply(msg, answer, lambda: outcome)
+
+    def _keep(self, call_id: str) -> asyncio.Future[bytes]:
+        """Where the call's answer is kept for a retry of it (the newest ``ANSWERS_KEPT``)."""
+        kept: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._answered[call_id] = kept
+        while len(self._answered) > ANSWERS_KEPT:
+            self._answered.popitem(last=False)
+        return kept
 
     async def _guarded(self, gateway: str, placing: Pending[OrderOutcome]) -> OrderOutcome:
         """A placement under cancel-on-disconnect: should it rest, its gateway guards it."""
@@ -199,27 +220,37 @@ class SequencerLink:
             self.watch.guarded(gateway, placed.order.account_id, placed.order.order_id)
         return placed
 
-    async def _answer(self, msg: Msg, outcome: Awaitable[Any]) -> None:
+    async def _answer(
+        self, msg: Msg, answer: asyncio.Future[bytes] | None, outcome: Awaitable[Any]
+    ) -> None:
         try:
             value = await outcome
         except Exception as error:
-            await self._reply(msg, _failed(error))
+            await self._reply(msg, answer, _failed(error))
             return
-        await self._reply(msg, lambda: value)
+        await self._reply(msg, answer, lambda: value)
 
-    async def _reply(self, msg: Msg, value: Callable[[], Any]) -> None:
+    async def _reply(
+        self, msg: Msg, answer: asyncio.Future[bytes] | None, value: Callable[[], Any]
+    ) -> None:
+        stored, me = self.stored_through, self.instance
         try:
-            body = {"value": to_wire(value()), "through": self.stored_through}
+            body = {"value": to_wire(value()), "through": stored, "sequencer": me}
         except DomainError as error:
-            body = {"error": error_to_wire(error), "through": self.stored_through}
+            body = {"error": error_to_wire(error), "through": stored, "sequencer": me}
         except ServiceUnavailable as error:
-            body = {"unavailable": str(error)}
+            body = {"unavailable": str(error), "sequencer": me}
         except Exception as error:
             log.exception("a gateway's call failed")
             body = {"unavailable": f"the sequencer failed the call ({type(error).__name__})"}
+        await self._respond(msg, encode(body), answer)
+
+    async def _respond(self, msg: Msg, body: bytes, answer: asyncio.Future[bytes] | None) -> None:
+        if answer is not None and not answer.done():
+            answer.set_result(body)
         try:
-            await msg.respond(encode(body))
-        except Exception as error:  # the gateway retries with the same key (its client does)
+            await msg.respond(body)
+        except Exception as error:  # the gateway retries the call, to this sequencer
             log.warning("answering a gateway failed: %r", error)
 
 

@@ -261,7 +261,7 @@ class Connection:
         cancel = request.get("cancel_on_disconnect", False)
         if not isinstance(cancel, bool):
             raise invalid_request("cancel_on_disconnect", "must be true or false")
-        record = self.state.keys.get(api_key)
+        record = await self.state.keys.find(api_key)
         if record is None or record.revoked:
             raise ApiError("UNAUTHORIZED", "unknown or revoked API key", {"field": "api_key"})
         timestamp = request.get("timestamp")

@@ -139,10 +139,7 @@ async def keys_tier(api_key: str, body: TierRequest, _: Admin, state: State) -> 
     tier = body.tier
     if tier is not None and not tier.isdigit() and tier not in ("standard", "market_maker"):
         raise invalid_request("tier", "a tier is 'standard', 'market_maker' or requests a minute")
-    found = await state.write(store_writes.set_api_key_tier, api_key, tier)
-    if not found:
-        raise ApiError("KEY_NOT_FOUND", f"no API key {api_key!r}", {"api_key": api_key})
-    state.keys.set_tier(api_key, tier)
+    await state.issuing.set_tier(api_key, tier)
     return {"api_key": api_key, "tier": tier}
 
 
