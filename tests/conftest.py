@@ -34,6 +34,8 @@ def live(
 MODULE_SECONDS = {
     "tests/e2e/test_snapshot_crash.py": 170,
     "tests/e2e/test_crash_recovery.py": 140,
+    "tests/e2e/test_gateway_failures.py": 100,
+    "tests/e2e/test_gateways.py": 80,
     "tests/api/test_write_contention_api.py": 70,
     "tests/api/test_dead_man_api.py": 70,
     "tests/domain/test_engine_properties.py": 65,
