@@ -223,16 +223,10 @@ class Runtime:
         if record is not None:
             self.keys.put(record)
 
-    def _lease_lost(self, lost: LeaseLost) -> None:
-        """Another server holds the store now: this one writes nothing more and stops."""
-        if self.on_lease_lost is not None:
-            self.on_lease_lost(lost)
-
-    def _assemble(self, progress: RecoveryProgress, recovered: Recovery | None) -> None:
+    def _access(self) -> None:
+        """Secrets, the key ring, and the limits and replay cache on the shared Redis: what
+        every role checks a request with."""
         s = self.settings
-        self.database.upgrade()
-        self._sqlite_file = sqlite_identity(self.database)
-        self.metrics = Metrics()
         self.secrets = SecretBox.from_environment(s.data_dir, s.secret_key)
         self.keys = KeyRing()
         with self.database.engine.connect() as conn:
@@ -243,15 +237,6 @@ class Runtime:
         self.redis = RedisBreaker()
         self.limiter = rate_limiter_from_url(s.redis_url, self.redis)
         self.replays = replay_cache_from_url(s.redis_url, self.redis)
-        lease = self.lease
-        if lease is not None:
-            self.metrics.gauge(
-                "ballast_sequencer_epoch",
-                "The sequencer lease's epoch this server writes under (PostgreSQL); 0 once "
-                "another server took it over",
-                (),
-                lambda: [((), 0.0 if lease.lost is not None else float(lease.epoch))],
-            )
         if s.redis_url:
             self.metrics.gauge(
                 "ballast_redis_up",
@@ -265,6 +250,43 @@ class Runtime:
                 "Calls that found Redis failing and were served by the per-process fallback",
                 (),
                 lambda: [((), float(self.redis.failures))],
+            )
+
+    def _venue(self, admin_token: str) -> None:
+        """The services every entrypoint is handed, over the exchange this role built."""
+        s = self.settings
+        self.settlements = Settlements(self.exchange, self.database.engine, s.dispute_window_ms)
+        self.state = Venue(
+            s,
+            self.database,
+            self.exchange,
+            self.keys,
+            self.secrets,
+            self.limiter,
+            admin_token,
+            self.settlements,
+            self.replays,
+        )
+
+    def _lease_lost(self, lost: LeaseLost) -> None:
+        """Another server holds the store now: this one writes nothing more and stops."""
+        if self.on_lease_lost is not None:
+            self.on_lease_lost(lost)
+
+    def _assemble(self, progress: RecoveryProgress, recovered: Recovery | None) -> None:
+        s = self.settings
+        self.database.upgrade()
+        self._sqlite_file = sqlite_identity(self.database)
+        self.metrics = Metrics()
+        self._access()
+        lease = self.lease
+        if lease is not None:
+            self.metrics.gauge(
+                "ballast_sequencer_epoch",
+                "The sequencer lease's epoch this server writes under (PostgreSQL); 0 once "
+                "another server took it over",
+                (),
+                lambda: [((), 0.0 if lease.lost is not None else float(lease.epoch))],
             )
         token, self.admin_token_created = admin_token(s.data_dir)
         # The engine and the stream's read models: millions of long-lived objects at a million
@@ -285,18 +307,7 @@ class Runtime:
             self.hub = Hub(self.exchange, s, self.metrics, slots)
         self.snapshotter = Snapshotter(self.exchange, snapshot_policy(s), self.metrics)
         self.exchange.on_committed = self.hub.committed
-        self.settlements = Settlements(self.exchange, self.database.engine, s.dispute_window_ms)
-        self.state = Venue(
-            s,
-            self.database,
-            self.exchange,
-            self.keys,
-            self.secrets,
-            self.limiter,
-            token,
-            self.settlements,
-            self.replays,
-        )
+        self._venue(token)
         if s.env == "sandbox" and s.demo:
             self.sandbox = Sandbox(s, self.exchange, self.state.reads, self.settlements)
         if s.nats_url:
@@ -310,8 +321,8 @@ class Runtime:
                 hub.committed(items, stored_at)
 
             self.exchange.on_committed = committed
-            link.on_key_changed = self.reload_key
-            self.state.issuing.announce = link.announce_key
+            link.key_news.on_changed = self.reload_key
+            self.state.issuing.announce = link.key_news.announce
 
     async def start(self) -> None:
         self.hub.start()

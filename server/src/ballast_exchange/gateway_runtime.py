@@ -17,20 +17,13 @@ import time
 from dataclasses import dataclass, field
 
 from .access.connection_slots import connection_slots_from_url
-from .access.key_ring import KeyRing
-from .access.keys import SECRET_FILE_NAME, SecretBox
-from .access.ratelimit import rate_limiter_from_url
-from .access.redis_breaker import RedisBreaker
-from .access.replay import replay_cache_from_url
+from .access.keys import SECRET_FILE_NAME
 from .api.recovery_probe import recovery_probe
 from .bootstrap import KEY_USE_FLUSH_TICKS, Runtime, admin_token, private_directory
 from .service.exchange import RecoveryProgress, replay
 from .service.forking import building_long_lived
 from .service.gateway import GatewayExchange
 from .service.metrics import Metrics
-from .service.settlement import Settlements
-from .service.venue import Venue
-from .store import queries
 from .store.database import Database
 from .stream.hub import Hub
 
@@ -66,10 +59,11 @@ class GatewayRuntime(Runtime):
             progress.phase = "waiting for the sequencer to migrate the database"
             while not self.database.is_current():
                 time.sleep(SCHEMA_WAIT_S)
+            self.metrics = Metrics()
+            self._access()
             with building_long_lived():
                 found = replay(self.database.engine, progress=progress)
                 progress.phase = "done"
-                self.metrics = Metrics()
                 self.exchange = self.gateway = GatewayExchange(
                     self.database.engine,
                     found,
@@ -78,33 +72,13 @@ class GatewayRuntime(Runtime):
                     metrics=self.metrics,
                     progress=progress,
                 )
-                self.redis = RedisBreaker()
                 slots = connection_slots_from_url(s.redis_url, self.redis)
                 self.hub = Hub(self.exchange, s, self.metrics, slots)
         self.gateway.on_committed = self.hub.committed
-        self.gateway.on_key_changed = self.reload_key
-        self.secrets = SecretBox.from_environment(s.data_dir, s.secret_key)
-        self.keys = KeyRing()
-        with self.database.engine.connect() as conn:
-            for row in queries.list_api_keys(conn, None):
-                self.keys.put(self.key_record(row))
-        self.keys.load = self.load_key
-        self.limiter = rate_limiter_from_url(s.redis_url, self.redis)
-        self.replays = replay_cache_from_url(s.redis_url, self.redis)
+        self.gateway.key_news.on_changed = self.reload_key
         token, self.admin_token_created = admin_token(s.data_dir)
-        self.settlements = Settlements(self.exchange, self.database.engine, s.dispute_window_ms)
-        self.state = Venue(
-            s,
-            self.database,
-            self.exchange,
-            self.keys,
-            self.secrets,
-            self.limiter,
-            token,
-            self.settlements,
-            self.replays,
-        )
-        self.state.issuing.announce = self.gateway.announce_key
+        self._venue(token)
+        self.state.issuing.announce = self.gateway.key_news.announce
 
     @property
     def role(self) -> str:

@@ -36,7 +36,7 @@ from ..domain.commands import Command
 from ..store.journal import decode_command, load_commands
 from ..store.projection import JournalItem, projected_through
 from ..store.schema import journal
-from .bus import connect, subjects
+from .bus import KeyNews, connect, subjects
 from .bus_codec import decode, encode, error_from_wire, from_wire, to_wire
 from .dead_man import DeadMan, Switch
 from .exchange import (
@@ -206,17 +206,16 @@ class GatewayExchange(Exchange):
         self.engine, self.client_orders = self.replica.engine, self.replica.client_orders
         self._command_no, self._last_time = found.command_no, found.time
         self.nats_url = nats_url
-        self.calls_subject, self.committed_subject, self.keys_subject, self.gateways_subject = (
-            subjects(prefix)
+        self.calls_subject, self.committed_subject, keys_subject, self.gateways_subject = subjects(
+            prefix
         )
+        self.key_news = KeyNews(keys_subject)
         #: This process on the bus: its heartbeats and calls carry it (``GatewayWatch``).
         self.gateway_id = f"gateway-{secrets.token_hex(6)}"
         self._nats: Nats | None = None
         self._poller: asyncio.Task[None] | None = None
         self._calls = 0
         self._sequencer: str | None = None  # the instance that answered last
-        #: Called with an API key issued or revoked anywhere: reload it from the store.
-        self.on_key_changed: Callable[[str], Awaitable[None]] | None = None
         self.metrics.gauge(
             "ballast_gateway_replica_command",
             "The last journal command this gateway's replica has executed",
@@ -240,7 +239,7 @@ class GatewayExchange(Exchange):
         the replica was recovered."""
         self._nats = nc = await connect(self.nats_url, f"ballast-{self.gateway_id}")
         await nc.subscribe(self.committed_subject, cb=self._on_committed_batch)
-        await nc.subscribe(self.keys_subject, cb=self._on_key)
+        await self.key_news.attach(nc)
         await self.replica.read_journal()
         self._poller = asyncio.ensure_future(self._poll())
         self.accepting = True
@@ -286,18 +285,6 @@ class GatewayExchange(Exchange):
         if not self.replica.apply(rows, stored_at):
             await self.replica.read_journal()  # a gap: the bus lost a batch, or we joined late
             self.replica.apply(rows, stored_at)
-
-    async def _on_key(self, msg: Msg) -> None:
-        if self.on_key_changed is not None:
-            try:
-                await self.on_key_changed(msg.data.decode())
-            except Exception:
-                log.exception("reloading an API key failed")
-
-    async def announce_key(self, api_key: str) -> None:
-        if self._nats is not None:
-            await self._nats.publish(self.keys_subject, api_key.encode())
-            await self._nats.flush()
 
     # ---- the writer's face ---------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from ..domain import DomainError
 from ..domain.commands import Command
 from ..store.journal import encode_command
 from ..store.projection import JournalItem
-from .bus import connect, subjects
+from .bus import KeyNews, connect, subjects
 from .bus_codec import (
     BusMessageInvalid,
     decode,
@@ -83,9 +83,10 @@ class SequencerLink:
     def __init__(self, venue: Venue, url: str, prefix: str) -> None:
         self.venue = venue
         self.url = url
-        self.calls_subject, self.committed_subject, self.keys_subject, self.gateways_subject = (
-            subjects(prefix)
+        self.calls_subject, self.committed_subject, keys_subject, self.gateways_subject = subjects(
+            prefix
         )
+        self.key_news = KeyNews(keys_subject)
         self.watch = GatewayWatch(venue.trading, venue.reads)
         self._sweeper: asyncio.Task[None] | None = None
         self._targets: dict[str, Any] = {
@@ -97,8 +98,6 @@ class SequencerLink:
         }
         self._nats: Nats | None = None
         self._answers: set[asyncio.Task[None]] = set()
-        #: Called with an API key a gateway issued or revoked: reload it from the store.
-        self.on_key_changed: Callable[[str], Awaitable[None]] | None = None
         self.calls = 0
         self.retries = 0  # calls answered again from ``_answered``
         #: This process on the bus: retries of a call go to it alone (``<calls>.<instance>``).
@@ -113,7 +112,7 @@ class SequencerLink:
         # Pending keeps replies in arrival order; a slow gateway must not stall the rest.
         for subject in (self.calls_subject, f"{self.calls_subject}.{self.instance}"):
             await self._nats.subscribe(subject, cb=self._on_call, pending_msgs_limit=1_000_000)
-        await self._nats.subscribe(self.keys_subject, cb=self._on_key)
+        await self.key_news.attach(self._nats)
         await self._nats.subscribe(self.gateways_subject, cb=self._on_beat)
         self._sweeper = asyncio.ensure_future(self._sweep())
 
@@ -144,18 +143,6 @@ class SequencerLink:
         if not task.cancelled() and task.exception() is not None:
             self.publish_failures += 1
             log.warning("publishing a committed batch failed: %r", task.exception())
-
-    async def announce_key(self, api_key: str) -> None:
-        if self._nats is not None:
-            await self._nats.publish(self.keys_subject, api_key.encode())
-            await self._nats.flush()
-
-    async def _on_key(self, msg: Msg) -> None:
-        if self.on_key_changed is not None:
-            try:
-                await self.on_key_changed(msg.data.decode())
-            except Exception:
-                log.exception("reloading an API key failed")
 
     async def _on_beat(self, msg: Msg) -> None:
         self.watch.heard(msg.data.decode())
