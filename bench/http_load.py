@@ -27,13 +27,31 @@ processes used during each run, and the server's CPU per request (which does not
 busy the machine is). ``ratio_vs_hello`` is 2xx placements/s over the hello world's requests/s
 (the target: ≥ 0.5), ``ratio`` the same over ``GET /v1/time`` requests/s.
 
-Prints one JSON object. Run from the repository root::
+Each database is measured in two layouts, one after the other on the same port settings:
+``one_process`` (``ballast serve``) and, with ``--gateways N`` (default 2; 0 skips it),
+``gateways_N`` (``ballast serve --gateways N``: a sequencer and N gateway processes sharing the
+port, over NATS, with Redis for the replay cache and rate limits the gateways share; docs/adr/
+0025). There the CPU is also split by role (``/proc/<pid>/stat`` utime+stime of each child of
+the serve process, before and after the run) and turned into a projected ceiling on
+``--ceiling-cores`` (16) cores: the sequencer is one process (one core at most, its threads
+sharing one GIL), the gateways scale out over the rest less what the database, Redis and NATS
+need at that rate::
+
+    ceiling = min(1e6 / sequencer_us, (cores - 1) * 1e6 / (gateway_us + infra_us))
+
+(µs of CPU per order request; ``infra_us`` is PostgreSQL + Redis + NATS; with SQLite the
+database's work is in the sequencer's process). It is the rate at which either the sequencer's
+core or the other cores run out, whichever comes first.
+
+Prints one JSON object, and a summary per layout on stderr. Run from the repository root::
 
     .venv/bin/python bench/http_load.py [--duration 15] [--connections 32] [--threads 1]
-                                        [--databases sqlite,postgresql]
+                                        [--databases sqlite,postgresql] [--gateways 2]
 
 ``--py-spy PATH`` adds an extra, unmeasured orders run with py-spy attached to the server
-(raw stacks to ``--profile-out``-<db>.txt); ``--ballast CMD`` runs another server command.
+(raw stacks to ``--profile-out``-<db>.txt; with gateways, one profile of the sequencer and one
+of the first gateway, -<db>-sequencer.txt and -<db>-gateway.txt, taken together);
+``--ballast CMD`` runs another server command.
 """
 
 from __future__ import annotations
@@ -59,6 +77,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -68,6 +87,8 @@ BALLAST = ROOT / ".venv" / "bin" / "ballast"
 POSTGRES_ADMIN_URL = os.environ.get(
     "BALLAST_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+NATS_URL = os.environ.get("BALLAST_BENCH_NATS_URL", "nats://127.0.0.1:4222")
+REDIS_URL = os.environ.get("BALLAST_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 MARKET = "bench-load"
 FAR_FUTURE_MS = 4_102_444_800_000  # 2100-01-01
 HIGH_LIMIT = 10_000_000  # requests a minute: far above anything this machine can do
@@ -180,16 +201,60 @@ def busy_cpu_seconds() -> float:
     return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_cpu_seconds() -> float:
-    """CPU seconds of the machine's ``postgres`` processes that are alive now (Linux /proc)."""
+def named_cpu_seconds(name: str) -> float:
+    """CPU seconds of the machine's processes called ``name`` that are alive now (Linux /proc)."""
     total = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):
             text = stat.read_text()
-            if text[text.index("(") + 1 : text.rindex(")")] == "postgres":
+            if text[text.index("(") + 1 : text.rindex(")")] == name:
                 fields = text.rsplit(")", 1)[1].split()
                 total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    return named_cpu_seconds("postgres")
+
+
+def pid_cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, all its threads (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pid_system_seconds(pid: int) -> float:
+    """stime alone: the kernel's share (socket writes and reads, fsync), 0 if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return int(fields[12]) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def listeners(port: int) -> int:
+    """Sockets listening on ``port`` (with SO_REUSEPORT, one per gateway that serves)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count
 
 
 def children_cpu_seconds() -> float:
@@ -262,6 +327,7 @@ class Server:
     base: str
     data_dir: Path
     log: Path
+    gateways: int = 0  # 0: one process (``ballast serve``); N: ``serve --gateways N``
     admin: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -273,9 +339,26 @@ class Server:
         )
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the server process (Linux /proc)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time of the server: every process of its layout (Linux /proc)."""
+        return sum(self.cpu_by_role().values())
+
+    def roles(self) -> dict[str, list[int]]:
+        """Pids by role: ``server``, or ``sequencer``, ``gateway`` and ``supervisor`` (the
+        ``serve --gateways`` process itself), told apart by each child's command line."""
+        if not self.gateways:
+            return {"server": [self.process.pid]}
+        found: dict[str, list[int]] = {"supervisor": [self.process.pid]}
+        for pid in child_pids(self.process.pid):
+            with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+                role = argv[-1].decode()
+                if role in ("sequencer", "gateway"):
+                    found.setdefault(role, []).append(pid)
+        return found
+
+    def cpu_by_role(self, roles: dict[str, list[int]] | None = None) -> dict[str, float]:
+        found = roles if roles is not None else self.roles()
+        return {role: sum(pid_cpu_seconds(p) for p in pids) for role, pids in found.items()}
 
     def admin_post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         response = self.admin.post(path, json=body or {})
@@ -286,15 +369,28 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(ballast: str, data_dir: Path, database_url: str | None) -> Iterator[Server]:
+def serve(
+    ballast: str,
+    data_dir: Path,
+    database_url: str | None,
+    gateways: int = 0,
+    redis_url: str | None = None,
+) -> Iterator[Server]:
+    """``ballast serve`` on a free port; with ``gateways``, ``serve --gateways N`` on NATS
+    (a subject prefix of this run's own) and ``redis_url``, ready once every gateway listens."""
     port = free_port()
     command = [*shlex.split(ballast), "serve", "--data-dir", str(data_dir), "--port", str(port)]
     command += ["--no-demo"]
     if database_url:
         command += ["--database-url", database_url]
+    if gateways:
+        command += ["--gateways", str(gateways), "--nats-url", NATS_URL]
+        command += ["--nats-subject", f"bench-{uuid.uuid4().hex[:10]}"]
     env = dict(os.environ)
     env["BALLAST_PUBLIC_RATE_LIMIT"] = str(HIGH_LIMIT)
     env["BALLAST_PRIVATE_RATE_LIMIT"] = str(HIGH_LIMIT)
+    if redis_url:
+        env["BALLAST_REDIS_URL"] = redis_url
     log = data_dir.parent / "server.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -302,18 +398,26 @@ def serve(ballast: str, data_dir: Path, database_url: str | None) -> Iterator[Se
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"ballast serve exited {process.returncode}: {log.read_text()}")
             if (data_dir / "server.json").exists():
                 with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(base + "/v1/time", timeout=2).status_code == 200:
+                    if httpx.get(base + "/v1/time", timeout=2).status_code == 200 and (
+                        # Every gateway up, or wrk's connections would all go to the first.
+                        not gateways
+                        or (
+                            log.read_text(errors="replace").count("Ballast exchange gateway")
+                            >= gateways
+                            and listeners(port) >= gateways
+                        )
+                    ):
                         break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"ballast serve did not start: {log.read_text()}")
             time.sleep(0.1)
-        server = Server(process, base, data_dir, log)
+        server = Server(process, base, data_dir, log, gateways)
         try:
             yield server
         finally:
@@ -322,9 +426,11 @@ def serve(ballast: str, data_dir: Path, database_url: str | None) -> Iterator[Se
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                process.kill()
+                # The layout's children share the session: end all of it, ours only.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
 
@@ -413,19 +519,55 @@ def count_orders(base: str, accounts: list[Account]) -> int:
 # ---------------------------------------------------------------- one database
 
 
-def bench_database(kind: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def layout_name(gateways: int) -> str:
+    return f"gateways_{gateways}" if gateways else "one_process"
+
+
+def ceiling(us: dict[str, float], cores: int, database: str) -> dict[str, Any]:
+    """The projected ceiling of the gateways layout on ``cores`` cores (see the module doc)."""
+    infra = us.get("redis", 0.0) + us.get("nats", 0.0)
+    if database == "postgresql":
+        infra += us.get("postgres", 0.0)
+    sequencer_cap = 1e6 / us["sequencer"] if us["sequencer"] else float("inf")
+    gateway_cap = (cores - 1) * 1e6 / (us["gateway"] + infra)
+    at = min(sequencer_cap, gateway_cap)
+    return {
+        "order_requests_per_s": round(at),
+        "placements_per_s": round(at * (RESTING + CROSSING) / (RESTING + CROSSING + CANCELS)),
+        "bound_by": "sequencer" if sequencer_cap <= gateway_cap else "gateways",
+        "sequencer_cap": round(sequencer_cap),
+        "gateways_cap": round(gateway_cap),
+        "arithmetic": (
+            f"min(1e6 / {us['sequencer']:.0f} sequencer µs, ({cores} - 1) cores * 1e6 / "
+            f"({us['gateway']:.0f} gateway µs + {infra:.0f} µs of "
+            f"{'PostgreSQL + ' if database == 'postgresql' else ''}Redis + NATS)) = "
+            f"min({sequencer_cap:,.0f}, {gateway_cap:,.0f}) order requests/s"
+        ),
+        "gateway_cores_at_ceiling": round(at * us["gateway"] / 1e6, 1),
+        "infra_cores_at_ceiling": round(at * infra / 1e6, 1),
+    }
+
+
+def bench_layout(
+    kind: str, gateways: int, args: argparse.Namespace, root: Path, hello: dict[str, Any]
+) -> dict[str, Any]:
+    """One layout on one database: GET /v1/time, then the signed orders, then the checks."""
+    nats = urlsplit(NATS_URL)
+    if gateways and not reachable(nats.hostname or "127.0.0.1", nats.port or 4222):
+        return {"skipped": f"NATS is not reachable at {NATS_URL}"}
     if kind == "postgresql":
-        if not reachable("127.0.0.1", 5432):
-            return {"skipped": "PostgreSQL is not reachable on 127.0.0.1:5432"}
         database: contextlib.AbstractContextManager[str | None] = postgres_database()
     else:
         database = contextlib.nullcontext(None)
-    root = work / kind
+    root.mkdir(parents=True)
     data_dir = root / "var"
-    data_dir.mkdir(parents=True)
+    data_dir.mkdir()
     load_at_start = [round(x, 2) for x in os.getloadavg()]
-    hello = measure_hello(args, root)
-    with database as url, serve(args.ballast, data_dir, url) as server:
+    redis_url = args.redis_url if gateways else None
+    with (
+        database as url,
+        serve(args.ballast, data_dir, url, gateways=gateways, redis_url=redis_url) as server,
+    ):
         host = server.base.removeprefix("http://")
         market = {"id": MARKET, "name": "HTTP load", "type": "binary", "close_time": FAR_FUTURE_MS}
         server.admin_post("/markets", market)
@@ -444,25 +586,52 @@ def bench_database(kind: str, args: argparse.Namespace, work: Path) -> dict[str,
             assert cancel.status_code == 200, cancel.text
 
         def measured(prefix: Path) -> dict[str, Any]:
-            """One wrk run, with the CPU the server, wrk and everything else used meanwhile."""
-            server0, wrk0, busy0 = server.cpu_seconds(), children_cpu_seconds(), busy_cpu_seconds()
-            pg0 = postgres_cpu_seconds()
+            """One wrk run, with the CPU each server role, wrk and everything else used."""
+            roles = server.roles()
+            role0, wrk0, busy0 = (
+                server.cpu_by_role(roles),
+                children_cpu_seconds(),
+                busy_cpu_seconds(),
+            )
+            gateway0 = [pid_cpu_seconds(p) for p in roles.get("gateway", [])]
+            system0 = {r: sum(pid_system_seconds(p) for p in pids) for r, pids in roles.items()}
+            infra0 = {name: named_cpu_seconds(name) for name in INFRA}
             result = run_wrk(
                 args.wrk, server.base, prefix, args.threads, args.connections, args.duration
             )
-            seconds = result["duration_s"]
-            server_cpu = server.cpu_seconds() - server0
+            seconds, requests = result["duration_s"], max(result["requests"], 1)
+            role_cpu = {r: c - role0[r] for r, c in server.cpu_by_role(roles).items()}
             wrk_cpu = children_cpu_seconds() - wrk0
-            pg_cpu = max(postgres_cpu_seconds() - pg0, 0.0)
-            other = busy_cpu_seconds() - busy0 - server_cpu - wrk_cpu - pg_cpu
-            result["cpu_cores"] = {
-                "server": round(server_cpu / seconds, 2),
-                "wrk": round(wrk_cpu / seconds, 2),
-                "postgres": round(pg_cpu / seconds, 2),
-                "other_processes": round(max(other, 0.0) / seconds, 2),
-            }
+            infra = {n: max(named_cpu_seconds(n) - c, 0.0) for n, c in infra0.items()}
+            server_cpu = sum(role_cpu.values())
+            other = busy_cpu_seconds() - busy0 - server_cpu - wrk_cpu - sum(infra.values())
+            cores = {r: round(c / seconds, 2) for r, c in role_cpu.items()}
+            cores["wrk"] = round(wrk_cpu / seconds, 2)
+            cores.update({INFRA[n]: round(c / seconds, 2) for n, c in infra.items()})
+            cores["other_processes"] = round(max(other, 0.0) / seconds, 2)
+            result["cpu_cores"] = cores
             # Independent of how much CPU the server got: its cost per request (µs of CPU).
-            result["server_cpu_us_per_request"] = round(server_cpu / result["requests"] * 1e6)
+            result["server_cpu_us_per_request"] = round(server_cpu / requests * 1e6)
+            us = {r: c / requests * 1e6 for r, c in role_cpu.items()}
+            us.update({INFRA[n]: c / requests * 1e6 for n, c in infra.items()})
+            result["cpu_us_per_request"] = {k: round(v) for k, v in us.items()}
+            # How much of each role's CPU the kernel spent (system time over user + system).
+            result["system_share"] = {
+                r: round((sum(pid_system_seconds(p) for p in pids) - system0[r]) / role_cpu[r], 2)
+                for r, pids in roles.items()
+                if role_cpu[r] > 0
+            }
+            if gateways:
+                result["gateway_cores_each"] = [
+                    round((pid_cpu_seconds(p) - c) / seconds, 2)
+                    for p, c in zip(roles.get("gateway", []), gateway0, strict=True)
+                ]
+                # A gateway that died and was started again is not in this run's sums.
+                result["roles_unchanged"] = server.roles() == roles
+                result["ceiling"] = ceiling(us, args.ceiling_cores, kind)
+            else:
+                # One process: its request path holds one GIL, so one core at most.
+                result["ceiling"] = {"order_requests_per_s": round(1e6 / us["server"])}
             return result
 
         time_prefix = root / "time-requests"
@@ -478,22 +647,34 @@ def bench_database(kind: str, args: argparse.Namespace, work: Path) -> dict[str,
         orders_after = count_orders(server.base, accounts)
         alive = server.process.poll() is None
         if args.py_spy:  # an extra, unmeasured orders run with the sampling profiler attached
-            profile = Path(f"{args.profile_out}-{kind}.txt").resolve()
-            spy_command = [args.py_spy, "record", "--pid", str(server.process.pid)]
-            spy_command += ["--nonblocking", "--threads", "--rate", "250"]
-            spy_command += ["--duration", str(args.duration), "--format", "raw"]
-            if args.py_spy_gil:  # only samples holding the GIL: who keeps the others waiting
-                spy_command.append("--gil")
-            spy = subprocess.Popen(
-                [*spy_command, "--output", str(profile)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+            roles = server.roles()
+            # With gateways: the sequencer and one gateway, sampled during the same run.
+            targets = (
+                {"-sequencer": roles["sequencer"][0], "-gateway": roles["gateway"][0]}
+                if gateways
+                else {"": roles["server"][0]}
             )
+            spies = []
+            for suffix, pid in targets.items():
+                profile = Path(f"{args.profile_out}-{kind}{suffix}.txt").resolve()
+                spy_command = [args.py_spy, "record", "--pid", str(pid)]
+                spy_command += ["--nonblocking", "--threads", "--rate", "250"]
+                spy_command += ["--duration", str(args.duration), "--format", "raw"]
+                if args.py_spy_gil:  # only samples holding the GIL: who keeps the others waiting
+                    spy_command.append("--gil")
+                spies.append(
+                    subprocess.Popen(
+                        [*spy_command, "--output", str(profile)],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
             write_order_requests(order_prefix, host, accounts, args.threads, args.seed + 1)
             run_wrk(
                 args.wrk, server.base, order_prefix, args.threads, args.connections, args.duration
             )
-            spy.wait(timeout=60)
+            for spy in spies:
+                spy.wait(timeout=60)
 
     seconds = order_run["duration_s"]
     statuses = order_run["statuses"]
@@ -505,7 +686,13 @@ def bench_database(kind: str, args: argparse.Namespace, work: Path) -> dict[str,
     requests_rps = order_run["requests"] / seconds
     time_errors = {k: v for k, v in time_run["statuses"].items() if not k.startswith("2")}
     latency = order_run["latency_ms"]
-    return {
+    found: dict[str, Any] = {
+        "layout": (
+            f"ballast serve --gateways {gateways} (a sequencer, {gateways} gateways on one port, "
+            "NATS, Redis)"
+            if gateways
+            else "ballast serve (one process)"
+        ),
         "database": "sqlite (WAL, synchronous=FULL)" if kind == "sqlite" else "postgresql",
         "orders_per_s": round(placed_2xx / seconds, 1),
         "cancels_per_s": round(canceled_2xx / seconds, 1),
@@ -522,7 +709,6 @@ def bench_database(kind: str, args: argparse.Namespace, work: Path) -> dict[str,
             "socket": {k: v for k, v in time_run["socket_errors"].items() if v},
         },
         "hello_per_s": hello["requests_per_s"],
-        "hello": hello,
         "ratio_vs_hello": round(placed_2xx / seconds / hello["requests_per_s"], 3),
         "ratio": round(placed_2xx / seconds / time_rps, 3),  # placements/s ÷ GET /time/s
         "ratio_all_requests": round(requests_rps / time_rps, 3),
@@ -531,6 +717,10 @@ def bench_database(kind: str, args: argparse.Namespace, work: Path) -> dict[str,
             "orders_run": order_run["server_cpu_us_per_request"],
             "time_run": time_run["server_cpu_us_per_request"],
         },
+        "cpu_us_per_order_request": order_run["cpu_us_per_request"],
+        "cpu_us_per_time_request": time_run["cpu_us_per_request"],
+        "system_share_of_cpu": order_run["system_share"],
+        "ceiling": order_run["ceiling"],
         "check": {
             "placements_2xx": placed_2xx,
             "orders_in_api_delta": orders_after - orders_before,
@@ -543,6 +733,69 @@ def bench_database(kind: str, args: argparse.Namespace, work: Path) -> dict[str,
             "orders_per_s_ge_5000": placed_2xx / seconds >= 5000,
         },
     }
+    if gateways:
+        found["gateway_cores_each"] = order_run["gateway_cores_each"]
+        found["check"]["roles_unchanged"] = order_run["roles_unchanged"]
+    return found
+
+
+INFRA = {"postgres": "postgres", "redis-server": "redis", "nats-server": "nats"}
+
+
+def bench_database(kind: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    if kind == "postgresql" and not reachable("127.0.0.1", 5432):
+        return {"skipped": "PostgreSQL is not reachable on 127.0.0.1:5432"}
+    root = work / kind
+    root.mkdir(parents=True)
+    hello = measure_hello(args, root)
+    found: dict[str, Any] = {"hello": hello}
+    for gateways in args.layouts:
+        name = layout_name(gateways)
+        try:
+            found[name] = bench_layout(kind, gateways, args, root / name, hello)
+        except Exception as error:  # report and go on to the next layout
+            log = root / name / "server.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            found[name] = {"failed": f"{type(error).__name__}: {error}", "server_log": tail}
+    return found
+
+
+def summary(results: dict[str, Any]) -> str:
+    """One line per database and layout: what the issue's targets are about."""
+    lines = []
+    for kind in ("sqlite", "postgresql"):
+        found = results.get(kind)
+        if not isinstance(found, dict) or "hello" not in found:
+            continue
+        lines.append(f"{kind}: hello world {found['hello']['requests_per_s']:,.0f}/s")
+        for name, run in found.items():
+            if name == "hello":
+                continue
+            if "failed" in run or "skipped" in run:
+                lines.append(f"  {name}: {run.get('failed') or run['skipped']}")
+                continue
+            us = run["cpu_us_per_order_request"]
+            line = (
+                f"  {name}: {run['orders_per_s']:,.0f} placements/s, "
+                f"{run['ratio_vs_hello']:.3f}x hello (target >= 0.5), "
+                f"p50 {run['p50_ms']} / p99 {run['p99_ms']} ms (target p99 <= 25), "
+                f"CPU µs/order request: " + ", ".join(f"{k} {v}" for k, v in us.items())
+            )
+            lines.append(line)
+            if "arithmetic" in run["ceiling"]:
+                ceil = run["ceiling"]
+                lines.append(
+                    f"    ceiling on {results['settings']['ceiling_cores']} cores: "
+                    f"{ceil['arithmetic']} -> {ceil['order_requests_per_s']:,} order requests/s "
+                    f"({ceil['placements_per_s']:,} placements/s), bound by {ceil['bound_by']}"
+                )
+            else:
+                server_us = run["server_cpu_us_per_request"]["orders_run"]
+                lines.append(
+                    f"    one process (one GIL): 1e6 / {server_us} µs = "
+                    f"{run['ceiling']['order_requests_per_s']:,} order requests/s"
+                )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -558,7 +811,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--py-spy", help="path to py-spy: profile an extra orders run")
     parser.add_argument("--profile-out", default="http_load-profile", help="py-spy output prefix")
     parser.add_argument("--py-spy-gil", action="store_true", help="py-spy: GIL holders only")
+    parser.add_argument(
+        "--gateways",
+        type=int,
+        default=2,
+        help="after the one-process run, serve --gateways N (0: the one process only)",
+    )
+    parser.add_argument("--only-gateways", action="store_true", help="skip the one-process layout")
+    parser.add_argument("--redis-url", default=REDIS_URL, help="the gateways' shared Redis")
+    parser.add_argument("--ceiling-cores", type=int, default=16, help="cores of the projection")
     args = parser.parse_args(argv)
+    args.layouts = ([] if args.only_gateways else [0]) + ([args.gateways] if args.gateways else [])
+    if not args.layouts:
+        parser.error("--only-gateways needs --gateways N")
     if not 1 <= args.duration <= 25:
         parser.error("--duration must be 1–25 s: signed timestamps are valid for ±30 s")
     if args.connections < args.threads or args.connections % args.threads:
@@ -586,6 +851,12 @@ def main(argv: list[str] | None = None) -> int:
                 "latency": "over all requests (placements and cancels together)",
             },
             "server": "ballast serve: 1 uvicorn process (uvloop, httptools), no access log",
+            "layouts": [layout_name(g) for g in args.layouts],
+            "gateways_layout": (
+                f"ballast serve --gateways N --nats-url {NATS_URL}: a sequencer process and N "
+                f"gateway processes (SO_REUSEPORT on the one port), Redis {args.redis_url}"
+            ),
+            "ceiling_cores": args.ceiling_cores,
             "yardstick": "bench/hello_asgi.py: bare ASGI hello world, uvicorn + httptools + uvloop",
         },
         "machine": {
@@ -606,6 +877,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(results, indent=2))
+    print(summary(results), file=sys.stderr)
     return 0
 
 

@@ -6,12 +6,21 @@ Each subscriber notes, for every message, arrival time minus the message's `time
 server published it, right after the commit). Printed: messages delivered per second, latency
 p50/p99, gaps in `seq` (must be 0), and how many subscribers were cut as slow.
 
+With ``--gateways N``, the fan-out is measured a second time against gateways in front of one
+sequencer (docs/adr/0025): ``ballast sequencer`` and N ``ballast gateway`` processes, each
+gateway on a port of its own (the same data dir, a NATS subject prefix of this run's own, the
+machine's Redis), the subscribers split evenly over the gateways' ports (subscriber i on gateway
+i mod N) and the market makers too. A message's ``time`` is when the sequencer stored the batch,
+so the latency is commit → subscriber across the bus and the gateway's replica.
+``--only-gateways`` skips the one-process fan-out.
+
 Part 2, order entry: placements per second over the socket (pipelined on a few connections)
 against REST (wrk with pre-signed requests, as bench/http_load.py), same order mix, no
-subscribers.
+subscribers (one process only).
 
     .venv/bin/python bench/stream_fanout.py                         # 1,000 subscribers, 2,000/s
     .venv/bin/python bench/stream_fanout.py --subscribers 100 --duration 10
+    .venv/bin/python bench/stream_fanout.py --gateways 2 --skip-entry   # and over 2 gateways
 """
 
 from __future__ import annotations
@@ -19,20 +28,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import random
 import re
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import uvloop
 import websockets
 
@@ -40,10 +56,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from http_load import (
     BALLAST,
     FAR_FUTURE_MS,
+    HIGH_LIMIT,
     MARKET,
+    NATS_URL,
+    REDIS_URL,
     Account,
     Server,
+    free_port,
     order_body,
+    pid_cpu_seconds,
     run_wrk,
     serve,
     sign,
@@ -176,18 +197,23 @@ class Subscriber(asyncio.Protocol):
         self.stats["lost"] += 1
 
 
-async def subscribers(url: str, count: int, seconds: float) -> dict[str, Any]:
-    """Open ``count`` connections, subscribe, read for ``seconds``; report what arrived."""
-    parsed = urlsplit(url)
-    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
+async def subscribers(urls: list[str], count: int, seconds: float) -> dict[str, Any]:
+    """Open ``count`` connections (subscriber i to ``urls[i % len(urls)]``), subscribe, read
+    for ``seconds``; report what arrived."""
     stats: dict[str, Any] = {"messages": 0, "gaps": 0, "closed": 0, "lost": 0}
     stats["latencies"] = []
     stats["on"] = False
     loop = asyncio.get_running_loop()
     clients = []
     for i in range(count):
+        parsed = urlsplit(urls[i % len(urls)])
+        host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
         _, client = await loop.create_connection(
-            lambda i=i: Subscriber(parsed.path, f"{host}:{port}", stats, i % 10 == 0), host, port
+            lambda i=i, path=parsed.path, address=f"{host}:{port}": Subscriber(
+                path, address, stats, i % 10 == 0
+            ),
+            host,
+            port,
         )
         await client.ready
         for channel in ("orderbook", "trades"):
@@ -209,6 +235,7 @@ async def subscribers(url: str, count: int, seconds: float) -> dict[str, Any]:
     latencies: list[float] = stats["latencies"]
     return {
         "subscribers": count,
+        "subscribers_per_address": {u: len(range(i, count, len(urls))) for i, u in enumerate(urls)},
         "messages_per_s": round(stats["messages"] / elapsed),
         "latency_ms_p50": round(percentile(latencies, 0.50), 1),
         "latency_ms_p99": round(percentile(latencies, 0.99), 1),
@@ -233,14 +260,15 @@ def order_request(rng: random.Random, n: int) -> dict[str, Any]:
 
 
 async def order_flow(
-    url: str, makers: list[Account], rate: int, seconds: float, seed: int
+    urls: list[str], makers: list[Account], rate: int, seconds: float, seed: int
 ) -> dict[str, Any]:
-    """Send orders at ``rate``/s spread over the makers' connections; count the answers."""
+    """Send orders at ``rate``/s spread over the makers' connections (maker i to
+    ``urls[i % len(urls)]``); count the answers."""
     rng = random.Random(seed)
     counts = {"sent": 0, "ok": 0, "errors": 0}
     sockets = []
-    for maker in makers:
-        ws = await websockets.connect(url, max_queue=None)
+    for i, maker in enumerate(makers):
+        ws = await websockets.connect(urls[i % len(urls)], max_queue=None)
         welcome = json.loads(await ws.recv())
         await ws.send(auth(maker, welcome["nonce"]))
         json.loads(await ws.recv())
@@ -328,19 +356,111 @@ def open_market(server: Server, traders: int) -> list[Account]:
     return accounts
 
 
-def fanout(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    data_dir = work / "fanout" / "var"
+@dataclass
+class Layout:
+    """Where the subscribers and makers connect, and whose CPU is the server's."""
+
+    admin: Server  # the admin API and the data dir (the one process, or the sequencer)
+    stream_urls: list[str]
+    pids: dict[str, list[int]]  # by role: server, or sequencer and gateway
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+
+
+def wait_ready(process: subprocess.Popen[bytes], base: str, log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited {process.returncode}: {log.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not ready: {log.read_text()[-3000:]}")
+        time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def gateways_layout(args: argparse.Namespace, data_dir: Path) -> Iterator[Layout]:
+    """``ballast sequencer`` and ``args.gateways`` × ``ballast gateway``, each on its own
+    loopback port, sharing the data dir (SQLite, the secret key), NATS and Redis."""
+    env = dict(os.environ)
+    env["BALLAST_PUBLIC_RATE_LIMIT"] = env["BALLAST_PRIVATE_RATE_LIMIT"] = str(HIGH_LIMIT)
+    env["BALLAST_REDIS_URL"] = args.redis_url
+    env["BALLAST_NATS_URL"] = NATS_URL
+    env["BALLAST_NATS_SUBJECT"] = f"bench-{uuid.uuid4().hex[:10]}"
+    common = ["--data-dir", str(data_dir), "--no-demo"]
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        port = free_port()
+        log = data_dir.parent / "sequencer.log"
+        sequencer = start(
+            [*shlex.split(args.ballast), "sequencer", *common, "--port", str(port)], env, log
+        )
+        started.append(sequencer)
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(sequencer, base, log)
+        admin = Server(sequencer, base, data_dir, log)
+        gateways = []
+        for n in range(args.gateways):
+            port = free_port()
+            log = data_dir.parent / f"gateway-{n}.log"
+            process = start(
+                [*shlex.split(args.ballast), "gateway", *common, "--port", str(port)], env, log
+            )
+            started.append(process)
+            gateways.append((process, f"http://127.0.0.1:{port}", log))
+        for process, gateway_base, log in gateways:
+            wait_ready(process, gateway_base, log)
+        try:
+            yield Layout(
+                admin,
+                [b.replace("http://", "ws://") + "/stream" for _, b, _ in gateways],
+                {"sequencer": [sequencer.pid], "gateway": [p.pid for p, _, _ in gateways]},
+            )
+        finally:
+            admin.admin.close()
+    finally:
+        for process in reversed(started):
+            stop(process)
+
+
+@contextlib.contextmanager
+def one_process_layout(args: argparse.Namespace, data_dir: Path) -> Iterator[Layout]:
+    with serve(args.ballast, data_dir, None) as server:
+        yield Layout(server, [stream_url(server)], {"server": [server.process.pid]})
+
+
+def fanout(args: argparse.Namespace, work: Path, gateways: int = 0) -> dict[str, Any]:
+    name = f"fanout-gateways-{gateways}" if gateways else "fanout"
+    data_dir = work / name / "var"
     data_dir.mkdir(parents=True)
     os.environ["BALLAST_STREAM_CONNECTIONS_PER_IP"] = str(args.subscribers + 100)
     os.environ["BALLAST_STREAM_SEND_BUFFER_BYTES"] = str(args.send_buffer_bytes)
-    with serve(args.ballast, data_dir, None) as server:
-        makers = open_market(server, args.makers)
+    layout = gateways_layout(args, data_dir) if gateways else one_process_layout(args, data_dir)
+    with layout as venue:
+        makers = open_market(venue.admin, args.makers)
         child = subprocess.Popen(
             [
                 sys.executable,
                 __file__,
                 "--subscriber-process",
-                stream_url(server),
+                ",".join(venue.stream_urls),
                 str(args.subscribers),
                 str(args.duration),
             ],
@@ -351,15 +471,28 @@ def fanout(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         line = child.stdout.readline()
         if line.strip() != "READY":
             raise RuntimeError(f"subscribers did not connect: {line!r}")
-        cpu0 = server.cpu_seconds()
+        cpu0 = {r: [pid_cpu_seconds(p) for p in pids] for r, pids in venue.pids.items()}
         flow = asyncio.run(
-            order_flow(stream_url(server), makers, args.rate, args.duration + 2, args.seed)
+            order_flow(venue.stream_urls, makers, args.rate, args.duration + 2, args.seed)
         )
-        server_cores = (server.cpu_seconds() - cpu0) / (args.duration + 4)
+        seconds = args.duration + 4  # the flow's run and the 2 s it waits for answers
+        cores = {
+            r: [
+                round((pid_cpu_seconds(p) - c) / seconds, 2)
+                for p, c in zip(pids, cpu0[r], strict=True)
+            ]
+            for r, pids in venue.pids.items()
+        }
         out, _ = child.communicate(timeout=120)
         result = json.loads(out.strip().splitlines()[-1])
+        result["layout"] = (
+            f"ballast sequencer + {gateways} ballast gateway, each gateway on its own port"
+            if gateways
+            else "ballast serve (one process)"
+        )
         result["order_flow"] = flow
-        result["server_cpu_cores"] = round(server_cores, 2)
+        result["server_cpu_cores"] = round(sum(sum(c) for c in cores.values()), 2)
+        result["cpu_cores_by_role"] = cores
         return result
 
 
@@ -404,16 +537,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ballast", default=str(BALLAST))
     parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk")
     parser.add_argument("--skip-entry", action="store_true")
+    parser.add_argument(
+        "--gateways", type=int, default=0, help="also fan out through N gateways (0: not)"
+    )
+    parser.add_argument("--only-gateways", action="store_true", help="skip the one process")
+    parser.add_argument("--redis-url", default=REDIS_URL, help="the gateways' shared Redis")
     parser.add_argument("--work-dir", type=Path, help="keep data and logs here (must not exist)")
     parser.add_argument("--subscriber-process", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.subscriber_process:
-        url, count, seconds = args.subscriber_process
-        print(json.dumps(uvloop.run(subscribers(url, int(count), float(seconds)))), flush=True)
+        urls, count, seconds = args.subscriber_process
+        found = uvloop.run(subscribers(urls.split(","), int(count), float(seconds)))
+        print(json.dumps(found), flush=True)
         return 0
     with tempfile.TemporaryDirectory(prefix="ballast-fanout-") as tmp:
         work = Path(args.work_dir or tmp)  # --work-dir keeps the servers' logs
-        result: dict[str, Any] = {"fanout": fanout(args, work)}
+        result: dict[str, Any] = {}
+        if not args.only_gateways:
+            result["fanout"] = fanout(args, work)
+        if args.gateways:
+            result[f"fanout_gateways_{args.gateways}"] = fanout(args, work, args.gateways)
         if not args.skip_entry:
             result["order_entry"] = entry(args, work)
     result["machine"] = {"cores": os.cpu_count(), "python": sys.version.split()[0]}
