@@ -206,3 +206,38 @@ async def guarded_then_killed(
     finally:
         await stream.close()
     return order_id
+
+
+def test_serve_with_gateways_killed_leaves_no_process_behind(tmp_path: Path) -> None:
+    port = free_port()
+    command = [str(BALLAST), "serve", "--gateways", "2", "--no-demo", "--port", str(port)]
+    command += ["--data-dir", str(tmp_path / "var")]
+    log = tmp_path / "serve.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environment())
+    served = Served(process, f"http://127.0.0.1:{port}/v1", log)
+    try:
+        wait_ready(served)
+        children = [int(p) for p in children_of(process.pid)]
+        assert len(children) == 3, children  # the sequencer and two gateways
+        kill(process)  # SIGKILL: it cannot stop them itself
+        deadline = time.monotonic() + 60
+        while any(Path(f"/proc/{pid}").exists() and not zombie(pid) for pid in children):
+            assert time.monotonic() < deadline, f"left running: {children}\n{tail(log)}"
+            time.sleep(0.1)
+    finally:
+        kill(process)
+
+
+def children_of(pid: int) -> list[str]:
+    found: list[str] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += (task / "children").read_text().split()
+    return found
+
+
+def zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except OSError:
+        return True

@@ -323,7 +323,7 @@ def run_with_gateways(args: argparse.Namespace, settings: Settings) -> int:
     run = [sys.executable, "-c", code]
     sequencer_env = {**base, "BALLAST_HOST": "127.0.0.1", "BALLAST_PORT": str(sequencer_port)}
     gateway_env = {**base, "BALLAST_REUSE_PORT": "1"}
-    sequencer = subprocess.Popen([*run, "sequencer"], env=sequencer_env)
+    sequencer = subprocess.Popen([*run, "sequencer"], env=sequencer_env, preexec_fn=die_with_parent)
     gateways: list[subprocess.Popen[bytes]] = []
     stopping = False
 
@@ -341,7 +341,9 @@ def run_with_gateways(args: argparse.Namespace, settings: Settings) -> int:
     while not stopping and sequencer.poll() is None and not _answers(url):
         time.sleep(0.2)
     for _ in range(args.gateways):
-        gateways.append(subprocess.Popen([*run, "gateway"], env=gateway_env))
+        gateways.append(
+            subprocess.Popen([*run, "gateway"], env=gateway_env, preexec_fn=die_with_parent)
+        )
     if not stopping:
         print(
             f"\n{args.gateways} gateway(s) serve {settings.base_url} (the address for clients); "
@@ -358,7 +360,9 @@ def run_with_gateways(args: argparse.Namespace, settings: Settings) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-                gateways[i] = subprocess.Popen([*run, "gateway"], env=gateway_env)
+                gateways[i] = subprocess.Popen(
+                    [*run, "gateway"], env=gateway_env, preexec_fn=die_with_parent
+                )
     if not stopping:  # the sequencer stopped on its own: so does the venue
         stop(signal.SIGTERM, None)
     for child in gateways:
@@ -368,6 +372,17 @@ def run_with_gateways(args: argparse.Namespace, settings: Settings) -> int:
     if stopping and status in (0, -signal.SIGTERM, -signal.SIGINT):
         return 0
     return status if status >= 0 else 128 - status
+
+
+def die_with_parent() -> None:
+    """In a child of ``serve --gateways``: SIGTERM when the parent dies, however it died (a
+    SIGKILL gives it no chance to stop them), so no sequencer or gateway is left orphaned."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _answers(url: str) -> bool:
