@@ -359,7 +359,7 @@ async def five_connections_across(v: Venue, account: dict[str, str]) -> None:
 
 def test_a_call_sent_again_is_answered_once(tmp_path: Path, database_url: str) -> None:
     """A gateway that lost a reply sends the call again with its id: the sequencer answers
-    with its first answer and places nothing twice (ADR 0025)."""
+    with its first answer and places nothing twice (ADR 0025); so in a batch of calls."""
     with venue(tmp_path, database_url, gateways=0) as v:
         accounts = setup_exchange(v.sequencer, v.data_dir)
         subject = sequencer_subject(v.sequencer)
@@ -380,24 +380,29 @@ def test_a_call_sent_again_is_answered_once(tmp_path: Path, database_url: str) -
             None,
         )
         call = {"service": "trading", "method": "place", "args": [to_wire(order), False]}
-        answers = asyncio.run(send_twice(subject, encode({**call, "id": "gw-test-1"})))
+        first = {**call, "id": "gw-test-1"}
+        batch = {"batch": [first, {**call, "id": "gw-test-2"}, {"service": "trading"}]}
+        answers = asyncio.run(send_each(subject, [encode(first), encode(first), encode(batch)]))
         assert answers[0] == answers[1]
         placed = answers[0]["value"]
+        assert placed["record"] == "OrderOutcome"
+        # A batch: each call answered in its place, the one seen before with its first answer.
+        in_batch = answers[2]["answers"]
+        assert in_batch[0] == answers[0]
+        assert in_batch[1]["value"]["record"] == "OrderOutcome" and in_batch[1] != in_batch[0]
+        assert "invalid" in in_batch[2]
         client = SignedClient(v.sequencer.api, **keys(accounts[0]))
         try:
             listed = client.get("/orders?status=all").json()["orders"]
-            assert len(listed) == 1 and listed[0]["size"] == 2, listed
-            assert placed["record"] == "OrderOutcome"
+            assert len(listed) == 2 and {o["size"] for o in listed} == {2}, listed
         finally:
             client.close()
 
 
-async def send_twice(subject: str, request: bytes) -> list[dict[str, Any]]:
+async def send_each(subject: str, requests: list[bytes]) -> list[dict[str, Any]]:
     nc = await nats.connect(require_nats())
     try:
-        first = await nc.request(subject, request, timeout=10)
-        again = await nc.request(subject, request, timeout=10)
-        return [decode(first.data), decode(again.data)]
+        return [decode((await nc.request(subject, r, timeout=10)).data) for r in requests]
     finally:
         await nc.close()
 

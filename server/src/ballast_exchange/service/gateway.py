@@ -216,6 +216,8 @@ class GatewayExchange(Exchange):
         self._poller: asyncio.Task[None] | None = None
         self._calls = 0
         self._sequencer: str | None = None  # the instance that answered last
+        self._outbox: list[tuple[dict[str, Any], asyncio.Future[Any]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
         self.metrics.gauge(
             "ballast_gateway_replica_command",
             "The last journal command this gateway's replica has executed",
@@ -356,22 +358,22 @@ class GatewayExchange(Exchange):
 
     async def call(self, service: str, method: str, *args: Any) -> Any:
         """Run a service call on the sequencer; its outcome once the replica reached it."""
-        nc = self._nats
-        if nc is None or not self.accepting:
+        if self._nats is None or not self.accepting:
             raise ServiceUnavailable("this gateway is not connected to the sequencer")
         self._calls += 1
-        request = encode(
-            {
-                "service": service,
-                "method": method,
-                "args": [to_wire(a) for a in args],
-                "gateway": self.gateway_id,
-                "id": f"{self.gateway_id}-{self._calls}",
-            }
-        )
-        msg = await self._send(nc, request)
-        answer = decode(msg.data)
-        self._sequencer = str(answer.get("sequencer", "")) or None
+        call = {
+            "service": service,
+            "method": method,
+            "args": [to_wire(a) for a in args],
+            "gateway": self.gateway_id,
+            "id": f"{self.gateway_id}-{self._calls}",
+        }
+        answered: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._outbox.append((call, answered))
+        if len(self._outbox) == 1:
+            asyncio.get_running_loop().call_soon(self._send_outbox)
+        answer = await answered
+        self._sequencer = str(answer.get("sequencer", "")) or self._sequencer
         if "unavailable" in answer:
             raise ServiceUnavailable(str(answer["unavailable"]))
         if "invalid" in answer:
@@ -380,6 +382,36 @@ class GatewayExchange(Exchange):
         if "error" in answer:
             raise error_from_wire(answer["error"])
         return from_wire(answer["value"])
+
+    def _send_outbox(self) -> None:
+        """The calls made in this turn of the loop, in one message (in the order made): one
+        bus round trip, and one message for the sequencer to take, for all of them."""
+        outbox, self._outbox = self._outbox, []
+        task = asyncio.ensure_future(self._send_batch(outbox))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send_batch(self, outbox: list[tuple[dict[str, Any], asyncio.Future[Any]]]) -> None:
+        nc = self._nats
+        try:
+            if nc is None:
+                raise ServiceUnavailable("this gateway is not connected to the sequencer")
+            if len(outbox) == 1:
+                msg = await self._send(nc, encode(outbox[0][0]))
+                answers = [decode(msg.data)]
+            else:
+                msg = await self._send(nc, encode({"batch": [call for call, _ in outbox]}))
+                answers = list(decode(msg.data)["answers"])
+            if len(answers) != len(outbox):
+                raise RuntimeError("the sequencer answered a batch with another count")
+        except Exception as error:
+            for _, answered in outbox:
+                if not answered.done():
+                    answered.set_exception(error)
+            return
+        for (_, answered), answer in zip(outbox, answers, strict=True):
+            if not answered.done():
+                answered.set_result(answer)
 
     async def _send(self, nc: Nats, request: bytes) -> Msg:
         """The answer to ``request``. Sent to whichever sequencer holds the lease; with no

@@ -156,16 +156,54 @@ class SequencerLink:
                 log.exception("sweeping silent gateways' guarded orders failed")
 
     async def _on_call(self, msg: Msg) -> None:
-        self.calls += 1
+        """One call, or a gateway's batch of them (``{"batch": [...]}``: the calls its
+        clients made in one turn of its loop), run now in order; answered once all are."""
         try:
-            call = decode(msg.data)
+            message = decode(msg.data)
+        except BusMessageInvalid as error:
+            await self._respond(msg, encode({"invalid": str(error)}))
+            return
+        batch = message.get("batch")
+        if batch is None:
+            answers = [self._take(message)]
+        elif isinstance(batch, list):
+            answers = [self._take(call) for call in batch]
+        else:
+            await self._respond(msg, encode({"invalid": "a batch is a list of calls"}))
+            return
+        if all(answer.done() for answer in answers):
+            await self._respond_all(msg, batch is not None, answers)
+        else:
+            # The commands ran (or were refused) now, in arrival order; the answer follows
+            # their commit, on its own, so that calls behind it need not wait for the disk.
+            task = asyncio.ensure_future(self._respond_all(msg, batch is not None, answers))
+            self._answers.add(task)
+            task.add_done_callback(self._answers.discard)
+
+    async def _respond_all(
+        self, msg: Msg, batch: bool, answers: list[asyncio.Future[bytes]]
+    ) -> None:
+        bodies = [await asyncio.shield(answer) for answer in answers]
+        body = b'{"answers":[' + b",".join(bodies) + b"]}" if batch else bodies[0]
+        await self._respond(msg, body)
+
+    def _take(self, call: Any) -> asyncio.Future[bytes]:
+        """Run one call now; the future of its encoded answer. A call seen before (a
+        gateway's retry after a lost reply) gets its first answer, run once."""
+        self.calls += 1
+        loop = asyncio.get_running_loop()
+        try:
             call_id = str(call.get("id", ""))
             kept = self._answered.get(call_id) if call_id else None
-            if kept is not None:  # a gateway's retry after a lost reply: the same answer
+            if kept is not None:
                 self.retries += 1
-                await self._respond(msg, await asyncio.shield(kept), None)
-                return
-            answer = self._keep(call_id) if call_id else None
+                return kept
+            answer = self._keep(call_id) if call_id else loop.create_future()
+        except AttributeError:
+            answer = loop.create_future()
+            answer.set_result(encode({"invalid": "a call is an object"}))
+            return answer
+        try:
             service, method = str(call["service"]), str(call["method"])
             if method not in CALLS.get(service, frozenset()):
                 raise BusMessageInvalid(f"{service}.{method} is not a call")
@@ -173,24 +211,23 @@ class SequencerLink:
             gateway = str(call.get("gateway", ""))
             outcome = getattr(self._targets[service], method)(*args)
         except (BusMessageInvalid, KeyError, TypeError, ValueError) as error:
-            await self._respond(msg, encode({"invalid": str(error)}), None)
-            return
+            answer.set_result(encode({"invalid": str(error)}))
+            return answer
         except Exception as error:  # DomainError, ServiceUnavailable: answered like the rest
-            await self._reply(msg, answer, _failed(error))
-            return
+            self._settle(answer, _failed(error))
+            return answer
         if isinstance(outcome, Pending):
             if service == "trading" and method == "place" and args[1] is True:
                 outcome = self._guarded(gateway, outcome)
             else:
                 outcome = outcome.result()
         if isinstance(outcome, Awaitable):
-            # The command ran (or was refused) now, in arrival order; its answer follows its
-            # commit, on its own, so that calls behind it need not wait for the disk.
-            task = asyncio.ensure_future(self._answer(msg, answer, outcome))
+            task = asyncio.ensure_future(self._settle_later(answer, outcome))
             self._answers.add(task)
             task.add_done_callback(self._answers.discard)
         else:
-            await self._reply(msg, answer, lambda: outcome)
+            self._settle(answer, lambda: outcome)
+        return answer
 
     def _keep(self, call_id: str) -> asyncio.Future[bytes]:
         """Where the call's answer is kept for a retry of it (the newest ``ANSWERS_KEPT``)."""
@@ -207,19 +244,16 @@ class SequencerLink:
             self.watch.guarded(gateway, placed.order.account_id, placed.order.order_id)
         return placed
 
-    async def _answer(
-        self, msg: Msg, answer: asyncio.Future[bytes] | None, outcome: Awaitable[Any]
-    ) -> None:
+    async def _settle_later(self, answer: asyncio.Future[bytes], outcome: Awaitable[Any]) -> None:
         try:
             value = await outcome
         except Exception as error:
-            await self._reply(msg, answer, _failed(error))
+            self._settle(answer, _failed(error))
             return
-        await self._reply(msg, answer, lambda: value)
+        self._settle(answer, lambda: value)
 
-    async def _reply(
-        self, msg: Msg, answer: asyncio.Future[bytes] | None, value: Callable[[], Any]
-    ) -> None:
+    def _settle(self, answer: asyncio.Future[bytes], value: Callable[[], Any]) -> None:
+        """Encode a call's outcome (or refusal) as its answer, with the stored position."""
         stored, me = self.stored_through, self.instance
         try:
             body = {"value": to_wire(value()), "through": stored, "sequencer": me}
@@ -230,11 +264,10 @@ class SequencerLink:
         except Exception as error:
             log.exception("a gateway's call failed")
             body = {"unavailable": f"the sequencer failed the call ({type(error).__name__})"}
-        await self._respond(msg, encode(body), answer)
+        if not answer.done():
+            answer.set_result(encode(body))
 
-    async def _respond(self, msg: Msg, body: bytes, answer: asyncio.Future[bytes] | None) -> None:
-        if answer is not None and not answer.done():
-            answer.set_result(body)
+    async def _respond(self, msg: Msg, body: bytes) -> None:
         try:
             await msg.respond(body)
         except Exception as error:  # the gateway retries the call, to this sequencer
