@@ -17,7 +17,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -28,6 +30,7 @@ from cryptography.fernet import Fernet
 from ballast_exchange.domain import OrderType, SelfTradePrevention, Side, TimeInForce, digest
 from ballast_exchange.domain import commands as c
 from ballast_exchange.service.bus_codec import decode, encode, to_wire
+from tests.dashboard.conftest import Dashboard
 from tests.databases import fresh_database
 from tests.e2e.test_crash_recovery import (
     BALLAST,
@@ -413,3 +416,36 @@ def sequencer_subject(served: Served) -> str:
     environ = Path(f"/proc/{served.process.pid}/environ").read_bytes().split(b"\0")
     found = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
     return f"{found['BALLAST_NATS_SUBJECT']}.calls"
+
+
+def test_the_dashboard_works_across_gateways(tmp_path: Path, database_url: str) -> None:
+    """Sign up on one gateway (the faucet funds the account through the sequencer), go on
+    with the same session on the other, make a key there and trade with it on the first."""
+    with venue(tmp_path, database_url) as v:
+        setup_exchange(v.sequencer, v.data_dir)
+        urls = [g.api.removesuffix("/v1") for g in v.gateways]
+        one = Dashboard(SimpleNamespace(url=urls[0]))
+        other = Dashboard(SimpleNamespace(url=urls[1]))
+        try:
+            one.signup()
+            other.http.cookies = one.http.cookies  # the session cookie, as a browser sends it
+            other.csrf = one.csrf
+            account = other.request("GET", "/account")
+            assert account.status_code == 200, account.text
+            assert Decimal(str(account.json()["balance"]["total_balance"])) == Decimal("10000")
+            made = other.request("POST", "/keys", {"scopes": ["read", "trade"], "label": "bot"})
+            assert made.status_code == 201, made.text
+            key = made.json()
+            # At once, on the gateway that did not issue it.
+            trader = SignedClient(v.gateways[0].api, key["api_key"], key["api_secret"])
+            try:
+                order = {"market_id": MARKET, "side": "buy", "price": "0.10", "size": 1}
+                placed = trader.post("/orders", order)
+                assert placed.status_code == 201, placed.text
+            finally:
+                trader.close()
+            assert one.request("POST", "/logout").status_code < 300
+            assert other.request("GET", "/account").status_code == 401
+        finally:
+            one.close()
+            other.close()
