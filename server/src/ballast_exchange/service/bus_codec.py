@@ -62,44 +62,49 @@ class BusMessageInvalid(ValueError):
     """A message that does not decode into the types the bus carries."""
 
 
+_PLAIN = (str, int, bool, float, type(None))  # exact types: an enum member is not one
+# Per record type, its fields' names in order (looked up once, not on every value).
+_FIELDS: dict[type[Any], tuple[str, ...]] = {
+    kind: tuple(f.name for f in dataclasses.fields(kind)) for kind in RECORDS.values()
+}
+
+
 def to_wire(value: Any) -> Any:
     """``value`` as JSON-ready data (records tagged with their type's name)."""
-    if isinstance(value, enum.Enum):  # first: a StrEnum member is a str as well
-        return {"enum": type(value).__name__, "value": value.value}
-    if value is None or isinstance(value, bool | int | str | float):
-        return value
-    if isinstance(value, list | tuple):
-        return [to_wire(item) for item in value]
     kind = type(value)
-    if dataclasses.is_dataclass(value) and RECORDS.get(kind.__name__) is kind:
-        return {
-            "record": kind.__name__,
-            "fields": [to_wire(getattr(value, f.name)) for f in dataclasses.fields(kind)],
-        }
+    if kind in _PLAIN:
+        return value
+    if kind is list or kind is tuple:
+        return [to_wire(item) for item in value]
+    names = _FIELDS.get(kind)
+    if names is not None:
+        return {"record": kind.__name__, "fields": [to_wire(getattr(value, n)) for n in names]}
+    if isinstance(value, enum.Enum):
+        return {"enum": kind.__name__, "value": value.value}
     raise TypeError(f"{kind.__name__} does not travel on the bus")
 
 
 def from_wire(data: Any) -> Any:
     """The value ``to_wire`` made (a list comes back as a tuple: records hold tuples)."""
-    if data is None or isinstance(data, bool | int | str | float):
+    kind = type(data)
+    if kind in _PLAIN:
         return data
-    if isinstance(data, list):
+    if kind is list:
         return tuple(from_wire(item) for item in data)
-    if isinstance(data, dict):
+    if kind is dict:
         if "enum" in data:
-            kind = ENUMS.get(data["enum"])
-            if kind is None:
+            found = ENUMS.get(data["enum"])
+            if found is None:
                 raise BusMessageInvalid(f"unknown enum {data['enum']!r}")
-            return kind(data["value"])
+            return found(data["value"])
         record = RECORDS.get(data.get("record", ""))
         if record is None:
             raise BusMessageInvalid(f"unknown record {data.get('record')!r}")
         values = [from_wire(item) for item in data["fields"]]
-        names = [f.name for f in dataclasses.fields(record)]
-        if len(values) != len(names):
-            raise BusMessageInvalid(f"{record.__name__} needs {len(names)} fields")
+        if len(values) != len(_FIELDS[record]):
+            raise BusMessageInvalid(f"{record.__name__} needs {len(_FIELDS[record])} fields")
         return record(*values)
-    raise BusMessageInvalid(f"cannot decode {type(data).__name__}")
+    raise BusMessageInvalid(f"cannot decode {kind.__name__}")
 
 
 def encode(message: dict[str, Any]) -> bytes:
