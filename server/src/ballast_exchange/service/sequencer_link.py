@@ -1,11 +1,13 @@
 """The sequencer's side of the bus: it takes the gateways' calls and publishes what it commits.
 
 Subjects, under the venue's prefix (``ballast`` unless ``--nats-subject`` says otherwise):
-``<prefix>.calls`` (request/reply: a service call from a gateway, answered with its outcome),
-``<prefix>.committed`` (each stored batch of journal rows, in journal order, before any
-answer to its commands is sent) and ``<prefix>.keys`` (an API key issued or revoked: every
-process reloads it from the store). Only the lease holder subscribes to the calls, so gateways
-follow a takeover without restarting (docs/adr/0025).
+``<prefix>.calls`` (request/reply: a service call from a gateway, or a batch of them, answered
+with their outcomes; ``<prefix>.calls.<instance>`` takes a gateway's retries to this process
+alone), ``<prefix>.committed`` (each stored batch of journal rows, in journal order, before any
+answer to its commands is sent), ``<prefix>.keys`` (an API key issued, changed or revoked:
+every process reloads it from the store) and ``<prefix>.gateways`` (gateways' heartbeats, for
+``GatewayWatch``). Only the lease holder subscribes to the calls, so gateways follow a takeover
+without restarting (docs/adr/0025).
 
 A call runs the same service method a REST route runs in the one-process server, in the order
 the calls arrive; a command it executes is answered once stored, with the journal position
@@ -106,10 +108,32 @@ class SequencerLink:
         #: The last command stored (and published): an answer is sent once its command is.
         self.stored_through = venue.exchange.command_no
         self.publish_failures = 0
+        metrics = venue.exchange.metrics
+        for name, text, read in (
+            ("ballast_bus_calls", "Gateways' calls taken (a running count)", lambda: self.calls),
+            (
+                "ballast_bus_call_retries",
+                "Calls a gateway sent again after a lost reply, answered with the first answer",
+                lambda: self.retries,
+            ),
+            (
+                "ballast_bus_publish_failures",
+                "Committed batches that could not be published (gateways read them from the "
+                "journal)",
+                lambda: self.publish_failures,
+            ),
+            (
+                "ballast_gateway_guards_canceled",
+                "Cancel-on-disconnect orders canceled because their gateway fell silent",
+                lambda: self.watch.canceled,
+            ),
+        ):
+            metrics.gauge(name, text, (), _sample(read))
 
     async def start(self) -> None:
         self._nats = await connect(self.url, "ballast-sequencer")
-        # Pending keeps replies in arrival order; a slow gateway must not stall the rest.
+        # A burst of calls waits in the subscription instead of being dropped (NATS's
+        # slow-consumer limit): a dropped call is a client's order left unanswered.
         for subject in (self.calls_subject, f"{self.calls_subject}.{self.instance}"):
             await self._nats.subscribe(subject, cb=self._on_call, pending_msgs_limit=1_000_000)
         await self.key_news.attach(self._nats)
@@ -272,6 +296,10 @@ class SequencerLink:
             await msg.respond(body)
         except Exception as error:  # the gateway retries the call, to this sequencer
             log.warning("answering a gateway failed: %r", error)
+
+
+def _sample(read: Callable[[], int]) -> Callable[[], list[tuple[tuple[()], float]]]:
+    return lambda: [((), float(read()))]
 
 
 def _failed(error: Exception) -> Callable[[], Any]:
