@@ -394,6 +394,8 @@ def test_a_call_sent_again_is_answered_once(tmp_path: Path, database_url: str) -
         assert in_batch[0] == answers[0]
         assert in_batch[1]["value"]["record"] == "OrderOutcome" and in_batch[1] != in_batch[0]
         assert "invalid" in in_batch[2]
+        metrics = httpx.get(v.sequencer.api.removesuffix("/v1") + "/metrics", timeout=10).text
+        assert "\nballast_bus_call_retries 2.0\n" in metrics  # the resend, and in the batch
         client = SignedClient(v.sequencer.api, **keys(accounts[0]))
         try:
             listed = client.get("/orders?status=all").json()["orders"]
