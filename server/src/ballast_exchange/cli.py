@@ -35,14 +35,18 @@ DATA_DIR_VAR = "BALLAST_DATA_DIR"
 SERVE_EPILOG = """\
 Each option is also an environment variable: BALLAST_ENV, BALLAST_HOST, BALLAST_PORT,
 BALLAST_DATA_DIR, BALLAST_DATABASE_URL, BALLAST_REDIS_URL, BALLAST_DEMO=0, BALLAST_BOT=0,
-BALLAST_LOG_JSON=1, BALLAST_STANDBY=1 (a flag wins over its variable); BALLAST_LEASE_TTL_S
-sets how long a stopped server keeps the database before a standby takes over (default 5).
+BALLAST_LOG_JSON=1, BALLAST_STANDBY=1, BALLAST_NATS_URL, BALLAST_NATS_SUBJECT (a flag wins
+over its variable); BALLAST_LEASE_TTL_S sets how long a stopped server keeps the database
+before a standby takes over (default 5).
 `make run` runs `ballast serve`, so `BALLAST_PORT=8001 make run` starts a second sandbox on
 another port.
 
 One server per data directory and per database: a second one on the same data dir or
 database refuses to start (docs/adr/0015-one-server-per-store.md), unless it is a --standby
 on PostgreSQL, which waits and takes over (docs/adr/0023-sequencer-lease-and-standby.md).
+Gateways (`ballast gateway`) serve in front of one sequencer (`ballast sequencer`, or
+`ballast serve --gateways N` for both on one host) over NATS (docs/operations.md, "Gateways
+in front of a sequencer").
 """
 
 
