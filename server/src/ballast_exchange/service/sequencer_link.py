@@ -62,7 +62,7 @@ def committed_rows(items: Sequence[JournalItem]) -> list[list[Any]]:
     payload and the order groups it triggered (which a replica cannot work out itself)."""
     rows: list[list[Any]] = []
     for item in items:
-        kind, payload = encode_command(item.command)
+        kind, payload = item.encoded or encode_command(item.command)
         rows.append([item.command_no, kind, payload, to_wire(item.group_triggers)])
     return rows
 

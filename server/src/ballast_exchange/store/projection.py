@@ -69,6 +69,9 @@ class JournalItem:
     last_seq: int | None = None
     guarded: bool = False
     group_triggers: tuple[GroupTrigger, ...] = ()
+    #: The journal row's kind and payload, once ``write_journal`` encoded them (the bus to
+    #: gateways sends the same, without encoding the command again).
+    encoded: tuple[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -140,7 +143,7 @@ def write_journal(conn: Connection, items: Sequence[JournalItem]) -> None:
             last_seq = conn.execute(
                 select(func.coalesce(func.max(journal.c.last_seq), 0))
             ).scalar_one()
-        kind, payload = encode_command(item.command)
+        kind, payload = item.encoded = encode_command(item.command)
         rows.append(
             {
                 "command_no": item.command_no,
