@@ -6,11 +6,14 @@ with a hot standby behind the gateways, a gateway dying under cancel-on-disconne
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.e2e.test_crash_recovery import (
     BALLAST,
@@ -241,3 +244,33 @@ def zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
     except OSError:
         return True
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (["sequencer"], "a sequencer takes its gateways' calls over NATS: give --nats-url."),
+        (["gateway"], "a gateway needs the NATS server its sequencer uses (nats_url)"),
+        (["serve", "--gateways", "2"], "--gateways needs the NATS server they share"),
+        (
+            ["gateway", "--nats-url", "nats://127.0.0.1:4222"],
+            "a gateway needs the venue's secret key: copy the sequencer's secret.key",
+        ),
+        (["serve", "--gateways", "0", "--nats-url", "nats://127.0.0.1:4222"], "at least 1"),
+    ],
+)
+def test_a_role_started_without_what_it_needs_says_so(
+    tmp_path: Path, command: list[str], says: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BALLAST_")}
+    done = subprocess.run(
+        [str(BALLAST), *command, "--data-dir", str(tmp_path / "var"), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 1, done
+    assert done.stderr.startswith(f"ballast {command[0]}: error: "), done.stderr
+    assert says in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -217,12 +217,15 @@ def in_use_message(error: StoreInUse) -> str:
     )
 
 
-def refuse(message: str) -> int:
-    print(f"ballast serve: error: {message}", file=sys.stderr, flush=True)
+def refuse(message: str, command: str = "serve") -> int:
+    print(f"ballast {command}: error: {message}", file=sys.stderr, flush=True)
     return 1
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    def fail(message: str) -> int:  # "ballast <the command run>: error: …", status 1
+        return refuse(message, args.command)
+
     import uvicorn
 
     from .api.http_limits import raise_open_files_limit
@@ -235,13 +238,13 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         settings = serve_settings(args)
     except ValueError as error:
-        return refuse(str(error))
+        return fail(str(error))
     if args.role == "sequencer" and not settings.nats_url:
-        return refuse("a sequencer takes its gateways' calls over NATS: give --nats-url.")
+        return fail("a sequencer takes its gateways' calls over NATS: give --nats-url.")
     if args.gateways is not None:
         return run_with_gateways(args, settings)
     if settings.standby and not settings.sqlalchemy_url.startswith(("postgresql", "postgres:")):
-        return refuse(
+        return fail(
             "--standby needs a PostgreSQL database shared with the server it stands by for "
             "(--database-url postgresql://…)."
         )
@@ -255,10 +258,10 @@ def run_serve(args: argparse.Namespace) -> int:
         busy = error.errno == errno.EADDRINUSE
         in_use = store_in_use(settings) if busy and not settings.gateway else None
         if in_use is not None:
-            return refuse(in_use_message(in_use))
+            return fail(in_use_message(in_use))
         if not busy:
-            return refuse(f"cannot listen on {settings.host}:{settings.port}: {error.strerror}")
-        return refuse(
+            return fail(f"cannot listen on {settings.host}:{settings.port}: {error.strerror}")
+        return fail(
             f"port {settings.port} on {settings.host} is already in use (another server?).\n"
             "Choose another with --port N or BALLAST_PORT=N (with make: BALLAST_PORT=8001 "
             "make run)."
@@ -270,10 +273,10 @@ def run_serve(args: argparse.Namespace) -> int:
             runtime = Runtime(settings)  # takes the data dir's and the database's lock first
     except StoreInUse as error:
         sock.close()
-        return refuse(in_use_message(error))
+        return fail(in_use_message(error))
     except ValueError as error:
         sock.close()
-        return refuse(str(error))
+        return fail(str(error))
     runtime.on_started = lambda: announce(runtime)
     if not settings.gateway:  # the data dir's server address is the sequencer's
         runtime.on_stopping = lambda: unannounce(settings.data_dir)
@@ -300,7 +303,7 @@ def run_serve(args: argparse.Namespace) -> int:
     finally:
         sock.close()
     if runtime.lease is not None and runtime.lease.lost is not None:
-        return refuse(f"another server took the database over ({runtime.lease.lost})")
+        return fail(f"another server took the database over ({runtime.lease.lost})")
     return 0 if server.started else 1
 
 
@@ -311,14 +314,15 @@ def run_with_gateways(args: argparse.Namespace, settings: Settings) -> int:
     import signal
     import subprocess
 
+    def fail(message: str) -> int:  # "ballast <the command run>: error: …", status 1
+        return refuse(message, args.command)
+
     if args.gateways < 1:
-        return refuse("--gateways needs at least 1")
+        return fail("--gateways needs at least 1")
     if not settings.nats_url:
-        return refuse("--gateways needs the NATS server they share with the sequencer (--nats-url)")
+        return fail("--gateways needs the NATS server they share with the sequencer (--nats-url)")
     if settings.standby:
-        return refuse(
-            "--gateways runs the sequencer itself; run a standby with `ballast sequencer`"
-        )
+        return fail("--gateways runs the sequencer itself; run a standby with `ballast sequencer`")
     with socket.socket() as probe:  # the sequencer's own port, for its /readyz and admin
         probe.bind(("127.0.0.1", 0))
         sequencer_port = probe.getsockname()[1]
