@@ -21,7 +21,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from time import monotonic
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from nats.aio.client import Client as Nats
 from nats.aio.msg import Msg
@@ -66,6 +66,50 @@ PING_TIMEOUT_S = 2.0  # a readiness probe's wait for the sequencer
 NUDGE_S = 0.05  # a position not reached from the bus this soon is read from the journal
 
 HEAD = select(func.coalesce(func.max(journal.c.command_no), 0))  # the last command stored
+
+
+class FreshRead(Generic[T]):
+    """A store read that every caller gets fresh (begun after the call), shared by the callers
+    that came while the same read was pending: concurrent readers cost one query per round
+    trip, not one each, and none sees a head older than its own request."""
+
+    def __init__(self, query: Callable[[], T]) -> None:
+        self._query = query
+        self._running: asyncio.Future[T] | None = None
+        self._next: asyncio.Future[T] | None = None  # for callers that came during _running
+
+    async def __call__(self) -> T:
+        if self._running is None:
+            return await asyncio.shield(self._start())
+        # The pending read may have begun before this call: wait for the next one.
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        return await asyncio.shield(self._next)
+
+    def _start(self) -> asyncio.Future[T]:
+        running: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._running = running
+        task = asyncio.ensure_future(asyncio.to_thread(self._query))
+        task.add_done_callback(lambda done: self._finish(running, done))
+        return running
+
+    def _finish(self, running: asyncio.Future[T], done: asyncio.Future[T]) -> None:
+        self._running = None
+        _settle_from(running, done)
+        waiting, self._next = self._next, None
+        if waiting is not None:
+            self._start().add_done_callback(lambda done: _settle_from(waiting, done))
+
+
+def _settle_from(target: asyncio.Future[T], done: asyncio.Future[T]) -> None:
+    if target.done():
+        return
+    if done.cancelled():
+        target.cancel()
+    elif done.exception() is not None:
+        target.set_exception(done.exception())  # type: ignore[arg-type]
+    else:
+        target.set_result(done.result())
 
 
 class Replica:
@@ -217,6 +261,8 @@ class GatewayExchange(Exchange):
         self._calls = 0
         self._sequencer: str | None = None  # the instance that answered last
         self._outbox: list[tuple[dict[str, Any], asyncio.Future[Any]]] = []
+        self._head = FreshRead(self._journal_head)
+        self._positions = FreshRead(self._stored_positions)
         self._sending: set[asyncio.Task[None]] = set()
         self.metrics.gauge(
             "ballast_gateway_replica_command",
@@ -336,15 +382,14 @@ class GatewayExchange(Exchange):
 
     async def caught_up(self) -> None:
         """Before a read renders: the replica reaches everything stored so far."""
-        head = await asyncio.to_thread(self._journal_head)
-        await self.replica.reach(head)
+        await self.replica.reach(await self._head())
 
     async def barrier(self) -> None:
         """What the replica holds is stored already: nothing to wait for."""
 
     async def projected(self) -> None:
         """Wait until the query tables hold everything stored when the read began."""
-        head, projected = await asyncio.to_thread(self._stored_positions)
+        head, projected = await self._positions()
         deadline = monotonic() + 30.0
         pause = 0.002
         while projected < head:
@@ -352,7 +397,7 @@ class GatewayExchange(Exchange):
                 raise ServiceUnavailable("the query tables are behind the journal; retry shortly")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.05)
-            projected = (await asyncio.to_thread(self._stored_positions))[1]
+            projected = (await self._positions())[1]
 
     # ---- calls to the sequencer -----------------------------------------------------------
 
