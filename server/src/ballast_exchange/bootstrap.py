@@ -232,7 +232,10 @@ class Runtime:
         with self.database.engine.connect() as conn:
             for row in queries.list_api_keys(conn, None):
                 self.keys.put(self.key_record(row))
-        self.keys.load = self.load_key
+        if s.nats_url:
+            # Beside gateways another process may have issued a key this one has not heard of
+            # yet; alone, the ring holds every key, and an unknown one is no query's business.
+            self.keys.load = self.load_key
         # One breaker for the one Redis: rate limits and the replay cache fail over together.
         self.redis = RedisBreaker()
         self.limiter = rate_limiter_from_url(s.redis_url, self.redis)
