@@ -331,7 +331,11 @@ def run_with_gateways(args: argparse.Namespace, settings: Settings) -> int:
     run = [sys.executable, "-c", code]
     sequencer_env = {**base, "BALLAST_HOST": "127.0.0.1", "BALLAST_PORT": str(sequencer_port)}
     gateway_env = {**base, "BALLAST_REUSE_PORT": "1"}
-    sequencer = subprocess.Popen([*run, "sequencer"], env=sequencer_env, preexec_fn=die_with_parent)
+
+    def spawn(role: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([*run, role], env=env, preexec_fn=die_with_parent)
+
+    sequencer = spawn("sequencer", sequencer_env)
     gateways: list[subprocess.Popen[bytes]] = []
     stopping = False
 
@@ -348,11 +352,8 @@ def run_with_gateways(args: argparse.Namespace, settings: Settings) -> int:
     url = f"http://127.0.0.1:{sequencer_port}/readyz"
     while not stopping and sequencer.poll() is None and not _answers(url):
         time.sleep(0.2)
-    for _ in range(args.gateways):
-        gateways.append(
-            subprocess.Popen([*run, "gateway"], env=gateway_env, preexec_fn=die_with_parent)
-        )
-    if not stopping:
+    if not stopping and sequencer.poll() is None:  # a sequencer that failed to start: none
+        gateways.extend(spawn("gateway", gateway_env) for _ in range(args.gateways))
         print(
             f"\n{args.gateways} gateway(s) serve {settings.base_url} (the address for clients); "
             f"the sequencer behind them: http://127.0.0.1:{sequencer_port} (admin, /metrics)",
@@ -368,9 +369,7 @@ def run_with_gateways(args: argparse.Namespace, settings: Settings) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-                gateways[i] = subprocess.Popen(
-                    [*run, "gateway"], env=gateway_env, preexec_fn=die_with_parent
-                )
+                gateways[i] = spawn("gateway", gateway_env)
     if not stopping:  # the sequencer stopped on its own: so does the venue
         stop(signal.SIGTERM, None)
     for child in gateways:

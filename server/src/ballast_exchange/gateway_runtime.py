@@ -97,16 +97,9 @@ class GatewayRuntime(Runtime):
         if self.on_stopping is not None:
             self.on_stopping()
         await self.hub.stop()
-        for task in self._timers:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._stop_timers()
         await self.gateway.close()
-        with contextlib.suppress(Exception):  # storage may be what failed
-            await self.flush_key_use()
-        await self.limiter.close()
-        await self.replays.close()
-        self.database.dispose()
+        await self._close_access()
 
     async def _flush_key_use(self) -> None:
         while True:
@@ -126,11 +119,4 @@ class GatewayRuntime(Runtime):
             "storage": await self._check_storage(),
             "sequencer": await gateway.sequencer_state() if gateway.healthy else "not connected",
         }
-        ready = all(state == "ok" for state in checks.values())
-        if ready != self._ready:
-            if ready:
-                log.info("ready")
-            else:
-                log.warning("not ready: %s", {k: v for k, v in checks.items() if v != "ok"})
-            self._ready = ready
-        return checks
+        return self._noted(checks)
